@@ -1,0 +1,110 @@
+"""Features of labelled clips for training and evaluation, extracted in parallel and cached.
+
+The cache is keyed by the file's content (sha256) and the feature settings, so a second
+`train` on the same data skips extraction, and a renamed or moved file is still found.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .audio import load_audio
+from .constants import HOP_LENGTH, N_FFT, N_MFCC, SAMPLE_RATE, WIN_LENGTH
+from .corpora import Clip
+from .errors import AudioError
+from .features import (mel_filterbank, mfcc_from_log_mel, power_spectrogram, power_to_db,
+                       summary_vector)
+
+CNN_MELS = 64
+#: Changing anything here changes the cache key, so stale features are never reused.
+FEATURE_SETTINGS = dict(sr=SAMPLE_RATE, n_fft=N_FFT, win=WIN_LENGTH, hop=HOP_LENGTH,
+                        cnn_mels=CNN_MELS, paper_mels=128, n_mfcc=N_MFCC, summary="v1")
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("SERCLI_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "sercli")
+    return Path(base) / "features"
+
+
+def clip_features(y: np.ndarray) -> dict[str, np.ndarray]:
+    """Every feature the models use, from one power spectrogram.
+
+    Returns logmel (CNN_MELS, T) float16, paper_mel (128,), paper_mfcc (20,), summary (D,).
+    """
+    P = power_spectrogram(y)
+    mel128 = power_to_db(mel_filterbank(n_mels=128) @ P)
+    return {
+        "logmel": power_to_db(mel_filterbank(n_mels=CNN_MELS) @ P).astype(np.float16),
+        "paper_mel": mel128.mean(axis=1),
+        "paper_mfcc": mfcc_from_log_mel(mel128).mean(axis=1),
+        "summary": summary_vector(y),
+    }
+
+
+def _key(path: str) -> str:
+    h = hashlib.sha256(repr(sorted(FEATURE_SETTINGS.items())).encode())
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _one(path: str, cache_dir: str | None) -> dict[str, np.ndarray] | str:
+    try:
+        target = None
+        if cache_dir:
+            key = _key(path)
+            target = Path(cache_dir) / key[:2] / f"{key}.npz"
+            if target.exists():
+                with np.load(target, allow_pickle=False) as z:
+                    return {k: z[k] for k in z.files}
+        y, _ = load_audio(path)
+        feats = clip_features(y)
+        if target is not None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_suffix(f".{os.getpid()}.tmp.npz")
+            np.savez(tmp, **feats)
+            os.replace(tmp, target)
+        return feats
+    except (AudioError, OSError, ValueError) as exc:
+        return f"{path}: {exc}" if not str(exc).startswith(path) else str(exc)
+
+
+@dataclass
+class FeatureSet:
+    clips: list[Clip]
+    logmel: list[np.ndarray]
+    paper_mel: np.ndarray
+    paper_mfcc: np.ndarray
+    summary: np.ndarray
+    failed: list[str]
+
+
+def extract_dataset(clips: list[Clip], *, jobs: int = -1, cache_dir: str | os.PathLike | None = None,
+                    progress: bool = True) -> FeatureSet:
+    """Features of every clip in parallel (joblib), in order; failures are listed, not raised."""
+    from joblib import Parallel, delayed
+    from tqdm import tqdm
+    cache = str(cache_dir if cache_dir is not None else default_cache_dir())
+    it = Parallel(n_jobs=jobs, return_as="generator", batch_size=16)(
+        delayed(_one)(c.path, cache) for c in clips)
+    kept, feats, failed = [], [], []
+    for clip, res in tqdm(zip(clips, it), total=len(clips), desc="features", unit="clip",
+                          file=sys.stderr, disable=not progress, mininterval=1.0):
+        if isinstance(res, str):
+            failed.append(res)
+        else:
+            kept.append(clip)
+            feats.append(res)
+    if not feats:
+        return FeatureSet(kept, [], np.zeros((0, 128), np.float32), np.zeros((0, N_MFCC), np.float32),
+                          np.zeros((0, 0), np.float32), failed)
+    return FeatureSet(kept, [f["logmel"] for f in feats], np.stack([f["paper_mel"] for f in feats]),
+                      np.stack([f["paper_mfcc"] for f in feats]), np.stack([f["summary"] for f in feats]),
+                      failed)

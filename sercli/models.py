@@ -1,0 +1,247 @@
+"""Model registry and safe loading.
+
+Weights files hold tensors and plain values only: torch files are read with
+`weights_only=True`, SVM files are .npz read with `allow_pickle=False`, and each bundled file
+is checked against the sha256 pinned below before it is read (as demucs stamps its weights).
+The SVM path needs only numpy, so it still works when torch cannot be imported.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ModelError
+
+#: name -> (file in weights/, pinned sha256). Updated only by retraining the bundled weights.
+REGISTRY: dict[str, tuple[str, str]] = {
+    "cnn": ("cnn.pt", "UNSET"),
+    "seed-cnn": ("seed-cnn.pt", "UNSET"),
+    "svm": ("svm.npz", "201dbb1276c8f97311995fff8be0277b75578d229a7b15a00d8ecf40fc2e4ad7"),
+}
+DEFAULT_MODEL = "cnn"
+FALLBACK_MODEL = "svm"
+
+
+def weights_dir() -> Path:
+    """Folder of the bundled weights: package data when installed, weights/ in a checkout."""
+    d = Path(__file__).resolve().parent / "weights"   # installed: package data
+    if d.is_dir():
+        return d
+    return Path(__file__).resolve().parent.parent / "weights"
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def card_path(weights: str | os.PathLike) -> Path:
+    p = Path(weights)
+    return p.with_name(p.stem + ".card.json")
+
+
+@dataclass
+class Model:
+    """A loaded model: what it predicts and which features it needs."""
+    name: str
+    kind: str                    # "cnn" | "seed-cnn" | "svm"
+    labels: tuple[str, ...]
+    path: str
+    sha256: str
+    card: dict = field(default_factory=dict)
+    impl: Any = None
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        if self.kind == "cnn":
+            return ("logmel", "summary") if self.impl.dims.n_summary else ("logmel",)
+        if self.kind == "seed-cnn":
+            return ("paper_mel", "paper_mfcc")
+        return ("summary",)
+
+    def predict_proba(self, feats: list[dict[str, np.ndarray]]) -> np.ndarray:
+        """Class probabilities (B, n_labels) for a batch of feature dicts (see dataset.clip_features)."""
+        if not feats:
+            return np.zeros((0, len(self.labels)), np.float32)
+        if self.kind == "svm":
+            return self.impl.predict_proba(np.stack([f["summary"] for f in feats]))
+        import torch
+        with torch.inference_mode():
+            if self.kind == "seed-cnn":
+                mel = torch.from_numpy(np.stack([f["paper_mel"] for f in feats]).astype(np.float32))
+                mfcc = torch.from_numpy(np.stack([f["paper_mfcc"] for f in feats]).astype(np.float32))
+                logits = self.impl(mel, mfcc)
+            else:
+                x, lengths = pad_batch([f["logmel"] for f in feats])
+                summ = None
+                if self.impl.dims.n_summary:
+                    summ = torch.from_numpy(np.stack([f["summary"] for f in feats]).astype(np.float32))
+                logits = self.impl(x, lengths, summ)
+            return torch.softmax(logits.float(), dim=-1).numpy()
+
+
+def pad_batch(mels: list[np.ndarray]):
+    """List of (n_mels, T_i) -> zero-padded float tensor (B, n_mels, T_max) and lengths (B,)."""
+    import torch
+    T = max(m.shape[1] for m in mels)
+    x = np.zeros((len(mels), mels[0].shape[0], T), np.float32)
+    for i, m in enumerate(mels):
+        x[i, :, :m.shape[1]] = m
+    return torch.from_numpy(x), torch.tensor([m.shape[1] for m in mels])
+
+
+class NumpySVM:
+    """An RBF SVM (one-vs-one, as libsvm) evaluated in numpy from its stored arrays.
+
+    Scores are a softmax over sklearn's one-vs-rest decision values with a temperature fitted
+    on validation data; the arg-max equals sklearn's SVC.predict.
+    """
+    ARRAYS = ("mean", "scale", "support_vectors", "dual_coef", "intercept", "n_support")
+
+    def __init__(self, mean, scale, support_vectors, dual_coef, intercept, n_support,
+                 gamma: float, temperature: float = 1.0):
+        self.mean, self.scale = mean.astype(np.float64), scale.astype(np.float64)
+        self.sv = support_vectors.astype(np.float64)
+        self.dual_coef = dual_coef.astype(np.float64)
+        self.intercept = intercept.astype(np.float64)
+        self.n_support = n_support.astype(np.int64)
+        self.gamma = float(gamma)
+        self.temperature = float(temperature)
+
+    @classmethod
+    def from_sklearn(cls, scaler, svc, temperature: float = 1.0) -> "NumpySVM":
+        return cls(scaler.mean_, scaler.scale_, svc.support_vectors_, svc.dual_coef_,
+                   svc.intercept_, svc.n_support_, svc._gamma, temperature)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"mean": self.mean, "scale": self.scale, "support_vectors": self.sv,
+                "dual_coef": self.dual_coef, "intercept": self.intercept, "n_support": self.n_support}
+
+    def decision_ovo(self, X: np.ndarray) -> np.ndarray:
+        Z = (np.asarray(X, np.float64) - self.mean) / self.scale
+        d2 = (Z ** 2).sum(1)[:, None] + (self.sv ** 2).sum(1)[None, :] - 2 * Z @ self.sv.T
+        K = np.exp(-self.gamma * np.maximum(d2, 0))
+        starts = np.concatenate([[0], np.cumsum(self.n_support)])
+        n_class = len(self.n_support)
+        out, k = [], 0
+        for i in range(n_class):
+            for j in range(i + 1, n_class):
+                si, sj = slice(starts[i], starts[i + 1]), slice(starts[j], starts[j + 1])
+                val = (K[:, si] @ self.dual_coef[j - 1, si] + K[:, sj] @ self.dual_coef[i, sj]
+                       + self.intercept[k])
+                out.append(val)
+                k += 1
+        return np.stack(out, axis=1)
+
+    def decision_ovr(self, X: np.ndarray) -> np.ndarray:
+        """sklearn's _ovr_decision_function: votes plus bounded confidences."""
+        dec = self.decision_ovo(X)
+        n_class = len(self.n_support)
+        votes = np.zeros((len(dec), n_class))
+        conf = np.zeros((len(dec), n_class))
+        k = 0
+        for i in range(n_class):
+            for j in range(i + 1, n_class):
+                conf[:, i] += dec[:, k]
+                conf[:, j] -= dec[:, k]
+                votes[dec[:, k] > 0, i] += 1
+                votes[dec[:, k] <= 0, j] += 1
+                k += 1
+        return votes + conf / (3 * (np.abs(conf) + 1))
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        z = self.decision_ovr(X) / self.temperature
+        z = np.exp(z - z.max(1, keepdims=True))
+        return (z / z.sum(1, keepdims=True)).astype(np.float32)
+
+
+def save_svm(path: str | os.PathLike, svm: NumpySVM, config: dict) -> None:
+    cfg = {**config, "gamma": svm.gamma, "temperature": svm.temperature}
+    with open(path, "wb") as f:
+        np.savez(f, **svm.arrays(), config=np.frombuffer(json.dumps(cfg).encode(), dtype=np.uint8))
+
+
+def save_torch(path: str | os.PathLike, net, config: dict) -> None:
+    """Save a state_dict with its dims and config as plain values (loadable with weights_only)."""
+    import dataclasses
+    import torch
+    torch.save({"config": config, "dims": dataclasses.asdict(net.dims),
+                "state_dict": net.state_dict()}, path)
+
+
+def _is_pickle(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(2)
+    return len(head) == 2 and head[0] == 0x80 and head[1] <= 5
+
+
+def load_file(path: str | os.PathLike, *, name: str | None = None, sha256: str | None = None) -> Model:
+    """Load a model file (.pt state dict or .npz SVM) without running code from it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: model file not found")
+    digest = sha256_file(path)
+    if sha256 is not None and digest != sha256:
+        raise ModelError(f"{path}: sha256 {digest[:12]}… does not match the pinned "
+                         f"{sha256[:12]}… (corrupted or replaced weights file)")
+    if _is_pickle(path):
+        raise ModelError(f"{path}: refusing a pickle file (it could run code); "
+                         "use a torch state_dict (.pt) or an .npz model")
+    card = {}
+    if card_path(path).is_file():
+        try:
+            card = json.loads(card_path(path).read_text())
+        except (OSError, ValueError):
+            card = {}
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                cfg = json.loads(bytes(z["config"]).decode())
+                arrays = {k: z[k] for k in NumpySVM.ARRAYS}
+        except Exception as exc:
+            raise ModelError(f"{path}: not a valid sercli SVM file ({type(exc).__name__}: "
+                             f"{' '.join(str(exc).split())[:160]})") from exc
+        svm = NumpySVM(**arrays, gamma=cfg["gamma"], temperature=cfg.get("temperature", 1.0))
+        return Model(name or path.stem, "svm", tuple(cfg["labels"]), str(path), digest, card, svm)
+    try:
+        import torch
+    except ImportError as exc:
+        raise ModelError(f"{path}: torch is not installed, cannot load a torch model") from exc
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        cfg, dims = blob["config"], blob["dims"]
+        from . import nets
+        if cfg["kind"] == "seed-cnn":
+            net = nets.SeedCNN(nets.SeedCNNDims(**dims))
+        else:
+            net = nets.EmotionCNN(nets.CNNDims(**dims))
+        net.load_state_dict(blob["state_dict"])
+    except ModelError:
+        raise
+    except Exception as exc:
+        raise ModelError(f"{path}: not a valid sercli model file ({type(exc).__name__}: "
+                         f"{' '.join(str(exc).split())[:160]})") from exc
+    net.eval()
+    return Model(name or path.stem, cfg["kind"], tuple(cfg["labels"]), str(path), digest, card, net)
+
+
+def load_model(name_or_path: str | os.PathLike = DEFAULT_MODEL) -> Model:
+    """A bundled model by name (hash-checked) or a model file by path."""
+    key = str(name_or_path)
+    if key in REGISTRY:
+        fname, pinned = REGISTRY[key]
+        return load_file(weights_dir() / fname, name=key, sha256=pinned)
+    p = Path(key)
+    if p.suffix or p.exists():
+        return load_file(p)
+    raise ModelError(f"{key}: unknown model (choose {', '.join(REGISTRY)} or a model file path)")

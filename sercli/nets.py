@@ -1,0 +1,117 @@
+"""The torch networks. Imported only when a torch model is used (keeps `--help` fast).
+
+Each network is built from a small dimensions dataclass stored beside its state_dict, as
+openai/whisper's ModelDimensions, so a weights file holds tensors and plain values only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+
+@dataclass
+class CNNDims:
+    n_mels: int = 64
+    n_labels: int = 6
+    channels: list[int] = field(default_factory=lambda: [32, 64, 128, 128])
+    n_summary: int = 0          # > 0: fuse a z-scored summary vector with the CNN embedding
+    hidden: int = 128
+    dropout: float = 0.3
+    convs_per_block: int = 1
+
+
+def masked_stats(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean and std over time of (B, C, T) where mask (B, T) is True on real frames -> (B, 2C)."""
+    m = mask[:, None, :].to(h.dtype)
+    n = m.sum(-1).clamp(min=1.0)
+    mean = (h * m).sum(-1) / n
+    var = (((h - mean[..., None]) ** 2) * m).sum(-1) / n
+    return torch.cat([mean, (var + 1e-5).sqrt()], dim=1)
+
+
+class EmotionCNN(nn.Module):
+    """2-D CNN over log-mel frames with statistics pooling; any clip length.
+
+    Input: log-mel in dB (B, n_mels, T) and lengths (B,); each utterance is normalised to zero
+    mean and unit variance over its real frames (gain invariant). Output: logits (B, n_labels).
+    """
+
+    def __init__(self, dims: CNNDims):
+        super().__init__()
+        self.dims = dims
+        layers, c_in = [], 1
+        for c in dims.channels:
+            for k in range(dims.convs_per_block):
+                layers += [nn.Conv2d(c_in if k == 0 else c, c, 3, padding=1, bias=False),
+                           nn.BatchNorm2d(c), nn.ReLU()]
+            layers.append(nn.MaxPool2d(2))
+            c_in = c
+        self.conv = nn.Sequential(*layers)
+        self.pool_factor = 2 ** len(dims.channels)
+        emb = 2 * c_in
+        if dims.n_summary:
+            self.register_buffer("summary_mean", torch.zeros(dims.n_summary))
+            self.register_buffer("summary_std", torch.ones(dims.n_summary))
+            self.summary_net = nn.Sequential(nn.Linear(dims.n_summary, dims.hidden), nn.ReLU(),
+                                             nn.Dropout(dims.dropout))
+            emb += dims.hidden
+        self.head = nn.Sequential(nn.Dropout(dims.dropout), nn.Linear(emb, dims.hidden), nn.ReLU(),
+                                  nn.Dropout(dims.dropout), nn.Linear(dims.hidden, dims.n_labels))
+
+    def embed(self, x: torch.Tensor, lengths: torch.Tensor, summary: torch.Tensor | None = None):
+        T = x.shape[-1]
+        mask = torch.arange(T, device=x.device)[None, :] < lengths[:, None]
+        m = mask[:, None, :].to(x.dtype)
+        n = (m.sum(-1, keepdim=True) * x.shape[1]).clamp(min=1.0)
+        mean = (x * m).sum((1, 2), keepdim=True) / n
+        std = ((((x - mean) ** 2) * m).sum((1, 2), keepdim=True) / n + 1e-5).sqrt()
+        x = ((x - mean) / std) * m
+        pad = (-T) % self.pool_factor
+        if pad:
+            x = F.pad(x, (0, pad))
+        h = self.conv(x[:, None])              # (B, C, F', T')
+        h = h.mean(dim=2)                       # (B, C, T')
+        t_mask = torch.arange(h.shape[-1], device=x.device)[None, :] * self.pool_factor < lengths[:, None]
+        e = masked_stats(h, t_mask)
+        if self.dims.n_summary:
+            s = (summary - self.summary_mean) / self.summary_std
+            e = torch.cat([e, self.summary_net(s)], dim=1)
+        return e
+
+    def forward(self, x, lengths, summary=None):
+        return self.head(self.embed(x, lengths, summary))
+
+
+@dataclass
+class SeedCNNDims:
+    n_labels: int = 5
+
+
+class SeedCNN(nn.Module):
+    """The seed paper's dual-branch 1-D CNN, exactly as its section 5.1 specifies.
+
+    mel (B, 128) -> Conv1d(1,10,k5,s3) -> MaxPool1d(4,2) -> Conv1d(10,10,k4,s2,p1) -> (B,10,10)
+    mfcc (B, 20) -> Conv1d(1,10,k4,s2,p1) -> (B,10,10)
+    concat (B,20,10) -> FC 700 -> 150 -> 50 -> n_labels (ReLU between; the paper names none).
+    """
+
+    def __init__(self, dims: SeedCNNDims):
+        super().__init__()
+        self.dims = dims
+        self.mel = nn.Sequential(nn.Conv1d(1, 10, 5, stride=3), nn.ReLU(), nn.MaxPool1d(4, stride=2),
+                                 nn.Conv1d(10, 10, 4, stride=2, padding=1), nn.ReLU())
+        self.mfcc = nn.Sequential(nn.Conv1d(1, 10, 4, stride=2, padding=1), nn.ReLU())
+        self.fc = nn.Sequential(nn.Linear(200, 700), nn.ReLU(), nn.Linear(700, 150), nn.ReLU(),
+                                nn.Linear(150, 50), nn.ReLU(), nn.Linear(50, dims.n_labels))
+        self.register_buffer("mel_mean", torch.zeros(128))
+        self.register_buffer("mel_std", torch.ones(128))
+        self.register_buffer("mfcc_mean", torch.zeros(20))
+        self.register_buffer("mfcc_std", torch.ones(20))
+
+    def forward(self, mel: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
+        a = self.mel(((mel - self.mel_mean) / self.mel_std)[:, None])
+        b = self.mfcc(((mfcc - self.mfcc_mean) / self.mfcc_std)[:, None])
+        return self.fc(torch.cat([a, b], dim=1).flatten(1))

@@ -1,0 +1,160 @@
+"""Report writers: JSON Lines, JSON, CSV and a rich table; atomic file output.
+
+Records are plain dicts (ClipResult.to_dict); scores are flattened to one CSV column per label.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import IO, Iterable
+
+FORMATS = ("table", "jsonl", "json", "csv")
+BASE_COLUMNS = ["path", "label", "confidence", "duration_s", "sample_rate", "channels", "model", "error"]
+
+
+def format_for(path: str | os.PathLike) -> str | None:
+    """Report format implied by a file extension (None if it implies none)."""
+    ext = Path(path).suffix.lower()
+    return {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv"}.get(ext)
+
+
+def dumps(record: dict) -> str:
+    return json.dumps(record, ensure_ascii=False, allow_nan=False)
+
+
+class AtomicFile:
+    """A text file written under a temporary name and renamed into place on commit().
+
+    Never leaves a half-written report at `path`: abort() (or an exception) removes the temp file.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        d = self.path.parent if str(self.path.parent) else Path(".")
+        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=d)
+        self.f: IO[str] = os.fdopen(fd, "w", encoding="utf-8", newline="")
+
+    def commit(self) -> None:
+        self.f.flush()
+        os.fsync(self.f.fileno())
+        self.f.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        if not self.f.closed:
+            self.f.close()
+        try:
+            os.unlink(self.tmp)
+        except FileNotFoundError:
+            pass
+
+
+class Writer:
+    """Streams records to a text stream in one format. `close()` finishes JSON/CSV/table output."""
+
+    def __init__(self, out: IO[str], fmt: str, labels: Iterable[str], *, segments: bool = False,
+                 top_k: bool = False, console=None):
+        self.out, self.fmt, self.labels = out, fmt, list(labels)
+        self.segments, self.top_k = segments, top_k
+        self.rows: list[dict] = []
+        self.n = 0
+        self.console = console
+        if fmt == "csv":
+            cols = BASE_COLUMNS + [f"score_{lab}" for lab in self.labels]
+            if top_k:
+                cols.append("top_k")
+            if segments:
+                cols.append("segments")
+            self.csv = csv.DictWriter(out, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
+            self.csv.writeheader()
+        elif fmt == "json":
+            out.write("[")
+
+    def write(self, record: dict) -> None:
+        if self.fmt == "jsonl":
+            self.out.write(dumps(record) + "\n")
+            self.out.flush()
+        elif self.fmt == "json":
+            self.out.write(("\n" if self.n == 0 else ",\n") + dumps(record))
+        elif self.fmt == "csv":
+            row = {k: record.get(k) for k in BASE_COLUMNS}
+            for lab in self.labels:
+                row[f"score_{lab}"] = (record.get("scores") or {}).get(lab)
+            if self.top_k:
+                row["top_k"] = json.dumps(record.get("top_k"), ensure_ascii=False)
+            if self.segments:
+                row["segments"] = json.dumps(record.get("segments"), ensure_ascii=False)
+            self.csv.writerow(row)
+        else:
+            self.rows.append(record)
+        self.n += 1
+
+    def close(self) -> None:
+        if self.fmt == "json":
+            self.out.write("\n]\n" if self.n else "]\n")
+        elif self.fmt == "table":
+            render_table(self.rows, self.out, top_k=self.top_k, console=self.console)
+        self.out.flush()
+
+
+def render_table(rows: list[dict], out: IO[str], *, top_k: bool = False, console=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    con = console or Console(file=out)
+    t = Table(show_lines=False)
+    t.add_column("file", overflow="fold")
+    t.add_column("emotion")
+    t.add_column("conf.", justify="right")
+    t.add_column("top scores" if top_k else "runner-up")
+    t.add_column("dur. s", justify="right")
+    t.add_column("note", overflow="fold")
+    for r in rows:
+        scores = r.get("scores") or {}
+        ranked = sorted(scores.items(), key=lambda kv: -kv[1])
+        if top_k and r.get("top_k"):
+            extra = ", ".join(f"{d['label']} {d['score']:.2f}" for d in r["top_k"])
+        else:
+            extra = ", ".join(f"{k} {v:.2f}" for k, v in ranked[1:2])
+        t.add_row(r["path"], r.get("label") or "-",
+                  f"{r['confidence']:.2f}" if r.get("confidence") is not None else "-",
+                  extra, f"{r['duration_s']:.1f}" if r.get("duration_s") is not None else "-",
+                  "" if r.get("error") is None else f"[red]{_reason_only(r)}[/red]")
+    con.print(t)
+
+
+def _reason_only(r: dict) -> str:
+    err = r["error"]
+    prefix = f"{r['path']}: "
+    return err[len(prefix):] if err.startswith(prefix) else err
+
+
+def summary_lines(records: list[dict] | Counter, failed: int, elapsed: float, n: int) -> list[str]:
+    counts = records if isinstance(records, Counter) else Counter(r["label"] for r in records if r.get("label"))
+    lines = [f"classified {n - failed} of {n} files in {elapsed:.1f} s ({n / elapsed if elapsed > 0 else 0:.1f} files/s)"]
+    if counts:
+        lines.append("  " + ", ".join(f"{lab} {c}" for lab, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))))
+    if failed:
+        lines.append(f"  {failed} failed (rows with an error are in the report)")
+    return lines
+
+
+def read_jsonl_paths(path: str | os.PathLike) -> tuple[list[str], list[str]]:
+    """Lines and paths of an existing JSON Lines report (for --resume); a torn last line is dropped."""
+    lines, paths = [], []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if not line.endswith("\n"):
+                break
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and "path" in rec:
+                lines.append(line)
+                paths.append(rec["path"])
+    return lines, paths

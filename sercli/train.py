@@ -1,0 +1,431 @@
+"""Training recipes: data -> features -> model -> weights, model card and plots.
+
+A recipe is a TOML file (train/recipes/NAME.toml). Test speakers of the canonical split never
+touch training or model selection: the best epoch is picked on the val speakers, and the test
+speakers are scored once, at the end.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+import tomllib
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .corpora import Clip, paper_split, scan, speaker_split, split_of
+from .dataset import FEATURE_SETTINGS, FeatureSet, extract_dataset
+from .errors import CorpusError
+from .metrics import evaluate
+from .models import NumpySVM, save_svm, save_torch, sha256_file
+
+LICENCE = ("Trained on RAVDESS (CC BY-NC-SA 4.0), TESS (CC BY-NC-ND 4.0), SAVEE (free for research) "
+           "and CREMA-D (ODbL 1.0 / DbCL 1.0): these weights inherit the non-commercial terms of "
+           "RAVDESS and TESS; research and non-commercial use only.")
+INTENDED_USE = ("Research on acted emotional speech in English by adults: batch labelling of recordings "
+                "for analysis, and a baseline to compare new models against. Not for decisions about "
+                "individuals.")
+CAVEATS = [
+    "Usage (seed paper 7.1): emotion labels must not be used for surveillance or to direct law "
+    "enforcement or investigations; an 'angry' label is not evidence of an argument or a threat.",
+    "Misappropriation (7.2): the features and code could be repurposed to identify speakers or "
+    "words; do not use it to profile people without their informed consent.",
+    "Accuracy (7.3): trained on acted speech from a few corpora; accuracy on spontaneous, "
+    "non-English, child, elderly or noisy speech is unknown and likely much lower than the card says.",
+]
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def recipe_dir() -> Path:
+    d = Path(__file__).resolve().parent / "recipes"   # installed: package data
+    if d.is_dir():
+        return d
+    return Path(__file__).resolve().parent.parent / "train" / "recipes"
+
+
+def load_recipe(name_or_path: str) -> dict:
+    p = Path(name_or_path)
+    if not p.is_file():
+        p = recipe_dir() / f"{name_or_path}.toml"
+    if not p.is_file():
+        known = sorted(q.stem for q in recipe_dir().glob("*.toml"))
+        raise CorpusError(f"{name_or_path}: no such recipe (known: {', '.join(known)})")
+    with open(p, "rb") as f:
+        recipe = tomllib.load(f)
+    recipe.setdefault("name", p.stem)
+    return recipe
+
+
+def make_splits(clips: list[Clip], recipe: dict, seed: int) -> dict[str, list[Clip]]:
+    labels = tuple(recipe["labels"])
+    clips = [c for c in clips if c.label in labels]
+    if recipe.get("protocol", "speaker") == "paper":
+        return paper_split(clips, seed=seed, labels=labels)
+    table = speaker_split()
+    out: dict[str, list[Clip]] = {"train": [], "val": [], "test": []}
+    for c in clips:
+        s = split_of(c, table)
+        if s in out:
+            out[s].append(c)
+    return out
+
+
+def subset(fs: FeatureSet, idx: list[int]) -> FeatureSet:
+    return FeatureSet([fs.clips[i] for i in idx], [fs.logmel[i] for i in idx], fs.paper_mel[idx],
+                      fs.paper_mfcc[idx], fs.summary[idx], [])
+
+
+# ---------------------------------------------------------------- SVM
+
+def fit_temperature(decision: np.ndarray, y: np.ndarray) -> float:
+    """Softmax temperature minimising the NLL of `y` (grid search; robust and deterministic)."""
+    best, best_t = np.inf, 1.0
+    for t in np.geomspace(0.05, 5, 60):
+        z = decision / t
+        z = z - z.max(1, keepdims=True)
+        nll = -(z[np.arange(len(y)), y] - np.log(np.exp(z).sum(1))).mean()
+        if nll < best:
+            best, best_t = nll, float(t)
+    return best_t
+
+
+def train_svm(data: dict[str, FeatureSet], labels, recipe, seed):
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+    tr, va = data["train"], data["val"]
+    y = np.array([labels.index(c.label) for c in tr.clips])
+    scaler = StandardScaler().fit(tr.summary)
+    svc = SVC(C=float(recipe.get("C", 10.0)), gamma=recipe.get("gamma", "scale"), kernel="rbf",
+              class_weight="balanced" if recipe.get("balanced", True) else None, random_state=seed)
+    svc.fit(scaler.transform(tr.summary), y)
+    svm = NumpySVM.from_sklearn(scaler, svc)
+    if len(va.clips):
+        yv = np.array([labels.index(c.label) for c in va.clips])
+        svm.temperature = fit_temperature(svm.decision_ovr(va.summary), yv)
+    return svm, {}
+
+
+# ---------------------------------------------------------------- torch models
+
+def _set_seed(seed: int, threads: int | None):
+    import torch
+    torch.manual_seed(seed)
+    if threads:
+        torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def _augment_logmel(m: np.ndarray, rng: np.random.Generator, recipe: dict) -> np.ndarray:
+    """Feature-domain speed and pitch perturbation plus SpecAugment masks; (F, T) -> (F, T')."""
+    m = m.astype(np.float32)
+    F_, T = m.shape
+    speed = recipe.get("speed_perturb", 0.0)
+    if speed and T > 4:
+        r = rng.uniform(1 - speed, 1 + speed)
+        newT = max(2, int(round(T / r)))
+        pos = np.linspace(0, T - 1, newT)
+        lo = np.floor(pos).astype(int)
+        hi = np.minimum(lo + 1, T - 1)
+        w = (pos - lo)[None, :]
+        m = m[:, lo] * (1 - w) + m[:, hi] * w
+        T = newT
+    shift = int(recipe.get("pitch_shift_bins", 0))
+    if shift:
+        k = int(rng.integers(-shift, shift + 1))
+        if k > 0:
+            m = np.concatenate([np.repeat(m[:1], k, 0), m[:-k]], 0)
+        elif k < 0:
+            m = np.concatenate([m[-k:], np.repeat(m[-1:], -k, 0)], 0)
+    if recipe.get("specaugment", False):
+        fill = float(m.mean())
+        for _ in range(2):
+            w = int(rng.integers(0, 9))
+            f0 = int(rng.integers(0, max(1, F_ - w)))
+            m[f0:f0 + w] = fill
+            w = int(rng.integers(0, min(25, max(1, T // 8)) + 1))
+            t0 = int(rng.integers(0, max(1, T - w)))
+            m[:, t0:t0 + w] = fill
+    return m
+
+
+def _crop(m: np.ndarray, frames: int, rng: np.random.Generator) -> np.ndarray:
+    if m.shape[1] <= frames:
+        return m
+    s = int(rng.integers(0, m.shape[1] - frames + 1))
+    return m[:, s:s + frames]
+
+
+def predict_torch(model_kind: str, net, fs: FeatureSet, batch: int = 64) -> np.ndarray:
+    """Probabilities for every clip of fs, batched by length (whole clips, no cropping)."""
+    import torch
+    from .models import pad_batch
+    net.eval()
+    out = np.zeros((len(fs.clips), net.dims.n_labels), np.float32)
+    with torch.inference_mode():
+        if model_kind == "seed-cnn":
+            for s in range(0, len(fs.clips), 1024):
+                logits = net(torch.from_numpy(fs.paper_mel[s:s + 1024].astype(np.float32)),
+                             torch.from_numpy(fs.paper_mfcc[s:s + 1024].astype(np.float32)))
+                out[s:s + 1024] = torch.softmax(logits, -1).numpy()
+            return out
+        order = np.argsort([m.shape[1] for m in fs.logmel])
+        for s in range(0, len(order), batch):
+            idx = order[s:s + batch]
+            x, lengths = pad_batch([fs.logmel[i] for i in idx])
+            summ = torch.from_numpy(fs.summary[idx].astype(np.float32)) if net.dims.n_summary else None
+            out[idx] = torch.softmax(net(x, lengths, summ), -1).numpy()
+    return out
+
+
+def train_torch(data: dict[str, FeatureSet], labels, recipe, seed, epochs, threads):
+    import torch
+    from torch import nn
+    from . import nets
+    from .models import pad_batch
+    _set_seed(seed, threads)
+    rng = np.random.default_rng(seed)
+    tr, va = data["train"], data["val"]
+    y = np.array([labels.index(c.label) for c in tr.clips])
+    kind = recipe["model"]
+    if kind == "seed-cnn":
+        net = nets.SeedCNN(nets.SeedCNNDims(n_labels=len(labels)))
+        net.mel_mean.copy_(torch.from_numpy(tr.paper_mel.mean(0)))
+        net.mel_std.copy_(torch.from_numpy(tr.paper_mel.std(0) + 1e-3))
+        net.mfcc_mean.copy_(torch.from_numpy(tr.paper_mfcc.mean(0)))
+        net.mfcc_std.copy_(torch.from_numpy(tr.paper_mfcc.std(0) + 1e-3))
+    else:
+        dims = nets.CNNDims(n_mels=tr.logmel[0].shape[0], n_labels=len(labels),
+                            channels=list(recipe.get("channels", [32, 64, 128, 128])),
+                            n_summary=tr.summary.shape[1] if recipe.get("fuse_summary") else 0,
+                            hidden=int(recipe.get("hidden", 128)),
+                            convs_per_block=int(recipe.get("convs_per_block", 1)), dropout=float(recipe.get("dropout", 0.3)))
+        net = nets.EmotionCNN(dims)
+        if dims.n_summary:
+            net.summary_mean.copy_(torch.from_numpy(tr.summary.mean(0)))
+            net.summary_std.copy_(torch.from_numpy(tr.summary.std(0) + 1e-3))
+    bs = int(recipe.get("batch_size", 64))
+    steps = epochs * int(np.ceil(len(y) / bs))
+    opt = torch.optim.AdamW(net.parameters(), lr=float(recipe.get("lr", 2e-3)),
+                            weight_decay=float(recipe.get("weight_decay", 1e-4)))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=float(recipe.get("lr", 2e-3)),
+                                                total_steps=max(1, steps), pct_start=0.15)
+    counts = np.bincount(y, minlength=len(labels)).astype(np.float64)
+    weight = None
+    if recipe.get("balanced", True):
+        weight = torch.tensor(counts.sum() / np.maximum(counts, 1) / len(labels), dtype=torch.float32)
+    loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=float(recipe.get("label_smoothing", 0.0)))
+    crop = int(recipe.get("crop_frames", 300))
+    history, best, best_state = [], -1.0, None
+    yv = [c.label for c in va.clips]
+    for epoch in range(1, epochs + 1):
+        net.train()
+        t0, tot, correct, seen = time.time(), 0.0, 0, 0
+        perm = rng.permutation(len(y))
+        for s in range(0, len(perm), bs):
+            idx = perm[s:s + bs]
+            yb = torch.from_numpy(y[idx])
+            if kind == "seed-cnn":
+                logits = net(torch.from_numpy(tr.paper_mel[idx].astype(np.float32)),
+                             torch.from_numpy(tr.paper_mfcc[idx].astype(np.float32)))
+            else:
+                mels = [_augment_logmel(_crop(tr.logmel[i], crop, rng), rng, recipe) for i in idx]
+                x, lengths = pad_batch(mels)
+                summ = torch.from_numpy(tr.summary[idx].astype(np.float32)) if net.dims.n_summary else None
+                logits = net(x, lengths, summ)
+            loss = loss_fn(logits, yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            tot += float(loss.detach()) * len(idx)
+            correct += int((logits.argmax(1) == yb).sum())
+            seen += len(idx)
+        row = {"epoch": epoch, "train_loss": tot / seen, "train_accuracy": correct / seen,
+               "seconds": round(time.time() - t0, 1)}
+        if len(va.clips):
+            pv = predict_torch(kind, net, va)
+            m = evaluate(yv, [labels[i] for i in pv.argmax(1)], labels)
+            row.update(val_accuracy=m["accuracy"], val_uar=m["uar"])
+            if m["uar"] > best:
+                best = m["uar"]
+                best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+                row["best"] = True
+        history.append(row)
+        log(f"epoch {epoch}/{epochs}  loss {row['train_loss']:.3f}  train acc {row['train_accuracy']:.3f}"
+            + (f"  val acc {row['val_accuracy']:.3f}  val UAR {row['val_uar']:.3f}" if "val_uar" in row else "")
+            + f"  ({row['seconds']} s)")
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    net.eval()
+    return net, {"history": history}
+
+
+# ---------------------------------------------------------------- outputs
+
+def data_summary(split: dict[str, FeatureSet]) -> dict:
+    out = {}
+    for name, fs in split.items():
+        out[name] = {
+            "clips": len(fs.clips),
+            "speakers": len({c.speaker_key for c in fs.clips}),
+            "per_corpus": dict(sorted(Counter(c.corpus for c in fs.clips).items())),
+            "per_label": dict(sorted(Counter(c.label for c in fs.clips).items())),
+        }
+    return out
+
+
+def library_versions() -> dict:
+    import importlib.metadata as md
+    out = {"python": platform.python_version()}
+    for pkg in ("numpy", "torch", "scikit-learn", "soundfile", "soxr", "librosa"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def card_markdown(card: dict) -> str:
+    lines = [f"# Model card: `{card['name']}`", "",
+             f"{card['description']}", "",
+             f"- weights: `{card['weights']}` (sha256 `{card['sha256']}`)",
+             f"- labels (output order): {', '.join(card['labels'])}",
+             f"- protocol: {card['protocol']}",
+             f"- features: {json.dumps(card['features'])}",
+             f"- trained with: `{card['command']}`", ""]
+    lines += ["## Data", "", "| split | clips | speakers | per corpus |", "|---|---|---|---|"]
+    for k, v in card["data"].items():
+        lines.append(f"| {k} | {v['clips']} | {v['speakers']} | "
+                     + ", ".join(f"{c} {n}" for c, n in v["per_corpus"].items()) + " |")
+    lines += ["", "## Metrics", "", "| split | accuracy | UAR | macro-F1 |", "|---|---|---|---|"]
+    for k in ("val", "test"):
+        if k in card["metrics"]:
+            m = card["metrics"][k]
+            lines.append(f"| {k} | {m['accuracy']:.3f} | {m['uar']:.3f} | {m['macro_f1']:.3f} |")
+    if "test" in card["metrics"]:
+        m = card["metrics"]["test"]
+        lines += ["", "Per class on test:", "", "| label | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+        for lab, pc in m["per_class"].items():
+            lines.append(f"| {lab} | {pc['precision']:.3f} | {pc['recall']:.3f} | {pc['f1']:.3f} | {pc['support']} |")
+        if "per_corpus" in m:
+            lines += ["", "Per corpus on test:", "", "| corpus | n | accuracy | UAR |", "|---|---|---|---|"]
+            for c, pc in m["per_corpus"].items():
+                lines.append(f"| {c} | {pc['n']} | {pc['accuracy']:.3f} | {pc['uar']:.3f} |")
+        lines += ["", "Confusion matrix on test (rows true, columns predicted):", "",
+                  "| | " + " | ".join(card["labels"]) + " |", "|---" * (len(card["labels"]) + 1) + "|"]
+        for lab, row in zip(card["labels"], m["confusion"]):
+            lines.append(f"| {lab} | " + " | ".join(str(v) for v in row) + " |")
+    lines += ["", "## Licence", "", card["licence"], "", "## Intended use", "", card["intended_use"],
+              "", "## Ethical caveats", ""] + [f"- {c}" for c in card["caveats"]]
+    lines += ["", f"Library versions: {json.dumps(card['library_versions'])}", ""]
+    return "\n".join(lines)
+
+
+def plot_curves(history: list[dict], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    ep = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(1, 2, figsize=(10, 4))
+    ax[0].plot(ep, [h["train_loss"] for h in history], label="train loss")
+    ax[0].set_xlabel("epoch"); ax[0].set_title("loss"); ax[0].legend()
+    ax[1].plot(ep, [h["train_accuracy"] for h in history], label="train accuracy")
+    if history and "val_accuracy" in history[0]:
+        ax[1].plot(ep, [h["val_accuracy"] for h in history], label="val accuracy")
+        ax[1].plot(ep, [h["val_uar"] for h in history], label="val UAR")
+    ax[1].set_xlabel("epoch"); ax[1].set_title("accuracy"); ax[1].legend()
+    fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
+
+
+def plot_confusion(metrics: dict, path: Path, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    labels = metrics["labels"]
+    cm = np.array(metrics["confusion_normalized"])
+    counts = np.array(metrics["confusion"])
+    fig, ax = plt.subplots(figsize=(1.1 * len(labels) + 2, 1.1 * len(labels) + 1))
+    ax.imshow(cm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, f"{cm[i, j]:.2f}\n({counts[i, j]})", ha="center", va="center",
+                    color="white" if cm[i, j] > 0.5 else "black", fontsize=8)
+    ax.set_xlabel("predicted"); ax.set_ylabel("true")
+    ax.set_title(f"{title}: acc {metrics['accuracy']:.3f}, UAR {metrics['uar']:.3f}")
+    fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
+
+
+def run(data: str | os.PathLike, *, recipe: dict, out: str | os.PathLike, epochs: int | None = None,
+        jobs: int = -1, seed: int | None = None, threads: int | None = None,
+        cache_dir: str | None = None, command: str = "", progress: bool = True) -> dict:
+    """Train `recipe` on the corpora under `data`; write weights, card and plots to `out`."""
+    seed = int(recipe.get("seed", 0) if seed is None else seed)
+    epochs = int(recipe.get("epochs", 1) if epochs is None else epochs)
+    labels = list(recipe["labels"])
+    t_start = time.time()
+    sc = scan(data)
+    log(f"found {len(sc.clips)} labelled clips in {data} ({len(sc.unmatched)} unmatched files)")
+    splits = make_splits(sc.clips, recipe, seed)
+    if not splits["train"]:
+        raise CorpusError(f"{data}: no training clips with labels {', '.join(labels)}")
+    order = splits["train"] + splits["val"] + splits["test"]
+    fs = extract_dataset(order, jobs=jobs, cache_dir=cache_dir, progress=progress)
+    for f in fs.failed:
+        log(f"skipped: {f}")
+    pos = {c.path: i for i, c in enumerate(fs.clips)}
+    split_fs = {k: subset(fs, [pos[c.path] for c in v if c.path in pos]) for k, v in splits.items()}
+    t_feat = time.time() - t_start
+    kind = recipe["model"]
+    if kind == "svm":
+        model, extra = train_svm(split_fs, labels, recipe, seed)
+    else:
+        model, extra = train_torch(split_fs, labels, recipe, seed, epochs, threads)
+    metrics = {}
+    for name in ("val", "test"):
+        part = split_fs[name]
+        if not part.clips:
+            continue
+        proba = model.predict_proba(part.summary) if kind == "svm" else predict_torch(kind, model, part)
+        metrics[name] = evaluate([c.label for c in part.clips], [labels[i] for i in proba.argmax(1)],
+                                 labels, [c.corpus for c in part.clips])
+        log(f"{name}: accuracy {metrics[name]['accuracy']:.3f}  UAR {metrics[name]['uar']:.3f}  "
+            f"macro-F1 {metrics[name]['macro_f1']:.3f}  (n={metrics[name]['n']})")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    name = recipe["name"]
+    config = {"kind": kind, "labels": labels, "recipe": name}
+    weights = out / (f"{name}.npz" if kind == "svm" else f"{name}.pt")
+    (save_svm if kind == "svm" else save_torch)(weights, model, config)
+    digest = sha256_file(weights)
+    protocol = ("seed paper: 5 classes balanced by downsampling, random stratified 70/15/15, "
+                f"seed {seed}" if recipe.get("protocol") == "paper" else
+                "speaker-independent: canonical speakers.csv split; model selection on val speakers; "
+                "test speakers scored once at the end")
+    card = {
+        "name": name, "kind": kind, "description": recipe.get("description", ""),
+        "weights": weights.name, "sha256": digest, "labels": labels, "sample_rate": FEATURE_SETTINGS["sr"],
+        "features": FEATURE_SETTINGS, "recipe": recipe, "protocol": protocol,
+        "data": data_summary(split_fs), "skipped_files": fs.failed, "unmatched_files": len(sc.unmatched),
+        "metrics": metrics, "history": extra.get("history", []), "seed": seed, "epochs": epochs,
+        "threads": threads, "command": command, "sercli_version": __version__,
+        "library_versions": library_versions(), "licence": LICENCE, "intended_use": INTENDED_USE,
+        "caveats": CAVEATS, "seconds": {"features": round(t_feat, 1), "total": round(time.time() - t_start, 1)},
+    }
+    (out / f"{name}.card.json").write_text(json.dumps(card, indent=1) + "\n")
+    (out / f"{name}.card.md").write_text(card_markdown(card))
+    if card["history"]:
+        plot_curves(card["history"], out / f"{name}.curves.png")
+    if "test" in metrics:
+        plot_confusion(metrics["test"], out / f"{name}.confusion.png", f"{name} on test")
+    log(f"wrote {weights} (sha256 {digest}) in {card['seconds']['total']} s")
+    return card
