@@ -5,15 +5,20 @@ bounded whatever the length (`iter_blocks`).
 """
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
 from .constants import SAMPLE_RATE
-from .errors import AudioError
+from .errors import AudioError, display_path
+
+#: Lower sample rates are not speech audio (a corrupt or mislabelled header); such files are
+#: refused instead of being upsampled by a huge factor.
+MIN_SAMPLE_RATE = 4000
 
 # Containers libsndfile cannot decode, recognised by their first bytes, so that the error
 # names the format instead of libsndfile's generic "Format not recognised".
@@ -67,36 +72,75 @@ def sniff_format(path: str | os.PathLike) -> str | None:
     return None
 
 
-def _reason(path: str, exc: Exception) -> str:
-    p = Path(path)
-    if p.is_symlink() and not p.exists():
-        return "broken symbolic link"
-    if p.is_dir():
-        return "is a directory, not an audio file"
-    if not p.exists():
-        return "no such file"
-    if not os.access(p, os.R_OK):
-        return "permission denied"
+def _file_problem(path: str) -> str | None:
+    """Why `path` is not a readable regular file (None if it is one)."""
     try:
-        if p.stat().st_size == 0:
-            return "empty file (0 bytes)"
+        st = os.stat(path)
     except OSError as e:
-        return e.strerror or str(e)
-    known = sniff_format(p)
+        if e.errno == errno.ELOOP:
+            return "symbolic link loop"
+        if os.path.islink(path) and e.errno == errno.ENOENT:
+            return "broken symbolic link"
+        if e.errno == errno.ENOENT:
+            return "no such file"
+        if e.errno in (errno.EACCES, errno.EPERM):
+            return "permission denied"
+        return (e.strerror or str(e)).lower()
+    except ValueError as e:  # embedded NUL
+        return f"invalid path ({e})"
+    if stat.S_ISDIR(st.st_mode):
+        return "is a directory, not an audio file"
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("named pipe (FIFO)" if stat.S_ISFIFO(st.st_mode) else
+                "socket" if stat.S_ISSOCK(st.st_mode) else "device" if
+                stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "special file")
+        return f"not a regular file: {kind}"
+    if not os.access(path, os.R_OK):
+        return "permission denied"
+    if st.st_size == 0:
+        return "empty file (0 bytes)"
+    return None
+
+
+def _reason(path: str, exc: Exception) -> str:
+    problem = _file_problem(path)
+    if problem:
+        return problem
+    known = sniff_format(path)
     if known:
         return f"unsupported format: {known}"
     msg = " ".join(str(exc).split())
-    # soundfile prefixes the path; keep only libsndfile's reason
-    msg = msg.replace(f"Error opening {path!r}: ", "").replace(f"Error opening '{path}': ", "")
+    # soundfile prefixes the path (str or bytes); keep only libsndfile's reason
+    for name in (path, os.fsencode(path)):
+        msg = msg.replace(f"Error opening {name!r}: ", "")
+    if "is not a regular file" in msg:   # libsndfile's words for data it cannot parse (e.g. MP3)
+        msg = "unrecognised or corrupt data"
     return f"cannot decode audio: {msg}" if msg else "cannot decode audio"
+
+
+def _fail(path: str, reason: str) -> AudioError:
+    return AudioError(f"{display_path(path)}: {reason}")
 
 
 def _open(path: str):
     import soundfile as sf
+    # A FIFO or device would block or never end: refuse anything but a regular file up front.
+    problem = _file_problem(path)
+    if problem:
+        raise _fail(path, problem)
     try:
-        return sf.SoundFile(path)
-    except Exception as exc:  # libsndfile errors, OSError, symlink loops
-        raise AudioError(f"{path}: {_reason(path, exc)}") from exc
+        # bytes on POSIX, so names that are not valid UTF-8 open too (soundfile encodes str strictly)
+        f = sf.SoundFile(path if os.name == "nt" else os.fsencode(path))
+    except Exception as exc:  # libsndfile errors, OSError
+        raise _fail(path, _reason(path, exc)) from exc
+    if f.samplerate < MIN_SAMPLE_RATE:
+        f.close()
+        raise _fail(path, f"sample rate {f.samplerate} Hz is too low for speech audio "
+                          f"(minimum {MIN_SAMPLE_RATE} Hz)")
+    if f.channels < 1:
+        f.close()
+        raise _fail(path, f"invalid channel count {f.channels}")
+    return f
 
 
 def audio_info(path: str | os.PathLike) -> AudioInfo:
@@ -107,12 +151,19 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
 
 
 def to_mono(x: np.ndarray) -> np.ndarray:
-    """(n, channels) or (n,) -> (n,) float32, averaging channels; NaN/Inf become 0."""
+    """(n, channels) or (n,) -> (n,) float32, averaging channels; NaN/Inf become 0.
+
+    Non-finite samples are zeroed before the channels are averaged, so one NaN channel does
+    not silence the others; samples beyond ±MAX_ABS (120 dB above full scale, only found in
+    corrupt float files) are clipped, so that neither the mean, the resampler nor the
+    features can overflow.
+    """
+    from .features import MAX_ABS
     x = np.asarray(x, dtype=np.float32)
+    if x.size and not (np.isfinite(x).all() and float(np.abs(x).max()) <= MAX_ABS):
+        x = np.clip(np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0), -MAX_ABS, MAX_ABS)
     if x.ndim == 2:
-        x = x.mean(axis=1, dtype=np.float32)
-    if not np.isfinite(x).all():
-        x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+        x = np.ascontiguousarray(x[:, 0]) if x.shape[1] == 1 else x.mean(axis=1, dtype=np.float32)
     return x
 
 
@@ -134,13 +185,11 @@ def load_audio(path: str | os.PathLike, *, sr: int = SAMPLE_RATE,
     path = os.fspath(path)
     with _open(path) as f:
         info = AudioInfo(path, int(f.samplerate), int(f.channels), int(f.frames), str(f.format))
-        if info.sample_rate <= 0:
-            raise AudioError(f"{path}: invalid sample rate {info.sample_rate}")
         n = -1 if max_seconds is None else int(max_seconds * info.sample_rate)
         try:
             x = f.read(n, dtype="float32", always_2d=True)
         except Exception as exc:
-            raise AudioError(f"{path}: {_reason(path, exc)}") from exc
+            raise _fail(path, _reason(path, exc)) from exc
     return resample(to_mono(x), orig_sr=info.sample_rate, target_sr=sr), info
 
 
@@ -165,7 +214,7 @@ def iter_blocks(path: str | os.PathLike, *, block_seconds: float = 60.0,
                 try:
                     x = f.read(block, dtype="float32", always_2d=True)
                 except Exception as exc:
-                    raise AudioError(f"{path}: {_reason(path, exc)}") from exc
+                    raise _fail(path, _reason(path, exc)) from exc
                 last = len(x) < block
                 y = to_mono(x)
                 if stream is not None:

@@ -57,12 +57,49 @@ def cli():
     """
 
 
-class _Interrupted(Exception):
-    pass
+class _Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM. A KeyboardInterrupt, so that no `except Exception` in the library
+    (which turns a bad file into an error row) can swallow it."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
-def _raise_interrupt(signum, frame):
-    raise _Interrupted(signal.Signals(signum).name)
+class _SignalGuard:
+    """Turns SIGINT/SIGTERM into _Interrupted, except while a report row is being written or
+    the report is being finished: then the signal is held and raised (or, once the report is
+    finished, dropped) at a point where the report is whole."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.busy = False
+        self.pending: int | None = None
+        self.old = {}
+
+    def __enter__(self) -> "_SignalGuard":
+        self.old = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, h in self.old.items():
+            signal.signal(s, h)
+
+    def _handle(self, signum, frame):
+        if self.busy:
+            self.pending = self.pending or signum
+        else:
+            raise _Interrupted(signum)
+
+    def hold(self) -> None:
+        self.busy = True
+
+    def release(self) -> None:
+        self.busy = False
+        if self.pending:
+            signum, self.pending = self.pending, None
+            raise _Interrupted(signum)
 
 
 @cli.command()
@@ -72,6 +109,13 @@ def _raise_interrupt(signum, frame):
 @output_options
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
               help="Worker processes for decoding and features. Default: all cores.")
+@click.option("--backend", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+              help="Where decoding and features run: local worker processes, or an existing "
+                   "dask.distributed cluster (with --scheduler; all its threads, --jobs does not "
+                   "apply; needs sercli[dask]).")
+@click.option("--scheduler", metavar="ADDRESS", default=None,
+              help="Dask scheduler for --backend dask, e.g. tcp://10.0.0.5:8786 "
+                   "(default: $DASK_SCHEDULER_ADDRESS).")
 @click.option("--no-recursive", is_flag=True, help="Do not descend into sub-folders.")
 @click.option("--ext", callback=_ext_list, default=None,
               help="Comma-separated extensions to pick up in folders (default: all audio types).")
@@ -79,18 +123,28 @@ def _raise_interrupt(signum, frame):
               help="Window length in seconds for long recordings (50% overlap).")
 @click.option("--segments", is_flag=True, help="Include per-window segments (start, end, label, scores).")
 @click.option("--top-k", type=click.IntRange(min=1), default=None, help="Include the K best labels.")
+@click.option("--normalize-by", "normalize_by", type=click.Choice(["none", "folder", "speaker"]),
+              default="none", show_default=True,
+              help="Normalise features over each group of files before the model sees them (SVM "
+                   "models; best with >= 10 clips of mixed emotions per group): folder = parent "
+                   "folder; speaker = a manifest's speaker column, else the speaker in a corpus "
+                   "file name (RAVDESS, CREMA-D, TESS, SAVEE, EmoDB, JL), else the folder.")
 @click.option("--resume", is_flag=True, help="With --output FILE.jsonl: skip files already in it and append.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, summary or warnings on stderr.")
 @click.option("--debug", is_flag=True, help="Show Python tracebacks.")
-def classify(paths, model, fmt, output, jobs, no_recursive, ext, window, segments, top_k, resume,
-             quiet, debug):
-    """Classify the emotion of every audio file in PATHS (files or folders; - reads paths from stdin).
+def classify(paths, model, fmt, output, jobs, backend, scheduler, no_recursive, ext, window, segments,
+             top_k, normalize_by, resume, quiet, debug):
+    """Classify the emotion of every audio file in PATHS (files or folders; - reads paths from
+    stdin; a .csv file is a manifest: its path column, and its speaker column for
+    --normalize-by speaker).
 
     Exit status: 0 when every file was classified, 1 when some failed (their rows are still
-    written, with an error), 2 for usage errors.
+    written, with an error), 2 for usage errors, 130 (SIGINT) or 143 (SIGTERM) when
+    interrupted (the report then holds the files done so far, complete and valid).
     """
-    from .errors import SercliError
-    from .pipeline import classify as run, collect_paths, resolve_model
+    import json
+    from .errors import SercliError, display_path
+    from .pipeline import classify as run, collect_paths, default_jobs, resolve_model, start_workers
     from .report import AtomicFile, Writer, format_for, read_jsonl_paths, summary_lines
     inputs = []
     for p in paths:
@@ -108,80 +162,179 @@ def classify(paths, model, fmt, output, jobs, no_recursive, ext, window, segment
         raise click.UsageError("--format table is for the terminal; write files as jsonl, json or csv")
     if resume and not (output and fmt == "jsonl"):
         raise click.UsageError("--resume needs --output FILE.jsonl")
+    if scheduler and backend != "dask":
+        raise click.UsageError("--scheduler goes with --backend dask")
     for p in inputs:
         if not os.path.lexists(p):
-            _err(f"warning: {p}: no such file or folder", quiet)
-    files = collect_paths(inputs, recursive=not no_recursive, extensions=ext)
+            _err(f"warning: {display_path(p)}: no such file or folder", quiet)
+    inputs, speakers = _read_manifests(inputs, debug)
+    files = collect_paths(inputs, recursive=not no_recursive, extensions=ext,
+                          warn=lambda msg: _err(msg, quiet))
+    if backend == "local":
+        start_workers(min(jobs or default_jobs(), len(files)))   # they boot while the model loads
     try:
         m = resolve_model(model, warn=lambda msg: _err(msg, quiet))
     except SercliError as exc:
         _die(exc, debug)
-
-    done_lines: list[str] = []
-    if resume and os.path.exists(output):
-        done_lines, done_paths = read_jsonl_paths(output)
-        skip = set(done_paths)
-        _err(f"resuming: {len(skip)} files already in {output}", quiet)
-        files = [f for f in files if f not in skip]
-
-    sink = AtomicFile(output) if output else None
-    stream = sink.f if sink else sys.stdout
-    from rich.console import Console
-    console = Console(file=stream) if fmt == "table" else None
-    writer = Writer(stream, fmt, m.labels, segments=segments, top_k=bool(top_k), console=console)
-    for line in done_lines:
-        stream.write(line)
+    if normalize_by != "none":
+        _check_group_support(m)
 
     from collections import Counter
+    done_lines: list[str] = []
+    already: set[str] = set()     # --resume with --normalize-by: analysed again, not written
+    prior_failed = 0
+    if resume and os.path.exists(output):
+        try:
+            done_lines, done_paths = read_jsonl_paths(output)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise click.ClickException(f"{display_path(output)}: cannot resume from it: "
+                                       f"{_os_reason(exc)}")
+        prior_failed = sum(1 for line in done_lines if json.loads(line).get("error") is not None)
+        skip = set(done_paths)
+        _err(f"resuming: {len(skip)} files already in {display_path(output)}", quiet)
+        if normalize_by == "none":
+            files = [f for f in files if f not in skip]
+        else:   # a group's statistics need all its files: done ones are analysed, not written
+            already = skip.intersection(files)
+
     counts, failed, n = Counter(), 0, 0
-    progress = None
-    if not quiet and sys.stderr.isatty():
-        from tqdm import tqdm
-        progress = tqdm(total=len(files), unit="file", file=sys.stderr, desc="classify")
-    old = {s: signal.signal(s, _raise_interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+    progress = sink = writer = results = None
     t0 = time.time()
     status = 0
-    try:
-        for r in run(files, model=m, jobs=jobs, window_s=window, segments=segments, top_k=top_k,
-                     debug=debug):
-            writer.write(r.to_dict(with_segments=segments, with_top_k=bool(top_k)))
-            n += 1
-            if r.ok:
-                counts[r.label] += 1
-            else:
-                failed += 1
-                if not quiet and fmt != "table":
-                    _err(f"error: {r.error}")
+    with _SignalGuard() as guard:
+        guard.hold()    # signals wait until the report file and its writer exist
+        try:
+            try:
+                sink = AtomicFile(output) if output else None
+            except OSError as exc:
+                raise click.ClickException(f"{display_path(output)}: cannot write the report: "
+                                           f"{_os_reason(exc)}")
+            stream = sink.f if sink else sys.stdout
+            console = None
+            if fmt == "table":      # rich only then: its import is a few % of a cold start
+                from rich.console import Console
+                console = Console(file=stream)
+            writer = Writer(stream, fmt, m.labels, segments=segments, top_k=bool(top_k), console=console)
+            for line in done_lines:
+                stream.write(line)
+            if not quiet and sys.stderr.isatty():
+                from tqdm import tqdm
+                progress = tqdm(total=len(files) - len(already), unit="file", file=sys.stderr, desc="classify")
+            guard.release()
+            results = run(files, model=m, jobs=jobs, window_s=window, segments=segments,
+                          top_k=top_k, debug=debug, backend=backend, scheduler=scheduler,
+                          warn=lambda msg: _err(msg, quiet), normalize_by=normalize_by,
+                          speakers=speakers)
+            for r in results:
+                if r.path in already:
+                    continue
+                guard.hold()    # a row is written and counted whole, or not at all
+                writer.write(r.to_dict(with_segments=segments, with_top_k=bool(top_k)))
+                n += 1
+                if r.ok:
+                    counts[r.label] += 1
+                else:
+                    failed += 1
+                    if not quiet and fmt != "table":
+                        _err(f"error: {r.error}")
+                if progress:
+                    progress.update(1)
+                guard.release()
+            guard.hold()        # finishing: a signal now changes nothing
+            writer.close()
+            if sink:
+                sink.commit()
+            status = 1 if failed or prior_failed else 0
+        except KeyboardInterrupt as exc:
+            # keep what is done: a finished, valid report of the files processed so far
+            guard.hold()
+            _close_quietly(results)
+            if writer:
+                writer.close()
+            if sink:
+                sink.commit()
+            signum = getattr(exc, "signum", signal.SIGINT)
+            _err(f"interrupted ({signal.Signals(signum).name}): {n} of {len(files) - len(already)} files done"
+                 + (f", saved to {display_path(output)}; continue with --resume"
+                    if output and fmt == "jsonl" else
+                    (f", saved to {display_path(output)}" if output else "")), False)
+            status = 128 + signum
+        except BaseException as exc:
+            guard.hold()
+            _close_quietly(results)
+            if sink:
+                sink.abort()
+            if isinstance(exc, SercliError):
+                _die(exc, debug)
+            raise
+        finally:
             if progress:
-                progress.update(1)
-        writer.close()
-        if sink:
-            sink.commit()
-        status = 1 if failed else 0
-    except (_Interrupted, KeyboardInterrupt) as exc:
-        # keep what is done: a finished, valid report of the files processed so far
-        writer.close()
-        if sink:
-            sink.commit()
-        _err(f"interrupted ({exc or 'SIGINT'}): {n} of {len(files)} files done"
-             + (f", saved to {output}; continue with --resume" if output and fmt == "jsonl" else
-                (f", saved to {output}" if output else "")), False)
-        status = 130
-    except BaseException as exc:
-        if sink:
-            sink.abort()
-        if isinstance(exc, SercliError):
-            _die(exc, debug)
-        raise
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-        if progress:
-            progress.close()
-    if not quiet and status != 130:
+                progress.close()
+    if not quiet and status < 128:
         for line in summary_lines(counts, failed, time.time() - t0, n):
             _err(line)
+        if prior_failed:
+            _err(f"  {prior_failed} failed in the earlier run (their rows are in the report)")
     sys.exit(status)
+
+
+def _usage_line(msg: str):
+    """A usage error as one line on stderr, exit status 2."""
+    click.echo(f"Error: {' '.join(str(msg).split())}", err=True)
+    sys.exit(2)
+
+
+def _check_group_support(m) -> None:
+    from .errors import SercliError
+    from .pipeline import check_group_support
+    try:
+        check_group_support(m)
+    except SercliError as exc:
+        _usage_line(exc)
+
+
+def _read_manifests(inputs: list[str], debug: bool) -> tuple[list[str], dict[str, str]]:
+    """Inputs with each .csv file replaced by its manifest's paths, and those paths' speakers."""
+    from .errors import SercliError, display_path
+    from .pipeline import read_path_manifest
+    out, speakers = [], {}
+    for p in inputs:
+        if not (p.lower().endswith(".csv") and os.path.isfile(p)):
+            out.append(p)
+            continue
+        try:
+            rows = read_path_manifest(p)
+        except SercliError as exc:
+            _usage_line(exc)
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            if debug:
+                raise
+            raise click.ClickException(f"{display_path(p)}: cannot read the manifest: {_os_reason(exc)}")
+        out += [q for q, _ in rows]
+        speakers.update({q: s for q, s in rows if s})
+    return out, speakers
+
+
+def _os_reason(exc: BaseException) -> str:
+    return " ".join((getattr(exc, "strerror", None) or str(exc)).split()).lower()
+
+
+def _close_quietly(gen) -> None:
+    """Stop the classify generator now: its joblib workers are cancelled, without joblib's
+    'tasks have been cancelled' warning on stderr."""
+    import gc
+    import warnings
+    # joblib warns when its generator is collected early, which may happen later than close()
+    # (a reference cycle): filter that one message for the rest of this process.
+    warnings.filterwarnings("ignore", message=r".*(tasks have been successfully executed|"
+                            r"still being processed by the workers)", category=UserWarning)
+    if gen is None:
+        return
+    try:
+        gen.close()
+    except Exception:
+        pass
+    gc.collect()
 
 
 @cli.command()
@@ -266,6 +419,96 @@ def train(data, recipe, out, epochs, jobs, seed, threads, cache, manifest, debug
                progress=sys.stderr.isatty())
     except SercliError as exc:
         _die(exc, debug)
+
+
+@cli.command()
+@click.option("--data", required=True, type=click.Path(exists=True),
+              help="Labelled data: a folder (corpus file names at any depth, one folder per label, "
+                   "CSV manifests) or a CSV manifest (path,label[,speaker][,corpus]).")
+@click.option("--model", "-m", default="cnn", show_default=True,
+              help="Bundled model (cnn, seed-cnn, svm) or a model file (.pt state dict or .npz).")
+@click.option("--split", type=click.Choice(["test", "val", "train", "all"]), default=None,
+              help="Score the clips of these speakers of the canonical split (sercli/data/speakers.csv); "
+                   "clips of speakers not in it are kept only for 'all'. Default: test when the data "
+                   "holds clips of the split's test speakers, else all.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Also write metrics.json, per_class.csv, per_corpus.csv, confusion.csv, "
+                   "confusion_normalized.csv, predictions.csv and confusion.png to this folder.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="stdout: tables, or one JSON object (everything but per-clip predictions).")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+              help="Feature workers (default: all cores).")
+@click.option("--cache", type=click.Path(file_okay=False), default=None,
+              help="Feature cache folder (default: $SERCLI_CACHE or ~/.cache/sercli).")
+@click.option("--normalize-by", "normalize_by", type=click.Choice(["none", "folder", "speaker"]),
+              default="none", show_default=True,
+              help="Normalise features over each group of scored clips (SVM models): speaker = "
+                   "the clip's speaker (file name or manifest), else its folder; folder = the "
+                   "parent folder.")
+@click.option("--debug", is_flag=True, help="Show Python tracebacks.")
+def evaluate(data, model, split, out, fmt, jobs, cache, normalize_by, debug):
+    """Score a model on labelled recordings: accuracy, UAR, macro-F1, per class and per corpus.
+
+    Labels are mapped onto the model's labels; clips with a label the model lacks (e.g. calm or
+    surprise for a 6-class model) are skipped and counted by label. Files that cannot be decoded
+    are listed on stderr and counted. Each clip is scored whole (classify averages 4 s windows
+    for recordings over 5 s). Exit status: 0 when scored, 1 when nothing could be scored,
+    2 for usage errors.
+    """
+    import json
+    from .errors import SercliError
+    from .evaluate import evaluate_model, render_table, report, write_outputs
+    from .pipeline import resolve_model
+    try:
+        model = resolve_model(model, warn=_err)
+    except SercliError as exc:
+        _die(exc, debug)
+    if normalize_by != "none":
+        _check_group_support(model)
+    try:
+        result = evaluate_model(data, model, split, jobs=jobs or -1, cache_dir=cache,
+                                progress=sys.stderr.isatty(), warn=_err, normalize_by=normalize_by)
+        written = write_outputs(result, out) if out else []
+    except (SercliError, OSError) as exc:
+        _die(exc, debug)
+    for line in result["failed"]:
+        _err(f"error: {line}")
+    if fmt == "json":
+        click.echo(json.dumps(report(result), allow_nan=False))
+    else:
+        from rich.console import Console
+        render_table(result, Console())
+    _err(f"evaluated {result['model']} on {result['n']} clips ({result['split']} split): accuracy "
+         f"{result['accuracy']:.3f}, UAR {result['uar']:.3f}, macro-F1 {result['macro_f1']:.3f}; "
+         f"{result['n_skipped']} skipped, {result['n_failed']} failed")
+    if written:
+        _err(f"wrote {len(written)} files to {out}")
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--out", "-o", type=click.Path(dir_okay=False), default=None,
+              help="PNG to write. Default: FILE's name with .png, in the current folder.")
+@click.option("--model", "-m", default="cnn", show_default=True,
+              help="Model for the segment timeline of recordings over 5 s.")
+@click.option("--debug", is_flag=True, help="Show Python tracebacks.")
+def plot(file, out, model, debug):
+    """Plot FILE as the models see it (16 kHz mono): waveform, MFCCs and log-mel spectrogram.
+
+    Recordings over 5 s also get a timeline of the emotion of each 4 s window (50% overlap).
+    """
+    from .errors import SercliError
+    from .plots import plot_clip
+    out = out or os.path.splitext(os.path.basename(file))[0] + ".png"
+    try:
+        info = plot_clip(file, out, model=model, warn=_err)
+    except (SercliError, OSError) as exc:
+        _die(exc, debug)
+    except Exception as exc:  # e.g. a decoder quirk: still one line unless --debug
+        if debug:
+            raise
+        raise click.ClickException(f"{file}: {type(exc).__name__}: {' '.join(str(exc).split())}")
+    _err(f"wrote {out} ({info['width']}x{info['height']} px)")
 
 
 def main():

@@ -65,7 +65,7 @@ class Clip:
 _RAVDESS = re.compile(r"^(\d\d)-(0[12])-(0[1-8])-(0[12])-(0[12])-(0[12])-(\d\d)$")
 _RAVDESS_EMO = {"01": "neutral", "02": "calm", "03": "happy", "04": "sad", "05": "angry",
                 "06": "fear", "07": "disgust", "08": "surprise"}
-_TESS = re.compile(r"^(OAF|YAF)_([A-Za-z]+)_(angry|disgust|fear|happy|neutral|ps|sad|pleasant_surprised?)$", re.I)
+_TESS = re.compile(r"^(OAF|YAF)_([^_]+)_(angry|disgust|fear|happy|neutral|ps|sad|pleasant_surprised?)$", re.I)
 _SAVEE = re.compile(r"^(DC|JE|JK|KL)_(a|d|f|h|n|sa|su)(\d\d)$")
 _SAVEE_BARE = re.compile(r"^(a|d|f|h|n|sa|su)(\d\d)$")
 _SAVEE_EMO = {"a": "angry", "d": "disgust", "f": "fear", "h": "happy", "n": "neutral",

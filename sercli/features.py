@@ -61,10 +61,32 @@ def _window(win_length: int, n_fft: int) -> np.ndarray:
     return out
 
 
+#: Sample values are clipped to this (120 dB above full scale): a corrupt float file can hold
+#: values up to 3e38, whose squares overflow float32 and would make every feature NaN.
+MAX_ABS = 1e6
+
+
+def as_signal(y: np.ndarray) -> np.ndarray:
+    """(n,) float32 that every feature can take: NaN/Inf become 0, |values| <= MAX_ABS."""
+    y = np.asarray(y, dtype=np.float32)
+    if y.size and not (np.isfinite(y).all() and float(np.abs(y).max()) <= MAX_ABS):
+        y = np.clip(np.nan_to_num(y, nan=0.0, posinf=0.0, neginf=0.0), -MAX_ABS, MAX_ABS)
+    return y
+
+
+def remove_dc(y: np.ndarray) -> np.ndarray:
+    """`y` minus its mean (float32). A DC offset is not sound, but it would dominate the lowest
+    mel band, the zero-crossing rate and the level, and make a silent clip look loud."""
+    y = as_signal(y)
+    if not y.size:
+        return y
+    return (y - np.float32(y.mean(dtype=np.float64))).astype(np.float32, copy=False)
+
+
 def power_spectrogram(y: np.ndarray, *, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH,
                       win_length: int = WIN_LENGTH) -> np.ndarray:
     """|STFT|^2 with centred frames and zero padding; (n,) -> (n_fft // 2 + 1, n_frames)."""
-    y = np.asarray(y, dtype=np.float32)
+    y = as_signal(y)
     pad = n_fft // 2
     y = np.pad(y, (pad, pad))
     if y.size < n_fft:
@@ -131,15 +153,22 @@ def _deltas(x: np.ndarray) -> np.ndarray:
 def pitch_track(y: np.ndarray, *, fmin: float = 60.0, fmax: float = 400.0,
                 frame_length: int = 640, hop_length: int = HOP_LENGTH) -> np.ndarray:
     """F0 per frame in Hz by normalised autocorrelation, 0 where unvoiced; (n,) -> (n_frames,)."""
-    y = np.asarray(y, dtype=np.float32)
+    y = as_signal(y)
     if y.size < frame_length:
         y = np.pad(y, (0, frame_length - y.size))
     frames = np.lib.stride_tricks.sliding_window_view(y, frame_length)[::hop_length]
     frames = frames - frames.mean(axis=1, keepdims=True)
-    nfft = 2 * frame_length
-    spec = np.fft.rfft(frames, n=nfft, axis=1)
-    ac = np.fft.irfft(spec.real ** 2 + spec.imag ** 2, n=nfft, axis=1)[:, :frame_length]
     lo, hi = int(SAMPLE_RATE / fmax), int(SAMPLE_RATE / fmin)
+    # lags 0..hi of the linear autocorrelation need an FFT of frame_length + hi points at least;
+    # a power of two (1024 for the defaults) is several times faster than 2 * frame_length
+    nfft = 1 << (frame_length + min(hi, frame_length) - 1).bit_length()
+    # in float32 throughout, with `out=`: without it numpy's FFT is several times slower on
+    # padded float32 rows, and computes a real float32 input to irfft in float64
+    n = len(frames)
+    spec = np.fft.rfft(frames, n=nfft, axis=1, out=np.empty((n, nfft // 2 + 1), np.complex64))
+    power = (spec.real ** 2 + spec.imag ** 2).astype(np.complex64)
+    ac = np.fft.irfft(power, n=nfft, axis=1, out=np.empty((n, nfft), np.float32))
+    ac = ac[:, :min(hi, frame_length)]
     energy = ac[:, 0] + 1e-9
     seg = ac[:, lo:hi] / energy[:, None]
     lag = seg.argmax(axis=1) + lo
@@ -151,14 +180,16 @@ def pitch_track(y: np.ndarray, *, fmin: float = 60.0, fmax: float = 400.0,
 SUMMARY_DIM = 2 * 40 + 2 * N_MFCC * 2 + 2 * 6 + 4
 
 
-def summary_vector(y: np.ndarray) -> np.ndarray:
+def summary_vector(y: np.ndarray, P: np.ndarray | None = None) -> np.ndarray:
     """Utterance summary for the SVM, shape (SUMMARY_DIM,) float32.
 
     Mean and std over time of: 40-band log-mel, 20 MFCCs and their deltas, zero-crossing
     rate, spectral centroid, rolloff (85%), flatness, RMS (dB) and its delta; plus
-    pitch mean, std and range over voiced frames, and the voiced fraction.
+    pitch mean, std and range over voiced frames, and the voiced fraction. `P` is
+    power_spectrogram(y) when the caller has it already.
     """
-    P = power_spectrogram(y)                       # (257, T)
+    if P is None:
+        P = power_spectrogram(y)                   # (257, T)
     S_db = power_to_db(mel_filterbank(n_mels=40) @ P)
     mf = mfcc_from_log_mel(power_to_db(mel_filterbank(n_mels=N_MELS) @ P))
     dmf = _deltas(mf)
@@ -169,7 +200,7 @@ def summary_vector(y: np.ndarray) -> np.ndarray:
     rolloff = freqs[np.argmax(cum >= 0.85 * cum[-1:], axis=0), 0] / 1000.0
     flatness = np.exp(np.log(P + 1e-10).mean(axis=0)) / (P.mean(axis=0) + 1e-10)
     rms_db = 10 * np.log10(P.mean(axis=0) + 1e-10)
-    yp = np.pad(np.asarray(y, dtype=np.float32), (N_FFT // 2, N_FFT // 2))
+    yp = np.pad(as_signal(y), (N_FFT // 2, N_FFT // 2))
     if yp.size < WIN_LENGTH:
         yp = np.pad(yp, (0, WIN_LENGTH - yp.size))
     fr = np.lib.stride_tricks.sliding_window_view(yp, WIN_LENGTH)[::HOP_LENGTH]

@@ -53,7 +53,7 @@ def card_path(weights: str | os.PathLike) -> Path:
 class Model:
     """A loaded model: what it predicts and which features it needs."""
     name: str
-    kind: str                    # "cnn" | "seed-cnn" | "svm"
+    kind: str                    # "cnn" | "seed-cnn" | "seed-rnn" | "svm"
     labels: tuple[str, ...]
     path: str
     sha256: str
@@ -64,29 +64,65 @@ class Model:
     def needs(self) -> tuple[str, ...]:
         if self.kind == "cnn":
             return ("logmel", "summary") if self.impl.dims.n_summary else ("logmel",)
-        if self.kind == "seed-cnn":
+        if self.kind in SEED_KINDS:
             return ("paper_mel", "paper_mfcc")
-        return ("summary",)
+        return self.impl.needs
+
+    @property
+    def supports_group_norm(self) -> bool:
+        """Whether group normalisation (--normalize-by) applies: SVMs, whose input is one small
+        vector per clip; the CNNs read frame sequences, too big to hold for a whole group."""
+        return self.kind == "svm"
+
+    @property
+    def group_trained(self) -> bool:
+        """Trained on group-normalised inputs (recipe normalize = "group")."""
+        return self.kind == "svm" and self.impl.normalize == "group"
+
+    def predict_proba_grouped(self, feats: list[dict[str, np.ndarray]], groups: list) -> np.ndarray:
+        """Class probabilities (B, n_labels) with the inputs normalised per group (one key per
+        feature dict; see sercli.normalize). Only for models with supports_group_norm."""
+        if not self.supports_group_norm:
+            raise ModelError(f"model {self.name} ({self.kind}) does not support group normalisation "
+                             "(only SVMs on summary features do)")
+        if not feats:
+            return np.zeros((0, len(self.labels)), np.float32)
+        X = self.impl.group_normalize(self.impl.inputs(feats), groups)
+        # batches bound the kernel matrix (rows x support vectors)
+        return np.concatenate([self.impl.predict_proba(X[s:s + 256]) for s in range(0, len(X), 256)])
 
     def predict_proba(self, feats: list[dict[str, np.ndarray]]) -> np.ndarray:
         """Class probabilities (B, n_labels) for a batch of feature dicts (see dataset.clip_features)."""
         if not feats:
             return np.zeros((0, len(self.labels)), np.float32)
         if self.kind == "svm":
-            return self.impl.predict_proba(np.stack([f["summary"] for f in feats]))
+            X = self.impl.inputs(feats)
+            if self.impl.normalize == "group":   # no groups given: each clip is a group of one
+                X = self.impl.group_normalize(X, None)
+            return self.impl.predict_proba(X)
         import torch
         with torch.inference_mode():
-            if self.kind == "seed-cnn":
+            if self.kind in SEED_KINDS:
                 mel = torch.from_numpy(np.stack([f["paper_mel"] for f in feats]).astype(np.float32))
                 mfcc = torch.from_numpy(np.stack([f["paper_mfcc"] for f in feats]).astype(np.float32))
                 logits = self.impl(mel, mfcc)
             else:
-                x, lengths = pad_batch([f["logmel"] for f in feats])
-                summ = None
-                if self.impl.dims.n_summary:
-                    summ = torch.from_numpy(np.stack([f["summary"] for f in feats]).astype(np.float32))
-                logits = self.impl(x, lengths, summ)
+                return self._predict_cnn(feats)
             return torch.softmax(logits.float(), dim=-1).numpy()
+
+    def _predict_cnn(self, feats: list[dict[str, np.ndarray]]) -> np.ndarray:
+        # One window per forward pass, never padded: on a CPU that is the fastest per window
+        # (a padded batch computes the padding and misses the caches), and padding would shift
+        # the scores a little, making a file's scores depend on the files batched with it.
+        import torch
+        out = np.zeros((len(feats), len(self.labels)), np.float32)
+        fuse = bool(self.impl.dims.n_summary)
+        for i, f in enumerate(feats):
+            x = torch.from_numpy(np.ascontiguousarray(f["logmel"], dtype=np.float32)[None])
+            summ = torch.from_numpy(np.asarray(f["summary"], np.float32)[None]) if fuse else None
+            logits = self.impl(x, torch.tensor([x.shape[-1]]), summ)
+            out[i] = torch.softmax(logits.float(), dim=-1).numpy()[0]
+        return out
 
 
 def pad_batch(mels: list[np.ndarray]):
@@ -99,16 +135,37 @@ def pad_batch(mels: list[np.ndarray]):
     return torch.from_numpy(x), torch.tensor([m.shape[1] for m in mels])
 
 
+#: torch models on the seed paper's inputs (time-means of 128-band log-mel and 20 MFCCs).
+SEED_KINDS = ("seed-cnn", "seed-rnn")
+#: what an SVM reads: sercli's summary vector, or the seed paper's mean log-mel + MFCC vectors.
+SVM_FEATURES = {"summary": ("summary",), "paper": ("paper_mel", "paper_mfcc")}
+SVM_KERNELS = ("rbf", "linear")
+
+
 class NumpySVM:
-    """An RBF SVM (one-vs-one, as libsvm) evaluated in numpy from its stored arrays.
+    """An RBF or linear SVM (one-vs-one, as libsvm) evaluated in numpy from its stored arrays.
 
     Scores are a softmax over sklearn's one-vs-rest decision values with a temperature fitted
-    on validation data; the arg-max equals sklearn's SVC.predict.
+    on validation data; the arg-max equals sklearn's SVC.predict. `features` names its input
+    (see SVM_FEATURES); files without `kernel`/`features` in their config are RBF on summary.
+
+    `normalize="group"`: trained on inputs z-scored per speaker (sercli.normalize), with the
+    prior statistics `group_mean`/`group_std` (training set) and pseudo-count `group_prior`;
+    its input must go through group_normalize first (predict_proba does not do it).
     """
     ARRAYS = ("mean", "scale", "support_vectors", "dual_coef", "intercept", "n_support")
+    GROUP_ARRAYS = ("group_mean", "group_std")
+    NORMALIZE = ("none", "group")
 
     def __init__(self, mean, scale, support_vectors, dual_coef, intercept, n_support,
-                 gamma: float, temperature: float = 1.0):
+                 gamma: float, temperature: float = 1.0, kernel: str = "rbf",
+                 features: str = "summary", normalize: str = "none", group_mean=None,
+                 group_std=None, group_prior: float | None = None):
+        if kernel not in SVM_KERNELS:
+            raise ModelError(f"unsupported SVM kernel {kernel!r} (supported: {', '.join(SVM_KERNELS)})")
+        if features not in SVM_FEATURES:
+            raise ModelError(f"unknown SVM features {features!r} (known: {', '.join(SVM_FEATURES)})")
+        self.kernel, self.features = kernel, features
         self.mean, self.scale = mean.astype(np.float64), scale.astype(np.float64)
         self.sv = support_vectors.astype(np.float64)
         self.dual_coef = dual_coef.astype(np.float64)
@@ -116,20 +173,59 @@ class NumpySVM:
         self.n_support = n_support.astype(np.int64)
         self.gamma = float(gamma)
         self.temperature = float(temperature)
+        from .normalize import GROUP_PRIOR
+        if normalize not in self.NORMALIZE:
+            raise ModelError(f"unknown SVM normalisation {normalize!r} (known: {', '.join(self.NORMALIZE)})")
+        if normalize == "group" and (group_mean is None or group_std is None):
+            raise ModelError("a group-normalised SVM needs its group_mean and group_std arrays")
+        self.normalize = normalize
+        self.group_mean = None if group_mean is None else np.asarray(group_mean, np.float64)
+        self.group_std = None if group_std is None else np.asarray(group_std, np.float64)
+        self.group_prior = float(GROUP_PRIOR if group_prior is None else group_prior)
 
     @classmethod
-    def from_sklearn(cls, scaler, svc, temperature: float = 1.0) -> "NumpySVM":
+    def from_sklearn(cls, scaler, svc, temperature: float = 1.0, features: str = "summary") -> "NumpySVM":
         return cls(scaler.mean_, scaler.scale_, svc.support_vectors_, svc.dual_coef_,
-                   svc.intercept_, svc.n_support_, svc._gamma, temperature)
+                   svc.intercept_, svc.n_support_, float(getattr(svc, "_gamma", 0.0)), temperature,
+                   kernel=svc.kernel, features=features)
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        return SVM_FEATURES[self.features]
+
+    def inputs(self, feats: list[dict[str, np.ndarray]]) -> np.ndarray:
+        """The input matrix (B, D) from a batch of feature dicts."""
+        return np.concatenate([np.stack([np.asarray(f[k]).ravel() for f in feats]) for k in self.needs], axis=1)
+
+    def kernel_matrix(self, Z: np.ndarray) -> np.ndarray:
+        if self.kernel == "linear":
+            return Z @ self.sv.T
+        d2 = (Z ** 2).sum(1)[:, None] + (self.sv ** 2).sum(1)[None, :] - 2 * Z @ self.sv.T
+        return np.exp(-self.gamma * np.maximum(d2, 0))
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {"mean": self.mean, "scale": self.scale, "support_vectors": self.sv,
-                "dual_coef": self.dual_coef, "intercept": self.intercept, "n_support": self.n_support}
+        out = {"mean": self.mean, "scale": self.scale, "support_vectors": self.sv,
+               "dual_coef": self.dual_coef, "intercept": self.intercept, "n_support": self.n_support}
+        if self.normalize == "group":
+            out.update(group_mean=self.group_mean, group_std=self.group_std)
+        return out
+
+    def group_normalize(self, X: np.ndarray, groups) -> np.ndarray:
+        """Inputs (B, D) normalised per group (one key per row; None: each row alone).
+
+        A group-trained SVM gets the per-group z-scores it was trained on (shrunk toward its
+        training statistics). Any other SVM gets each group's z-scores mapped back onto its
+        training distribution (mean + scale * z), so its own scaler sees the z-scores.
+        """
+        from .normalize import normalize_groups
+        if self.normalize == "group":
+            return normalize_groups(X, groups, self.group_mean, self.group_std, self.group_prior)
+        return self.mean + self.scale * normalize_groups(X, groups, self.mean, self.scale,
+                                                         self.group_prior)
 
     def decision_ovo(self, X: np.ndarray) -> np.ndarray:
         Z = (np.asarray(X, np.float64) - self.mean) / self.scale
-        d2 = (Z ** 2).sum(1)[:, None] + (self.sv ** 2).sum(1)[None, :] - 2 * Z @ self.sv.T
-        K = np.exp(-self.gamma * np.maximum(d2, 0))
+        K = self.kernel_matrix(Z)
         starts = np.concatenate([[0], np.cumsum(self.n_support)])
         n_class = len(self.n_support)
         out, k = [], 0
@@ -165,7 +261,10 @@ class NumpySVM:
 
 
 def save_svm(path: str | os.PathLike, svm: NumpySVM, config: dict) -> None:
-    cfg = {**config, "gamma": svm.gamma, "temperature": svm.temperature}
+    cfg = {**config, "gamma": svm.gamma, "temperature": svm.temperature, "kernel": svm.kernel,
+           "features": svm.features}
+    if svm.normalize != "none":      # plain SVM files stay byte-identical to earlier ones
+        cfg.update(normalize=svm.normalize, group_prior=svm.group_prior)
     with open(path, "wb") as f:
         np.savez(f, **svm.arrays(), config=np.frombuffer(json.dumps(cfg).encode(), dtype=np.uint8))
 
@@ -208,10 +307,14 @@ def load_file(path: str | os.PathLike, *, name: str | None = None, sha256: str |
             with np.load(path, allow_pickle=False) as z:
                 cfg = json.loads(bytes(z["config"]).decode())
                 arrays = {k: z[k] for k in NumpySVM.ARRAYS}
+                if cfg.get("normalize", "none") == "group":
+                    arrays.update({k: z[k] for k in NumpySVM.GROUP_ARRAYS})
         except Exception as exc:
             raise ModelError(f"{path}: not a valid sercli SVM file ({type(exc).__name__}: "
                              f"{' '.join(str(exc).split())[:160]})") from exc
-        svm = NumpySVM(**arrays, gamma=cfg["gamma"], temperature=cfg.get("temperature", 1.0))
+        svm = NumpySVM(**arrays, gamma=cfg["gamma"], temperature=cfg.get("temperature", 1.0),
+                       kernel=cfg.get("kernel", "rbf"), features=cfg.get("features", "summary"),
+                       normalize=cfg.get("normalize", "none"), group_prior=cfg.get("group_prior"))
         return Model(name or path.stem, "svm", tuple(cfg["labels"]), str(path), digest, card, svm)
     try:
         import torch
@@ -223,6 +326,8 @@ def load_file(path: str | os.PathLike, *, name: str | None = None, sha256: str |
         from . import nets
         if cfg["kind"] == "seed-cnn":
             net = nets.SeedCNN(nets.SeedCNNDims(**dims))
+        elif cfg["kind"] == "seed-rnn":
+            net = nets.SeedRNN(nets.SeedRNNDims(**dims))
         else:
             net = nets.EmotionCNN(nets.CNNDims(**dims))
         net.load_state_dict(blob["state_dict"])
@@ -232,6 +337,9 @@ def load_file(path: str | os.PathLike, *, name: str | None = None, sha256: str |
         raise ModelError(f"{path}: not a valid sercli model file ({type(exc).__name__}: "
                          f"{' '.join(str(exc).split())[:160]})") from exc
     net.eval()
+    if isinstance(net, nets.EmotionCNN):
+        # NHWC: its convolutions and max-pooling run about twice as fast on a CPU
+        net = net.to(memory_format=torch.channels_last)
     return Model(name or path.stem, cfg["kind"], tuple(cfg["labels"]), str(path), digest, card, net)
 
 

@@ -115,3 +115,45 @@ class SeedCNN(nn.Module):
         a = self.mel(((mel - self.mel_mean) / self.mel_std)[:, None])
         b = self.mfcc(((mfcc - self.mfcc_mean) / self.mfcc_std)[:, None])
         return self.fc(torch.cat([a, b], dim=1).flatten(1))
+
+
+@dataclass
+class SeedRNNDims:
+    n_labels: int = 5
+    hidden: int = 64
+    layers: int = 2
+    cell: str = "rnn"           # "rnn" (tanh, as the paper names it), "gru" or "lstm"
+    fc: int = 64
+
+
+class SeedRNN(nn.Module):
+    """The seed paper's dual RNN (its section 5): one 2-layer RNN per input, then an FC net.
+
+    mel (B, 128) is read as a sequence of 128 steps of one value (low to high band), mfcc
+    (B, 20) as 20 steps; each is z-scored per dimension with training statistics first. The
+    last hidden states of the top layers are concatenated (B, 2*hidden) -> FC fc -> n_labels
+    (ReLU between). The paper gives no sizes or cell type; these are the recipe's choices.
+    Same call signature as SeedCNN, so training and prediction share the seed-model paths.
+    """
+
+    CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+
+    def __init__(self, dims: SeedRNNDims):
+        super().__init__()
+        if dims.cell not in self.CELLS:
+            raise ValueError(f"unknown RNN cell {dims.cell!r} (choose {', '.join(self.CELLS)})")
+        self.dims = dims
+        cell = self.CELLS[dims.cell]
+        self.mel = cell(1, dims.hidden, num_layers=dims.layers, batch_first=True)
+        self.mfcc = cell(1, dims.hidden, num_layers=dims.layers, batch_first=True)
+        self.fc = nn.Sequential(nn.Linear(2 * dims.hidden, dims.fc), nn.ReLU(),
+                                nn.Linear(dims.fc, dims.n_labels))
+        self.register_buffer("mel_mean", torch.zeros(128))
+        self.register_buffer("mel_std", torch.ones(128))
+        self.register_buffer("mfcc_mean", torch.zeros(20))
+        self.register_buffer("mfcc_std", torch.ones(20))
+
+    def forward(self, mel: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
+        a, _ = self.mel(((mel - self.mel_mean) / self.mel_std)[:, :, None])
+        b, _ = self.mfcc(((mfcc - self.mfcc_mean) / self.mfcc_std)[:, :, None])
+        return self.fc(torch.cat([a[:, -1], b[:, -1]], dim=1))

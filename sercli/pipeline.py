@@ -13,14 +13,14 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
 from .audio import AudioInfo, audio_info, iter_blocks, load_audio
 from .constants import (DEFAULT_WINDOW_S, MIN_DURATION_S, SAMPLE_RATE, SILENCE_DBFS,
                         WINDOW_OVERLAP)
-from .errors import AudioError, ModelError, SercliError
+from .errors import AudioError, ModelError, SercliError, display_path
 
 LONG_FILE_S = 600.0   # longer files are streamed in the main process instead of a worker
 BATCH_WINDOWS = 32
@@ -83,24 +83,6 @@ def window_starts(duration_s: float, window_s: float, overlap: float) -> list[fl
     return starts
 
 
-def features_for(y: np.ndarray, needs: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """Only the features a model needs, from one power spectrogram."""
-    from .dataset import CNN_MELS
-    from .features import (mel_filterbank, mfcc_from_log_mel, power_spectrogram, power_to_db,
-                           summary_vector)
-    out: dict[str, np.ndarray] = {}
-    P = power_spectrogram(y)
-    if "logmel" in needs:
-        out["logmel"] = power_to_db(mel_filterbank(n_mels=CNN_MELS) @ P)
-    if "paper_mel" in needs or "paper_mfcc" in needs:
-        mel128 = power_to_db(mel_filterbank(n_mels=128) @ P)
-        out["paper_mel"] = mel128.mean(axis=1)
-        out["paper_mfcc"] = mfcc_from_log_mel(mel128).mean(axis=1)
-    if "summary" in needs:
-        out["summary"] = summary_vector(y)
-    return out
-
-
 @dataclass
 class Window:
     start_s: float
@@ -116,6 +98,7 @@ def iter_windows(path: str, info: AudioInfo, needs: tuple[str, ...], *, window_s
     starts = window_starts(duration, window_s, overlap)
     if len(starts) == 1:
         y, _ = load_audio(path)
+        _check_decoded(path, y.size, duration)
         yield _window(y, 0.0, len(y) / SAMPLE_RATE, needs)
         return
     win = int(round(window_s * SAMPLE_RATE))
@@ -123,26 +106,44 @@ def iter_windows(path: str, info: AudioInfo, needs: tuple[str, ...], *, window_s
     buf = np.zeros(0, np.float32)
     buf_start = 0          # sample index of buf[0]
     exhausted = False
-    for i, s in enumerate(starts):
-        a = int(round(s * SAMPLE_RATE))
-        while not exhausted and buf_start + len(buf) < a + win:
-            try:
-                buf = np.concatenate([buf, next(blocks)])
-            except StopIteration:
-                exhausted = True
-        seg = buf[a - buf_start:a - buf_start + win]
-        if seg.size == 0:
-            break
-        yield _window(seg, a / SAMPLE_RATE, (a + seg.size) / SAMPLE_RATE, needs)
-        nxt = int(round(starts[i + 1] * SAMPLE_RATE)) if i + 1 < len(starts) else a + win
-        drop = max(0, min(nxt - buf_start, len(buf)))
-        buf, buf_start = buf[drop:], buf_start + drop
+    try:
+        for i, s in enumerate(starts):
+            a = int(round(s * SAMPLE_RATE))
+            while not exhausted and buf_start + len(buf) < a + win:
+                try:
+                    buf = np.concatenate([buf, next(blocks)])
+                except StopIteration:
+                    exhausted = True
+            seg = buf[a - buf_start:a - buf_start + win]
+            if seg.size == 0:
+                if i == 0:
+                    _check_decoded(path, buf_start + len(buf), duration)
+                break
+            yield _window(seg, a / SAMPLE_RATE, (a + seg.size) / SAMPLE_RATE, needs)
+            nxt = int(round(starts[i + 1] * SAMPLE_RATE)) if i + 1 < len(starts) else a + win
+            drop = max(0, min(nxt - buf_start, len(buf)))
+            buf, buf_start = buf[drop:], buf_start + drop
+    finally:
+        blocks.close()     # closes the file now, also when the consumer stops early
+
+
+def _check_decoded(path: str, n: int, header_s: float) -> None:
+    """A header can promise more than the file holds (truncated or corrupt data)."""
+    if n == 0:
+        raise AudioError(f"{display_path(path)}: no audio samples could be decoded "
+                         f"(header says {header_s:.3f} s)")
+    if n < MIN_DURATION_S * SAMPLE_RATE:
+        raise AudioError(f"{display_path(path)}: too short: {n / SAMPLE_RATE:.3f} s decoded "
+                         f"(minimum {MIN_DURATION_S} s)")
 
 
 def _window(y: np.ndarray, start: float, end: float, needs) -> Window:
+    from .dataset import clip_features
+    from .features import remove_dc
+    y = remove_dc(y)      # a DC offset is not sound: it must not make silence look loud
     if dbfs(y) < SILENCE_DBFS:
         return Window(round(start, 3), round(end, 3), True, None)
-    return Window(round(start, 3), round(end, 3), False, features_for(y, needs))
+    return Window(round(start, 3), round(end, 3), False, clip_features(y, needs))
 
 
 @dataclass
@@ -156,27 +157,44 @@ class Analysed:
 
 
 def analyse_file(path: str, needs: tuple[str, ...], window_s: float, overlap: float,
-                 debug: bool = False) -> Analysed:
-    """Decode one file and compute its window features (runs in a joblib worker)."""
+                 debug: bool = False, cwd: str | None = None) -> Analysed:
+    """Decode one file and compute its window features (runs in a joblib worker).
+
+    `cwd` is the caller's working folder: a relative `path` is read from there, since a reused
+    worker process (or a dask worker) may have another one; the result and its messages keep
+    `path` as given.
+    """
+    src = os.path.join(cwd, path) if cwd and not os.path.isabs(path) else path
+    shown = display_path(path)
+    info = None
     try:
-        info = audio_info(path)
+        info = audio_info(src)
         if info.frames == 0:
-            return Analysed(path, info, error=f"{path}: no audio samples (empty audio data)")
+            return Analysed(path, info, error=f"{shown}: no audio samples (empty audio data)")
         if info.duration_s < MIN_DURATION_S:
-            return Analysed(path, info, error=f"{path}: too short: {info.duration_s:.3f} s "
+            return Analysed(path, info, error=f"{shown}: too short: {info.duration_s:.3f} s "
                                               f"(minimum {MIN_DURATION_S} s)")
         if info.duration_s > LONG_FILE_S:
             return Analysed(path, info, stream=True)
-        return Analysed(path, info, windows=list(iter_windows(path, info, needs, window_s=window_s,
+        return Analysed(path, info, windows=list(iter_windows(src, info, needs, window_s=window_s,
                                                               overlap=overlap)))
     except SercliError as exc:
-        return Analysed(path, error=str(exc))
-    except (MemoryError, RecursionError):
-        raise
+        msg, opened = " ".join(str(exc).split()), display_path(src) + ": "
+        if src != path and msg.startswith(opened):
+            msg = f"{shown}: {msg[len(opened):]}"
+        return Analysed(path, info, error=msg)
+    except MemoryError:
+        # one huge file (say, many channels at a high rate) must not stop the batch
+        return Analysed(path, info, error=f"{shown}: out of memory while decoding "
+                                          "(try a shorter --window)")
     except Exception as exc:  # an unexpected decoder failure must not stop the batch
         if debug:
             raise
-        return Analysed(path, error=f"{path}: {type(exc).__name__}: {' '.join(str(exc).split())}")
+        return Analysed(path, info, error=_unexpected(path, exc))
+
+
+def _unexpected(path: str, exc: BaseException) -> str:
+    return f"{display_path(path)}: {type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
 def _round_scores(labels, p) -> dict[str, float]:
@@ -200,8 +218,14 @@ def _result(model, a: Analysed, wins: list[Window], probs: dict[int, np.ndarray]
                 channels=info.channels, model=model.name)
     if not voiced:
         return ClipResult(label=None, confidence=None, scores=None,
-                          error=f"{a.path}: silent: no window louder than {SILENCE_DBFS:.0f} dBFS",
+                          error=f"{display_path(a.path)}: silent: no window louder than "
+                                f"{SILENCE_DBFS:.0f} dBFS",
                           segments=segs if with_segments else None, **base)
+    if not all(np.isfinite(p).all() for p in voiced):
+        # never NaN in a report (JSON has no NaN): say so instead
+        return ClipResult(label=None, confidence=None, scores=None,
+                          error=f"{display_path(a.path)}: the model gave non-finite scores",
+                          **base)
     mean = np.mean(voiced, axis=0)
     k = int(np.argmax(mean))
     top = None
@@ -240,30 +264,150 @@ def default_jobs() -> int:
     return os.cpu_count() or 1
 
 
+BACKENDS = ("local", "dask")
+DASK_CONNECT_TIMEOUT_S = 10      # how long to try to reach a dask scheduler
+
+
+class _TorchThreads:
+    """Caps torch's intra-op threads while the model runs in this process: the worker
+    processes keep the other cores busy, oversubscribed OpenMP threads are many times slower
+    than one on small convolutions, and one thread gives the same bits whatever --jobs is.
+    The setting found on entry is restored on exit."""
+
+    def __init__(self, n: int):
+        self.n, self.old = n, None
+
+    def __enter__(self):
+        self.old = None
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.get_num_threads() > self.n:
+            self.old = torch.get_num_threads()
+            torch.set_num_threads(self.n)
+        return self
+
+    def __exit__(self, *exc):
+        if self.old is not None:
+            sys.modules["torch"].set_num_threads(self.old)
+        return False
+
+
+_booting = None     # the thread of start_workers(), joined before the workers are used
+
+
+def _boot_worker() -> int:
+    """Runs once in each new worker: the imports analyse_file needs."""
+    import soundfile  # noqa: F401
+    import soxr  # noqa: F401
+    from . import features  # noqa: F401
+    return os.getpid()
+
+
+def start_workers(jobs: int) -> None:
+    """Start `jobs` local worker processes in the background, so that they boot while this
+    process loads the model (importing torch takes about a second); classify() with the same
+    number of jobs then reuses them. Does nothing for fewer than 2 jobs."""
+    global _booting
+    if jobs < 2 or _booting is not None:
+        return
+
+    def boot():
+        from joblib import Parallel, delayed, parallel_config
+        try:
+            with parallel_config(backend="loky", inner_max_num_threads=1):
+                Parallel(n_jobs=jobs)(delayed(_boot_worker)() for _ in range(jobs))
+        except Exception:   # classify() starts its own workers anyway
+            pass
+
+    import threading
+    _booting = threading.Thread(target=boot, name="sercli-start-workers", daemon=True)
+    _booting.start()
+
+
+def _workers_booted() -> None:
+    global _booting
+    if _booting is not None:
+        _booting.join()
+        _booting = None
+
+
+def _dask_client(scheduler: str | None):
+    """A distributed.Client on an existing cluster, or a one-line SercliError."""
+    scheduler = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
+    if not scheduler:
+        raise SercliError("the dask backend needs a scheduler address (--scheduler "
+                          "tcp://HOST:8786 or DASK_SCHEDULER_ADDRESS)")
+    try:
+        from distributed import Client
+    except ImportError:
+        raise SercliError("the dask backend needs dask.distributed, which is not installed: "
+                          "pip install 'sercli[dask]'") from None
+    try:
+        return Client(scheduler, timeout=f"{DASK_CONNECT_TIMEOUT_S}s")
+    except Exception as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise SercliError(f"cannot reach the dask scheduler at {scheduler}: {reason}") from None
+
+
 def classify(paths: Iterable[str], *, model="cnn", jobs: int | None = None,
              window_s: float = DEFAULT_WINDOW_S, overlap: float = WINDOW_OVERLAP,
              segments: bool = False, top_k: int | None = None, debug: bool = False,
              warn: Callable[[str], None] | None = None,
-             on_result: Callable[[ClipResult], None] | None = None) -> Iterator[ClipResult]:
+             on_result: Callable[[ClipResult], None] | None = None,
+             backend: str = "local", scheduler: str | None = None,
+             normalize_by: str | None = None,
+             speakers: Mapping[str, str] | None = None) -> Iterator[ClipResult]:
     """Classify audio files; yields one ClipResult per path, in input order.
 
     `model` is a bundled name (cnn, seed-cnn, svm), a model file path, or a loaded Model.
     Bad files give a result with `error` set; nothing is raised for them.
+
+    `normalize_by="folder"|"speaker"` normalises the features over each group of files
+    (see group_keys; `speakers` maps paths to speaker ids, e.g. from a manifest) before the
+    model sees them, in two passes: the features of every file first, then each group's
+    normalised and scored; results are still yielded in input order, one per path. Only
+    SVMs support it (SercliError otherwise). See sercli.normalize.
+
+    `backend="dask"` decodes and extracts features on an existing dask.distributed cluster
+    through joblib's Dask backend (`scheduler` is its address, default $DASK_SCHEDULER_ADDRESS;
+    all the cluster's threads are used and `jobs` does not apply). The paths must be readable
+    at the same place on the workers. The model still runs here, on the same batches, so the
+    results are those of a local run (bit for bit when the workers' BLAS runs one thread, as
+    dask's nanny sets it and as sercli's local workers run).
     """
-    from joblib import Parallel, delayed
+    if backend not in BACKENDS:
+        raise SercliError(f"unknown backend {backend!r} (choose {' or '.join(BACKENDS)})")
     m = resolve_model(model, warn=warn)
     paths = [os.fspath(p) for p in paths]
     jobs = default_jobs() if not jobs or jobs < 1 else jobs
     jobs = min(jobs, max(1, len(paths)))
     if window_s <= 0:
         raise SercliError(f"window must be positive, got {window_s}")
+    keys = group_setup(m, paths, normalize_by, speakers, warn)
     needs = m.needs
-    work = (delayed(analyse_file)(p, needs, window_s, overlap, debug) for p in paths)
-    if jobs == 1:
+    client = None
+    # The model runs here on one thread, and each worker's BLAS gets one thread (dask's nanny
+    # sets that too): no oversubscription, and the same bits whatever --jobs or the backend
+    # (a BLAS on more threads sums in another order).
+    cap = _TorchThreads(1)
+    if backend == "dask" or jobs > 1:   # joblib only then: its import is 0.1-0.2 s of a cold start
+        from joblib import Parallel, delayed, parallel_config
+        work = (delayed(analyse_file)(p, needs, window_s, overlap, debug) for p in paths)
+    if backend == "dask":
+        client = _dask_client(scheduler)
+        if warn and sum(client.nthreads().values()) < 2:
+            warn(f"warning: the dask cluster at {client.scheduler.address} has "
+                 f"{sum(client.nthreads().values())} worker thread(s); joblib then runs the "
+                 "work in this process")
+        with parallel_config(backend="dask"):
+            analysed = Parallel(n_jobs=-1, return_as="generator", batch_size=4,
+                                pre_dispatch="4*n_jobs")(work)
+    elif jobs == 1:
         analysed = (analyse_file(p, needs, window_s, overlap, debug) for p in paths)
     else:
-        analysed = Parallel(n_jobs=jobs, return_as="generator", batch_size=4,
-                            pre_dispatch="4*n_jobs")(work)
+        _workers_booted()
+        with parallel_config(backend="loky", inner_max_num_threads=1):
+            analysed = Parallel(n_jobs=jobs, return_as="generator", batch_size=4,
+                                pre_dispatch="4*n_jobs")(work)
 
     pending: list[tuple[Analysed, list[Window]]] = []   # errors ride along to keep input order
 
@@ -274,7 +418,8 @@ def classify(paths: Iterable[str], *, model="cnn", jobs: int | None = None,
                 if w.feats is not None:
                     feats.append(w.feats)
                     where.append((fi, wi))
-        probs = m.predict_proba(feats)
+        with cap:
+            probs = m.predict_proba(feats)
         per_file: list[dict[int, np.ndarray]] = [{} for _ in pending]
         for (fi, wi), p in zip(where, probs):
             per_file[fi][wi] = p
@@ -284,22 +429,37 @@ def classify(paths: Iterable[str], *, model="cnn", jobs: int | None = None,
             yield _error_result(m.name, a) if a.error else _result(m, a, wins, pf, top_k, segments)
 
     n_windows = 0
-    for a in analysed:
-        if a.error is None and a.stream:
-            yield from flush()
-            n_windows = 0
-            yield _stream_result(m, a, needs, window_s, overlap, top_k, segments)
-            continue
-        pending.append((a, a.windows or []))
-        n_windows += len(a.windows or [])
-        if n_windows >= BATCH_WINDOWS:
-            yield from flush()
-            n_windows = 0
-    yield from flush()
+    try:
+        if keys is not None:
+            yield from _classify_grouped(m, analysed, keys, needs, window_s, overlap, top_k,
+                                         segments, debug, warn)
+            return
+        for a in analysed:
+            if a.error is None and a.stream:
+                yield from flush()
+                n_windows = 0
+                with cap:
+                    r = _stream_result(m, a, needs, window_s, overlap, top_k, segments)
+                yield r
+                continue
+            pending.append((a, a.windows or []))
+            n_windows += len(a.windows or [])
+            if n_windows >= BATCH_WINDOWS:
+                yield from flush()
+                n_windows = 0
+        yield from flush()
+    finally:
+        if client is not None:
+            client.close()
 
 
-def _stream_result(m, a: Analysed, needs, window_s, overlap, top_k, segments) -> ClipResult:
-    """A long recording: windows streamed and scored in batches; only scores are kept."""
+def _stream_result(m, a: Analysed, needs, window_s, overlap, top_k, segments,
+                   debug: bool = False) -> ClipResult:
+    """A long recording: windows streamed and scored in batches; only scores are kept.
+
+    Runs in the main process, so a failure of this one file becomes its error row instead of
+    ending the batch (as analyse_file does in the workers).
+    """
     wins: list[Window] = []
     probs: dict[int, np.ndarray] = {}
     batch: list[tuple[int, dict]] = []
@@ -315,8 +475,142 @@ def _stream_result(m, a: Analysed, needs, window_s, overlap, top_k, segments) ->
         for (j, _), p in zip(batch, m.predict_proba([f for _, f in batch])):
             probs[j] = p
     except SercliError as exc:
-        return _error_result(m.name, Analysed(a.path, a.info, error=str(exc)))
+        return _error_result(m.name, Analysed(a.path, a.info, error=" ".join(str(exc).split())))
+    except MemoryError:
+        return _error_result(m.name, Analysed(a.path, a.info, error=f"{display_path(a.path)}: out "
+                                              "of memory while decoding (try a shorter --window)"))
+    except Exception as exc:
+        if debug:
+            raise
+        return _error_result(m.name, Analysed(a.path, a.info, error=_unexpected(a.path, exc)))
     return _result(m, a, wins, probs, top_k, segments)
+
+
+def check_group_support(m) -> None:
+    """A one-line SercliError when model `m` cannot take group-normalised input."""
+    if not m.supports_group_norm:
+        raise SercliError(f"--normalize-by needs an SVM model (svm, or a file trained with "
+                          f"normalize = \"group\"): model {m.name} is a {m.kind}, whose frame "
+                          "sequences are too big to hold for a whole group")
+
+
+def group_keys(paths: list[str], by: str, speakers: Mapping[str, str] | None = None) -> list[tuple]:
+    """Each path's group for --normalize-by.
+
+    folder: the file's parent folder. speaker: the path's speaker in `speakers` (a manifest's
+    speaker column), else the speaker of a file name that corpora.parse_name recognises
+    (RAVDESS, CREMA-D, TESS, SAVEE, EmoDB, JL-Corpus naming), else the parent folder.
+    """
+    from .corpora import parse_name
+    if by not in ("folder", "speaker"):
+        raise SercliError(f"unknown grouping {by!r} (choose folder or speaker)")
+    out = []
+    for p in paths:
+        if by == "speaker":
+            if speakers and speakers.get(p):
+                out.append(("speaker", "given", speakers[p]))
+                continue
+            clip = parse_name(p)
+            if clip is not None and clip.speaker is not None:
+                out.append(("speaker", clip.speaker_key))
+                continue
+        out.append(("folder", os.path.dirname(os.path.abspath(p))))
+    return out
+
+
+def group_setup(m, paths: list[str], normalize_by: str | None,
+                speakers: Mapping[str, str] | None = None,
+                warn: Callable[[str], None] | None = None) -> list[tuple] | None:
+    """classify's group keys (None: no group normalisation), after checking the model takes it."""
+    from .normalize import MIN_GROUP_CLIPS, NORMALIZE_BY
+    by = normalize_by or "none"
+    if by not in NORMALIZE_BY:
+        raise SercliError(f"unknown normalize_by {by!r} (choose {', '.join(NORMALIZE_BY)})")
+    if by == "none":
+        if warn and m.group_trained:
+            warn(f"warning: model {m.name} was trained on features normalised per speaker; "
+                 "without --normalize-by each clip is normalised alone with its training "
+                 f"statistics, which scores lower (group normalisation works best with >= "
+                 f"{MIN_GROUP_CLIPS} clips per group)")
+        return None
+    check_group_support(m)
+    return group_keys(paths, by, speakers)
+
+
+def read_path_manifest(csv_path: str | os.PathLike) -> list[tuple[str, str | None]]:
+    """(path, speaker) of each row of a CSV manifest with a `path` column (relative paths are
+    read from the manifest's folder); speaker is None when the column is absent or empty.
+    Other columns (label, corpus, ...) are ignored."""
+    import csv
+    csv_path = os.fspath(csv_path)
+    base = os.path.dirname(csv_path)
+    out = []
+    with open(csv_path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        cols = {(c or "").strip().lower(): c for c in reader.fieldnames or []}
+        if "path" not in cols:
+            raise SercliError(f"{display_path(csv_path)}: a manifest needs a 'path' column "
+                              "(and optionally 'speaker')")
+        for row in reader:
+            p = (row.get(cols["path"]) or "").strip()
+            if p:
+                spk = (row.get(cols["speaker"]) or "").strip() if "speaker" in cols else ""
+                out.append((p if os.path.isabs(p) else os.path.join(base, p), spk or None))
+    return out
+
+
+def _stream_windows(a: Analysed, needs, window_s, overlap, debug: bool = False) -> Analysed:
+    """A long recording's windows with their features, streamed here (the grouped mode keeps
+    them: one small summary vector per window); a failure becomes the file's error."""
+    try:
+        wins = list(iter_windows(a.path, a.info, needs, window_s=window_s, overlap=overlap))
+    except SercliError as exc:
+        return Analysed(a.path, a.info, error=" ".join(str(exc).split()))
+    except MemoryError:
+        return Analysed(a.path, a.info, error=f"{display_path(a.path)}: out of memory while "
+                                              "decoding (try a shorter --window)")
+    except Exception as exc:
+        if debug:
+            raise
+        return Analysed(a.path, a.info, error=_unexpected(a.path, exc))
+    return Analysed(a.path, a.info, windows=wins)
+
+
+def _classify_grouped(m, analysed: Iterable[Analysed], keys: list[tuple], needs, window_s, overlap,
+                      top_k, segments, debug, warn) -> Iterator[ClipResult]:
+    """Group normalisation in two passes: every file's window features first (the workers'
+    answers arrive in input order; only summary-sized vectors are kept), then all windows of
+    each group normalised together and scored; one result per file, in input order."""
+    from collections import Counter
+    from .normalize import MIN_GROUP_CLIPS
+    done: list[Analysed] = []
+    for a in analysed:
+        done.append(_stream_windows(a, needs, window_s, overlap, debug)
+                    if a.error is None and a.stream else a)
+    feats, where, rows = [], [], []
+    clips_per_group: Counter = Counter()
+    for fi, (a, key) in enumerate(zip(done, keys)):
+        if a.error:
+            continue
+        voiced = [(wi, w) for wi, w in enumerate(a.windows or []) if w.feats is not None]
+        clips_per_group[key] += bool(voiced)
+        for wi, w in voiced:
+            feats.append(w.feats)
+            where.append((fi, wi))
+            rows.append(key)
+    small = [n for n in clips_per_group.values() if 0 < n < MIN_GROUP_CLIPS]
+    if warn and small:
+        warn(f"warning: {len(small)} of {len(clips_per_group)} groups have fewer than "
+             f"{MIN_GROUP_CLIPS} clips (smallest: {min(small)}); group normalisation works best "
+             f"with >= {MIN_GROUP_CLIPS} clips of mixed emotions per group: a small group's "
+             "statistics lean on the model's training statistics")
+    probs = m.predict_proba_grouped(feats, rows)
+    per_file: list[dict[int, np.ndarray]] = [{} for _ in done]
+    for (fi, wi), p in zip(where, probs):
+        per_file[fi][wi] = p
+    for a, pf in zip(done, per_file):
+        yield _error_result(m.name, a) if a.error else _result(m, a, a.windows or [], pf, top_k,
+                                                               segments)
 
 
 def classify_file(path: str | os.PathLike, *, model="cnn", **kwargs) -> ClipResult:
@@ -325,13 +619,15 @@ def classify_file(path: str | os.PathLike, *, model="cnn", **kwargs) -> ClipResu
 
 
 def collect_paths(inputs: Iterable[str], *, recursive: bool = True,
-                  extensions: Iterable[str] | None = None) -> list[str]:
+                  extensions: Iterable[str] | None = None,
+                  warn: Callable[[str], None] | None = None) -> list[str]:
     """Expand files and folders into a deterministic list of paths, each once.
 
-    Folders are walked (sorted; symlinked folders are not followed, so loops cannot hang);
-    inside them, entries whose extension is an audio extension are kept, including folders or
-    broken links named like audio, which then get an error row. Paths given explicitly are kept
-    whatever their extension.
+    Folders are walked (sorted; symlinked folders inside them are not followed, so loops cannot
+    hang; a folder given explicitly is walked even when it is a symlink); inside them, entries
+    whose extension is an audio extension are kept, including folders or broken links named
+    like audio, which then get an error row. Paths given explicitly are kept whatever their
+    extension. A sub-folder that cannot be read is reported through `warn`.
     """
     from .constants import AUDIO_EXTENSIONS
     exts = {e.lower().lstrip(".") for e in (extensions or AUDIO_EXTENSIONS)}
@@ -347,18 +643,27 @@ def collect_paths(inputs: Iterable[str], *, recursive: bool = True,
             seen.add(p)
             out.append(p)
 
+    def unreadable(exc: OSError) -> None:
+        if warn:
+            where = exc.filename if exc.filename is not None else "?"
+            warn(f"warning: {display_path(where)}: cannot read folder "
+                 f"({(exc.strerror or str(exc)).lower()}); its files are skipped")
+
     for item in inputs:
         item = os.fspath(item)
-        if os.path.isdir(item) and not os.path.islink(item.rstrip("/")) or os.path.isdir(item) and item.endswith("/"):
+        if os.path.isdir(item):
             found = []
             if recursive:
-                for dirpath, dirnames, filenames in os.walk(item):
+                for dirpath, dirnames, filenames in os.walk(item, onerror=unreadable):
                     dirnames.sort()
                     found += [os.path.join(dirpath, n) for n in filenames if wanted(n)]
                     found += [os.path.join(dirpath, n) for n in dirnames if wanted(n)]
             else:
-                with os.scandir(item) as it:
-                    found += [e.path for e in it if wanted(e.name)]
+                try:
+                    with os.scandir(item) as it:
+                        found += [e.path for e in it if wanted(e.name)]
+                except OSError as exc:
+                    unreadable(exc)
             for p in sorted(found):
                 add(p)
         else:

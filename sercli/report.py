@@ -8,10 +8,13 @@ import csv
 import io
 import json
 import os
+import stat
 import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import IO, Iterable
+
+from .errors import display_path
 
 FORMATS = ("table", "jsonl", "json", "csv")
 BASE_COLUMNS = ["path", "label", "confidence", "duration_s", "sample_rate", "channels", "model", "error"]
@@ -24,34 +27,92 @@ def format_for(path: str | os.PathLike) -> str | None:
 
 
 def dumps(record: dict) -> str:
-    return json.dumps(record, ensure_ascii=False, allow_nan=False)
+    """One JSON line. A path that is not valid UTF-8 (its bytes held as surrogates, as Python
+    decodes file names) is written with \\udcXX escapes, which json.loads turns back into the
+    same path; everything else stays readable UTF-8."""
+    s = json.dumps(record, ensure_ascii=False, allow_nan=False)
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        s = json.dumps(record, ensure_ascii=True, allow_nan=False)
+    return s
+
+
+def text(s):
+    """`s` encodable as UTF-8: undecodable file-name bytes shown as \\xNN (CSV and table)."""
+    if not isinstance(s, str):
+        return s
+    try:
+        s.encode("utf-8")
+        return s
+    except UnicodeEncodeError:
+        try:
+            return s.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:
+            return s.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 class AtomicFile:
     """A text file written under a temporary name and renamed into place on commit().
 
-    Never leaves a half-written report at `path`: abort() (or an exception) removes the temp file.
+    Never leaves a half-written report at `path`: abort() (or an exception inside `with`)
+    removes the temp file. The file gets the mode a plain open() would give it (or keeps the
+    mode of the report it replaces), not mkstemp's owner-only 0600. commit() and abort() are
+    idempotent. Raises OSError when the folder cannot be written.
     """
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        self.done = False
         d = self.path.parent if str(self.path.parent) else Path(".")
         fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=d)
-        self.f: IO[str] = os.fdopen(fd, "w", encoding="utf-8", newline="")
+        try:
+            try:
+                mode = stat.S_IMODE(os.stat(self.path).st_mode)
+            except OSError:
+                mode = 0o666 & ~_umask()
+            if hasattr(os, "fchmod"):
+                os.fchmod(fd, mode)
+            self.f: IO[str] = os.fdopen(fd, "w", encoding="utf-8", newline="")
+        except BaseException:
+            os.close(fd)
+            os.unlink(self.tmp)
+            raise
+
+    def __enter__(self) -> "AtomicFile":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
 
     def commit(self) -> None:
+        if self.done:
+            return
         self.f.flush()
         os.fsync(self.f.fileno())
         self.f.close()
         os.replace(self.tmp, self.path)
+        self.done = True
 
     def abort(self) -> None:
+        if self.done:
+            return
         if not self.f.closed:
             self.f.close()
         try:
             os.unlink(self.tmp)
         except FileNotFoundError:
             pass
+        self.done = True
 
 
 class Writer:
@@ -82,7 +143,7 @@ class Writer:
         elif self.fmt == "json":
             self.out.write(("\n" if self.n == 0 else ",\n") + dumps(record))
         elif self.fmt == "csv":
-            row = {k: record.get(k) for k in BASE_COLUMNS}
+            row = {k: text(record.get(k)) for k in BASE_COLUMNS}
             for lab in self.labels:
                 row[f"score_{lab}"] = (record.get("scores") or {}).get(lab)
             if self.top_k:
@@ -95,6 +156,10 @@ class Writer:
         self.n += 1
 
     def close(self) -> None:
+        """Finish the output; a second call does nothing."""
+        if getattr(self, "closed", False):
+            return
+        self.closed = True
         if self.fmt == "json":
             self.out.write("\n]\n" if self.n else "]\n")
         elif self.fmt == "table":
@@ -105,6 +170,7 @@ class Writer:
 def render_table(rows: list[dict], out: IO[str], *, top_k: bool = False, console=None) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
     con = console or Console(file=out)
     t = Table(show_lines=False)
     t.add_column("file", overflow="fold")
@@ -120,17 +186,20 @@ def render_table(rows: list[dict], out: IO[str], *, top_k: bool = False, console
             extra = ", ".join(f"{d['label']} {d['score']:.2f}" for d in r["top_k"])
         else:
             extra = ", ".join(f"{k} {v:.2f}" for k, v in ranked[1:2])
-        t.add_row(r["path"], r.get("label") or "-",
+        # Text, not markup: a file name like "take[/1].wav" must not be parsed as rich markup
+        t.add_row(Text(display_path(r["path"])), r.get("label") or "-",
                   f"{r['confidence']:.2f}" if r.get("confidence") is not None else "-",
                   extra, f"{r['duration_s']:.1f}" if r.get("duration_s") is not None else "-",
-                  "" if r.get("error") is None else f"[red]{_reason_only(r)}[/red]")
+                  "" if r.get("error") is None else Text(text(_reason_only(r)), style="red"))
     con.print(t)
 
 
 def _reason_only(r: dict) -> str:
     err = r["error"]
-    prefix = f"{r['path']}: "
-    return err[len(prefix):] if err.startswith(prefix) else err
+    for shown in (display_path(r["path"]), r["path"]):
+        if err.startswith(f"{shown}: "):
+            return err[len(shown) + 2:]
+    return err
 
 
 def summary_lines(records: list[dict] | Counter, failed: int, elapsed: float, n: int) -> list[str]:

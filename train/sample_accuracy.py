@@ -1,0 +1,21 @@
+"""Accuracy and UAR of the bundled models on the real sample of test speakers.
+
+    python train/sample_accuracy.py [SAMPLE_DIR]
+
+Prints the numbers that set the floors of tests/test_real_sample.py.
+"""
+import sys
+from pathlib import Path
+
+from sercli.corpora import scan
+from sercli.metrics import evaluate
+from sercli.pipeline import classify
+
+sample = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).resolve().parents[2] / "shared/corpora/sample")
+clips = scan(sample).clips
+for model in ("cnn", "svm", "seed-cnn"):
+    rows = list(classify([c.path for c in clips], model=model, jobs=2))
+    labels = list(rows[0].scores)
+    pairs = [(c.label, r.label) for c, r in zip(clips, rows) if c.label in labels]
+    m = evaluate([t for t, _ in pairs], [p for _, p in pairs], labels)
+    print(f"{model}: n={m['n']} accuracy={m['accuracy']:.3f} uar={m['uar']:.3f}")
