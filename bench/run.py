@@ -22,8 +22,11 @@ machine, and writes it to --out. Targets: classify >= 5x the peer's way and >= 0
 `sercli --help` < 0.3 s; one file from a cold start < 2.5 s; peak RSS < 1 GB, flat in the number
 of files and bounded for a one-hour recording; training < 30 min.
 
-The full run takes about 6-8 minutes on 2 cores (about 700 clips, 22,000 short clips, one hour
-of audio); --quick takes under a minute. Run it on an otherwise idle machine.
+It also times each stage per clip on one thread (bench/cpu_per_clip.py), which gives the
+ceilings of the two ratios whatever the load. The full run (about 700 clips, 22,000 short clips,
+one hour of audio) takes about 4 minutes on an idle 2-core machine and under 10 on a busy one;
+--quick takes under a minute. Run it on an otherwise idle machine: on a busy one the peer's
+default torch/BLAS threads slow it down many times over, which flatters sercli.
 """
 from __future__ import annotations
 
@@ -255,7 +258,7 @@ def machine() -> list[tuple[str, str]]:
 # ---------------------------------------------------------------- the benchmark
 
 def fmt_s(s: float) -> str:
-    return f"{s:.2f} s" if s < 100 else f"{s:.0f} s"
+    return f"{s:.2f} s" if s < 100 else f"{s:.0f} s ({s / 60:.1f} min)"
 
 
 def mb(b: int | None) -> str:
@@ -433,22 +436,27 @@ def main(argv=None) -> int:
                      "< 1 GB", verdict(r_.peak < GB)))
 
         # ------------------------------------------------ training
-        if a.card.is_file():
+        secs = json.loads(a.card.read_text()).get("seconds") if a.card.is_file() else None
+        total = secs.get("total") if isinstance(secs, dict) else secs
+        feat = secs.get("features") if isinstance(secs, dict) else None
+        if isinstance(total, (int, float)):
             card = json.loads(a.card.read_text())
-            secs = card.get("seconds")
-            total = secs.get("total") if isinstance(secs, dict) else secs
-            feat = secs.get("features") if isinstance(secs, dict) else None
             what = f"`{card.get('command') or 'sercli train'}`, {card.get('epochs', '?')} epochs"
-            rows.append((f"training, recorded in {a.card.name} ({what}; not run by the benchmark)",
-                         f"{total / 60:.1f} min total" + (f", of which features {feat / 60:.1f} min" if feat is not None else ""),
-                         "< 30 min", verdict(total is not None and total < 1800)))
-            if feat is not None:
-                rows.append(("training with cached features, estimated from that card (total − features)",
+            rows.append((f"training, as recorded in {a.card.name} by `sercli train` ({what}; not run "
+                         "by the benchmark)",
+                         f"{total / 60:.1f} min" + (f", of which feature extraction {feat / 60:.1f} min"
+                                                    if isinstance(feat, (int, float)) else ""),
+                         "< 30 min", verdict(total < 1800)))
+            if isinstance(feat, (int, float)):
+                rows.append((f"training with cached features, estimated from {a.card.name} "
+                             "(total − feature extraction)",
                              f"{(total - feat) / 60:.1f} min", "< 30 min", verdict(total - feat < 1800)))
-            notes.append(f"The card does not record whether that run's feature cache was warm; "
-                         f"its `seconds.features` ({feat} s) is the feature time of that run.")
+                notes.append("The model card does not record whether its run found the feature cache "
+                             "warm: the recorded total is the uncached time only if its feature "
+                             "extraction (above) was a real one. `--train` measures both.")
         else:
-            rows.append((f"training ({a.card} not found; use --train to measure)", "n/a", "< 30 min", "n/a"))
+            why = "has no `seconds`" if a.card.is_file() else "not found"
+            rows.append((f"training ({a.card} {why}; use --train to measure)", "n/a", "< 30 min", "n/a"))
         if a.train:
             cache = tmp / "train-cache"
             for label in ("uncached (fresh feature cache)", "cached features"):
@@ -460,7 +468,7 @@ def main(argv=None) -> int:
                 r_ = measure(cmd, poll=1.0, timeout=4 * 3600)
                 ep = f", {a.train_epochs} epochs" if a.train_epochs else ""
                 rows.append((f"training measured (--train), recipe {a.train_recipe}{ep}, {label}",
-                             f"{r_.wall / 60:.1f} min (peak RSS {mb(r_.peak)})", "< 30 min",
+                             f"{fmt_s(r_.wall)} (peak RSS {mb(r_.peak)})", "< 30 min",
                              verdict(r_.wall < 1800)))
     finally:
         if tmp_ctx:
@@ -473,7 +481,7 @@ def main(argv=None) -> int:
     lines += ["", "| measure | value | target | result |", "|---|---|---|---|"]
     lines += [f"| {a_} | {b} | {c} | {d} |" for a_, b, c, d in rows]
     mem = ("sum of the RSS of the process and all its descendants (joblib workers included), polled "
-           "with psutil every 0.1 s; shared pages count once per process" if psutil else
+           "with psutil every 0.1 s (pages shared between processes count in each)" if psutil else
            "psutil is not installed: the max RSS of the largest single process (wait4 rusage)")
     lines += ["", "Notes:", "",
               "- Throughput: wall time of each command as a subprocess, process start and imports "

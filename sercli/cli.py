@@ -247,8 +247,8 @@ def classify(paths, model, fmt, output, jobs, backend, scheduler, no_recursive, 
             status = 1 if failed or prior_failed else 0
         except KeyboardInterrupt as exc:
             # keep what is done: a finished, valid report of the files processed so far
+            # the report first: whatever happens to the workers below, nothing done is lost
             guard.hold()
-            _close_quietly(results)
             if writer:
                 writer.close()
             if sink:
@@ -259,6 +259,7 @@ def classify(paths, model, fmt, output, jobs, backend, scheduler, no_recursive, 
                     if output and fmt == "jsonl" else
                     (f", saved to {display_path(output)}" if output else "")), False)
             status = 128 + signum
+            _stop_workers(results, status)
         except BaseException as exc:
             guard.hold()
             _close_quietly(results)
@@ -276,6 +277,35 @@ def classify(paths, model, fmt, output, jobs, backend, scheduler, no_recursive, 
         if prior_failed:
             _err(f"  {prior_failed} failed in the earlier run (their rows are in the report)")
     sys.exit(status)
+
+
+def _stop_workers(results, status: int) -> None:
+    """After an interrupt: kill the worker processes instead of waiting for them, and leave.
+
+    Ctrl-C reaches the workers too; joblib's orderly shutdown can then wait forever on a worker
+    that died mid-task. The report is already complete, so a hard exit loses nothing.
+    """
+    import threading
+
+    def hard_exit():
+        try:
+            from joblib.externals.loky import reusable_executor
+            if reusable_executor._executor is not None:
+                reusable_executor._executor.shutdown(wait=False, kill_workers=True)
+        except Exception:
+            pass
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+
+    watchdog = None
+    if sys.stderr is sys.__stderr__:    # a real process, not a test runner
+        watchdog = threading.Timer(5.0, hard_exit)
+        watchdog.daemon = True
+        watchdog.start()
+    _close_quietly(results)
+    if watchdog:
+        watchdog.cancel()
 
 
 def _usage_line(msg: str):

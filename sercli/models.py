@@ -20,9 +20,9 @@ from .errors import ModelError
 
 #: name -> (file in weights/, pinned sha256). Updated only by retraining the bundled weights.
 REGISTRY: dict[str, tuple[str, str]] = {
-    "cnn": ("cnn.pt", "UNSET"),
-    "seed-cnn": ("seed-cnn.pt", "UNSET"),
-    "svm": ("svm.npz", "201dbb1276c8f97311995fff8be0277b75578d229a7b15a00d8ecf40fc2e4ad7"),
+    "cnn": ("cnn.pt", "fb74a6de25d17ec98ce2bd761e97019c01d4f1897b1d4f3b4eaa37b8a7271e84"),
+    "seed-cnn": ("seed-cnn.pt", "cc22e21e7184d4ab15cfaf679eda740fdf5af966b797456f666865a560bae10e"),
+    "svm": ("svm.npz", "fe3dd4a06b996880d07d13aa06081a72fc36bb20744d6d6338c3b043ed04354b"),
 }
 DEFAULT_MODEL = "cnn"
 FALLBACK_MODEL = "svm"

@@ -156,6 +156,20 @@ class Analysed:
     error: str | None = None
 
 
+def _analyse_in_worker(path: str, needs, window_s: float, overlap: float, debug: bool,
+                       cwd: str, caller_pid: int) -> "Analysed":
+    """analyse_file in a worker process, which leaves Ctrl-C to the main process.
+
+    A terminal's Ctrl-C reaches the whole process group; a worker dying mid-task could leave
+    joblib's shutdown waiting, while the main process already stops the run cleanly.
+    """
+    import signal
+    import threading
+    if threading.current_thread() is threading.main_thread() and os.getpid() != caller_pid:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return analyse_file(path, needs, window_s, overlap, debug, cwd)
+
+
 def analyse_file(path: str, needs: tuple[str, ...], window_s: float, overlap: float,
                  debug: bool = False, cwd: str | None = None) -> Analysed:
     """Decode one file and compute its window features (runs in a joblib worker).
@@ -391,7 +405,9 @@ def classify(paths: Iterable[str], *, model="cnn", jobs: int | None = None,
     cap = _TorchThreads(1)
     if backend == "dask" or jobs > 1:   # joblib only then: its import is 0.1-0.2 s of a cold start
         from joblib import Parallel, delayed, parallel_config
-        work = (delayed(analyse_file)(p, needs, window_s, overlap, debug) for p in paths)
+        cwd = os.getcwd()
+        work = (delayed(_analyse_in_worker)(p, needs, window_s, overlap, debug, cwd, os.getpid())
+                for p in paths)
     if backend == "dask":
         client = _dask_client(scheduler)
         if warn and sum(client.nthreads().values()) < 2:

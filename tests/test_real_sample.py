@@ -13,8 +13,10 @@ from sercli.cli import cli
 from sercli.corpora import scan, speaker_split, split_of
 from sercli.metrics import evaluate
 
-# measured by train/sample_accuracy.py on the bundled weights; floor = measured - 0.05
-FLOORS = {"cnn": 0.0, "svm": 0.0}
+# train/sample_accuracy.py on the bundled weights measured UAR cnn 0.408, svm 0.420 (98 clips
+# of 6 classes); the floors sit 0.05 under (a clip is ~0.01). seed-cnn has no floor here: it was
+# trained under the paper's random split, which includes these speakers.
+FLOORS = {"cnn": 0.358, "svm": 0.370}
 
 
 def test_sample_is_test_speakers_only(sample_dir):
