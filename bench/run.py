@@ -48,6 +48,8 @@ import numpy as np
 import soundfile as sf
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))     # run from a checkout without installing
+from sercli.synth import speechlike  # noqa: E402
 BENCH = Path(__file__).resolve().parent
 SAMPLE = Path(os.environ.get("SERCLI_SAMPLE", REPO.parent / "shared" / "corpora" / "sample"))
 CORPORA = Path(os.environ.get("SERCLI_CORPORA", REPO.parent / "corpora"))
@@ -165,17 +167,6 @@ def pick_clips(dirs: list[Path], per_group: int, seed: int = 0) -> list[Path]:
     return out
 
 
-def speechlike(rng: np.random.Generator, n: int, sr: int, f0: float, level: float = 0.3) -> np.ndarray:
-    """A voiced, syllable-modulated harmonic signal with a little noise (as tests/conftest.py)."""
-    t = np.arange(n) / sr
-    contour = f0 * (1 + 0.1 * np.sin(2 * np.pi * 0.7 * t + rng.uniform(0, 6)))
-    phase = 2 * np.pi * np.cumsum(contour) / sr
-    y = sum(np.sin(k * phase) / k for k in range(1, 8))
-    env = 0.5 * (1 + np.sin(2 * np.pi * 4 * t + rng.uniform(0, 6))) ** 2
-    y = y * env + 0.02 * rng.standard_normal(n)
-    return (level * y / (np.abs(y).max() + 1e-9)).astype(np.float32)
-
-
 def make_many(root: Path, n: int, unique: int = 100) -> Path:
     """n one-second clips (half 16 kHz, half 48 kHz) as hard links to `unique` distinct files."""
     rng = np.random.default_rng(0)
@@ -186,7 +177,7 @@ def make_many(root: Path, n: int, unique: int = 100) -> Path:
         sr = 16000 if i % 2 == 0 else 48000
         p = src / f"u{i:03d}.wav"
         if not p.exists():
-            sf.write(p, speechlike(rng, sr, sr, rng.uniform(100, 260)), sr, subtype="PCM_16")
+            sf.write(p, speechlike(rng, sr=sr, f0=rng.uniform(100, 260), n=sr), sr, subtype="PCM_16")
         uniq.append(p)
     d = root / f"many{n}"
     if d.exists():
@@ -210,7 +201,7 @@ def make_long(path: Path, seconds: float, sr: int = 16000) -> Path:
     with sf.SoundFile(path, "w", samplerate=sr, channels=1, subtype="PCM_16") as f:
         while left > 0:
             n = min(left, 60 * sr)
-            y = speechlike(rng, n, sr, rng.uniform(100, 260))
+            y = speechlike(rng, sr=sr, f0=rng.uniform(100, 260), n=n)
             y[: int(min(n, rng.uniform(0.2, 1.5) * sr))] *= 0.001     # a pause
             f.write(y)
             left -= n

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from sercli.synth import speechlike  # noqa: F401  (re-exported for the tests)
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = Path(os.environ.get("SERCLI_SAMPLE", REPO.parent / "shared" / "corpora" / "sample"))
 
@@ -27,19 +29,6 @@ CORPUS_NAMES = {
     "jl/male2_neutral_5b_2.wav": ("jl", "male2", "neutral"),
     "mine/happy/clip 01.wav": ("folder", None, "happy"),
 }
-
-
-def speechlike(rng: np.random.Generator, seconds: float = 1.5, sr: int = 16000, f0: float = 150.0,
-               level: float = 0.3) -> np.ndarray:
-    """A voiced, syllable-modulated harmonic signal with a little noise; shape (n,) float32."""
-    n = int(seconds * sr)
-    t = np.arange(n) / sr
-    contour = f0 * (1 + 0.1 * np.sin(2 * np.pi * 0.7 * t + rng.uniform(0, 6)))
-    phase = 2 * np.pi * np.cumsum(contour) / sr
-    y = sum(np.sin(k * phase) / k for k in range(1, 8))
-    env = 0.5 * (1 + np.sin(2 * np.pi * 4 * t + rng.uniform(0, 6))) ** 2
-    y = y * env + 0.02 * rng.standard_normal(n)
-    return (level * y / (np.abs(y).max() + 1e-9)).astype(np.float32)
 
 
 @pytest.fixture

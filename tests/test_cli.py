@@ -148,20 +148,6 @@ def test_silent_and_too_short_are_reported_not_classified(tmp_path, write_wav, t
     assert rows["short.wav"]["label"] is None and "too short" in rows["short.wav"]["error"]
 
 
-def test_svm_fallback_when_cnn_weights_are_bad(clips, monkeypatch, tmp_path):
-    from sercli import models
-    bad = tmp_path / "w"
-    bad.mkdir()
-    (bad / "cnn.pt").write_bytes(b"corrupted")
-    for f in ("svm.npz", "svm.card.json"):
-        (bad / f).write_bytes((models.weights_dir() / f).read_bytes())
-    monkeypatch.setattr(models, "weights_dir", lambda: bad)
-    r = run(["classify", str(clips)])
-    assert r.exit_code == 0
-    assert "falling back to the 'svm' model" in r.stderr and "cnn.pt" in r.stderr
-    assert {x["model"] for x in jsonl(r.stdout)} == {"svm"}
-
-
 def test_info_json():
     r = run(["info", "--model", "svm", "--format", "json"])
     card = json.loads(r.stdout)

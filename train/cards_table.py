@@ -1,0 +1,23 @@
+"""The README's results table, read from the bundled model cards (weights/*.card.json).
+
+    python train/cards_table.py > train/results/bundled.md
+"""
+import json
+from pathlib import Path
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+PAPER = {"svm": 0.38, "rnn": 0.43, "seed-cnn": 0.62, "human": 0.72}   # the paper's Table 2
+
+print("| model | protocol | classes | val acc | val UAR | test acc | test UAR | test macro-F1 | test UAR per corpus | paper's test acc |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+for name in ("cnn", "svm", "seed-cnn"):
+    card = json.loads((WEIGHTS / f"{name}.card.json").read_text())
+    v, t = card["metrics"]["val"], card["metrics"]["test"]
+    proto = "paper (random 70/15/15)" if card["recipe"].get("protocol") == "paper" else "speaker-independent"
+    corpora = ", ".join(f"{c} {m['uar']:.3f}" for c, m in t.get("per_corpus", {}).items())
+    paper = f"{PAPER[name]:.2f}" if name in PAPER and card["recipe"].get("protocol") == "paper" else "–"
+    print(f"| `{name}` | {proto} | {len(card['labels'])} | {v['accuracy']:.3f} | {v['uar']:.3f} | "
+          f"{t['accuracy']:.3f} | {t['uar']:.3f} | {t['macro_f1']:.3f} | {corpora} | {paper} |")
+cnn = json.loads((WEIGHTS / "cnn.card.json").read_text())
+print(f"\n`cnn` trained in {cnn['seconds']['total'] / 60:.1f} min ({cnn['seconds']['features']:.0f} s of it "
+      f"features and data loading) with `{cnn['command']}`.")
