@@ -11,8 +11,7 @@ from __future__ import annotations
 import math
 import os
 import sys
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
@@ -366,7 +365,6 @@ def classify(paths: Iterable[str], *, model="cnn", jobs: int | None = None,
              window_s: float = DEFAULT_WINDOW_S, overlap: float = WINDOW_OVERLAP,
              segments: bool = False, top_k: int | None = None, debug: bool = False,
              warn: Callable[[str], None] | None = None,
-             on_result: Callable[[ClipResult], None] | None = None,
              backend: str = "local", scheduler: str | None = None,
              normalize_by: str | None = None,
              speakers: Mapping[str, str] | None = None) -> Iterator[ClipResult]:

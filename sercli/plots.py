@@ -115,7 +115,6 @@ def plot_clip(path: str | os.PathLike, out: str | os.PathLike, *, model="cnn",
     window's label and confidence below (DPI x TIMELINE_FIGSIZE pixels). Raises AudioError for
     a file that cannot be decoded. Returns what was plotted.
     """
-    import numpy as np
     from .audio import load_audio
     from .constants import N_MELS, N_MFCC, SAMPLE_RATE
     from .errors import AudioError

@@ -5,7 +5,6 @@ Records are plain dicts (ClipResult.to_dict); scores are flattened to one CSV co
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 import stat
