@@ -32,7 +32,7 @@ from sercli.errors import AudioError, display_path
 from .conftest import speechlike
 
 REPO = Path(__file__).resolve().parents[1]
-PROPS = settings(max_examples=50, deadline=None,
+PROPS = settings(max_examples=50, deadline=None, derandomize=True,   # same examples in CI every run
                  suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
