@@ -191,22 +191,24 @@ def analyse_file(path: str, needs: tuple[str, ...], window_s: float, overlap: fl
             return Analysed(path, info, stream=True)
         return Analysed(path, info, windows=list(iter_windows(src, info, needs, window_s=window_s,
                                                               overlap=overlap)))
-    except SercliError as exc:
-        msg, opened = " ".join(str(exc).split()), display_path(src) + ": "
-        if src != path and msg.startswith(opened):
-            msg = f"{shown}: {msg[len(opened):]}"
-        return Analysed(path, info, error=msg)
-    except MemoryError:
+    except Exception as exc:  # no failure of one file may stop the batch
+        return Analysed(path, info, error=_file_error(path, exc, debug, src))
+
+
+def _file_error(path: str, exc: Exception, debug: bool, src: str | None = None) -> str:
+    """The one-line error row of a file that failed; under --debug an unexpected error is
+    raised instead. `src` is the path the file was opened as, when it differs from `path`."""
+    if isinstance(exc, SercliError):
+        msg = " ".join(str(exc).split())
+        opened = display_path(src) + ": " if src else ""
+        if src and src != path and msg.startswith(opened):
+            msg = f"{display_path(path)}: {msg[len(opened):]}"
+        return msg
+    if isinstance(exc, MemoryError):
         # one huge file (say, many channels at a high rate) must not stop the batch
-        return Analysed(path, info, error=f"{shown}: out of memory while decoding "
-                                          "(try a shorter --window)")
-    except Exception as exc:  # an unexpected decoder failure must not stop the batch
-        if debug:
-            raise
-        return Analysed(path, info, error=_unexpected(path, exc))
-
-
-def _unexpected(path: str, exc: BaseException) -> str:
+        return f"{display_path(path)}: out of memory while decoding (try a shorter --window)"
+    if debug:
+        raise exc
     return f"{display_path(path)}: {type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
@@ -488,15 +490,8 @@ def _stream_result(m, a: Analysed, needs, window_s, overlap, top_k, segments,
                 batch = []
         for (j, _), p in zip(batch, m.predict_proba([f for _, f in batch])):
             probs[j] = p
-    except SercliError as exc:
-        return _error_result(m.name, Analysed(a.path, a.info, error=" ".join(str(exc).split())))
-    except MemoryError:
-        return _error_result(m.name, Analysed(a.path, a.info, error=f"{display_path(a.path)}: out "
-                                              "of memory while decoding (try a shorter --window)"))
     except Exception as exc:
-        if debug:
-            raise
-        return _error_result(m.name, Analysed(a.path, a.info, error=_unexpected(a.path, exc)))
+        return _error_result(m.name, Analysed(a.path, a.info, error=_file_error(a.path, exc, debug)))
     return _result(m, a, wins, probs, top_k, segments)
 
 
@@ -578,15 +573,8 @@ def _stream_windows(a: Analysed, needs, window_s, overlap, debug: bool = False) 
     them: one small summary vector per window); a failure becomes the file's error."""
     try:
         wins = list(iter_windows(a.path, a.info, needs, window_s=window_s, overlap=overlap))
-    except SercliError as exc:
-        return Analysed(a.path, a.info, error=" ".join(str(exc).split()))
-    except MemoryError:
-        return Analysed(a.path, a.info, error=f"{display_path(a.path)}: out of memory while "
-                                              "decoding (try a shorter --window)")
     except Exception as exc:
-        if debug:
-            raise
-        return Analysed(a.path, a.info, error=_unexpected(a.path, exc))
+        return Analysed(a.path, a.info, error=_file_error(a.path, exc, debug))
     return Analysed(a.path, a.info, windows=wins)
 
 
