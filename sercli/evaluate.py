@@ -49,36 +49,19 @@ def select_split(clips: list[Clip], split: str | None,
     return [c for c in clips if split_of(c, table) == split], split
 
 
-def _batches(lengths: list[int], same_length: bool):
-    """Batches of clip indices; with same_length, only clips of equal length share a batch."""
-    order = np.argsort(lengths, kind="stable") if same_length else np.arange(len(lengths))
-    batch: list[int] = []
-    for i in order:
-        if batch and (len(batch) >= BATCH_CLIPS or (same_length and lengths[i] != lengths[batch[0]])):
-            yield batch
-            batch = []
-        batch.append(int(i))
-    if batch:
-        yield batch
-
-
 def predict_clips(model, fs) -> np.ndarray:
     """Probabilities (n, n_labels) of every clip of a dataset.FeatureSet, whole clips.
 
-    Log-mel models only batch clips of the same length: zero padding is not neutral in a
-    trained EmotionCNN (BatchNorm's shift turns padded frames non-zero and they leak into the
-    last real frames through the convolutions), so a padded clip's scores would depend on
-    the other clips of its batch. Unpadded, each clip scores as `classify_file` alone.
+    Model.predict_proba never pads a log-mel sequence (padding is not neutral in a trained
+    EmotionCNN), so each clip scores as `classify_file` gives it, whatever the chunking here.
     """
     n = len(fs.clips)
     out = np.zeros((n, len(model.labels)), np.float32)
-    if not n:
-        return out
-    lengths = [m.shape[1] for m in fs.logmel]
-    for idx in _batches(lengths, same_length="logmel" in model.needs):
+    for s in range(0, n, BATCH_CLIPS):
+        idx = range(s, min(n, s + BATCH_CLIPS))
         feats = [{"logmel": fs.logmel[i], "paper_mel": fs.paper_mel[i],
                   "paper_mfcc": fs.paper_mfcc[i], "summary": fs.summary[i]} for i in idx]
-        out[idx] = model.predict_proba(feats)
+        out[s:s + len(feats)] = model.predict_proba(feats)
     return out
 
 

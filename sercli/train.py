@@ -229,26 +229,15 @@ def _crop(m: np.ndarray, frames: int, rng: np.random.Generator) -> np.ndarray:
     return m[:, s:s + frames]
 
 
-def predict_torch(model_kind: str, net, fs: FeatureSet, batch: int = 64) -> np.ndarray:
-    """Probabilities for every clip of fs, batched by length (whole clips, no cropping)."""
-    import torch
-    from .models import pad_batch
+def predict_torch(model_kind: str, net, fs: FeatureSet) -> np.ndarray:
+    """Probabilities for every clip of fs, whole clips, by the very path `sercli evaluate` and
+    `classify` take (Model.predict_proba), so model selection and the card's metrics score
+    what users will get."""
+    from .evaluate import predict_clips
+    from .models import Model
     net.eval()
-    out = np.zeros((len(fs.clips), net.dims.n_labels), np.float32)
-    with torch.inference_mode():
-        if model_kind in SEED_KINDS:
-            for s in range(0, len(fs.clips), 1024):
-                logits = net(torch.from_numpy(fs.paper_mel[s:s + 1024].astype(np.float32)),
-                             torch.from_numpy(fs.paper_mfcc[s:s + 1024].astype(np.float32)))
-                out[s:s + 1024] = torch.softmax(logits, -1).numpy()
-            return out
-        order = np.argsort([m.shape[1] for m in fs.logmel])
-        for s in range(0, len(order), batch):
-            idx = order[s:s + batch]
-            x, lengths = pad_batch([fs.logmel[i] for i in idx])
-            summ = torch.from_numpy(fs.summary[idx].astype(np.float32)) if net.dims.n_summary else None
-            out[idx] = torch.softmax(net(x, lengths, summ), -1).numpy()
-    return out
+    labels = tuple(str(i) for i in range(net.dims.n_labels))
+    return predict_clips(Model("training", model_kind, labels, "", "", {}, net), fs)
 
 
 def train_torch(data: dict[str, FeatureSet], labels, recipe, seed, epochs, threads):
