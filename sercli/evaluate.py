@@ -76,9 +76,10 @@ def clip_groups(clips: list[Clip], by: str) -> list[tuple]:
 
 
 def predict_clips_grouped(model, fs, groups: list) -> np.ndarray:
-    """Like predict_clips, with each group's inputs normalised together (SVMs only)."""
-    feats = [{"paper_mel": fs.paper_mel[i], "paper_mfcc": fs.paper_mfcc[i], "summary": fs.summary[i]}
-             for i in range(len(fs.clips))]
+    """Like predict_clips, with each group's inputs normalised together (models with
+    supports_group_norm)."""
+    feats = [{"logmel": fs.logmel[i], "paper_mel": fs.paper_mel[i], "paper_mfcc": fs.paper_mfcc[i],
+              "summary": fs.summary[i]} for i in range(len(fs.clips))]
     return model.predict_proba_grouped(feats, groups)
 
 

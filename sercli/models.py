@@ -71,22 +71,27 @@ class Model:
     @property
     def supports_group_norm(self) -> bool:
         """Whether group normalisation (--normalize-by) applies: SVMs, whose input is one small
-        vector per clip; the CNNs read frame sequences, too big to hold for a whole group."""
-        return self.kind == "svm"
+        vector per clip, and CNNs trained on group-normalised inputs (a per-band offset of the
+        log-mel, from one vector of band means per clip)."""
+        return self.kind == "svm" or self.group_trained
 
     @property
     def group_trained(self) -> bool:
         """Trained on group-normalised inputs (recipe normalize = "group")."""
-        return self.kind == "svm" and self.impl.normalize == "group"
+        if self.kind == "svm":
+            return self.impl.normalize == "group"
+        return self.kind == "cnn" and bool(getattr(self.impl.dims, "group_norm", False))
 
     def predict_proba_grouped(self, feats: list[dict[str, np.ndarray]], groups: list) -> np.ndarray:
         """Class probabilities (B, n_labels) with the inputs normalised per group (one key per
         feature dict; see sercli.normalize). Only for models with supports_group_norm."""
         if not self.supports_group_norm:
             raise ModelError(f"model {self.name} ({self.kind}) does not support group normalisation "
-                             "(only SVMs on summary features do)")
+                             "(SVMs and CNNs trained with normalize = \"group\" do)")
         if not feats:
             return np.zeros((0, len(self.labels)), np.float32)
+        if self.kind == "cnn":
+            return self._predict_cnn(feats, groups)
         X = self.impl.group_normalize(self.impl.inputs(feats), groups)
         # batches bound the kernel matrix (rows x support vectors)
         return np.concatenate([self.impl.predict_proba(X[s:s + 256]) for s in range(0, len(X), 256)])
@@ -107,21 +112,34 @@ class Model:
                 mfcc = torch.from_numpy(np.stack([f["paper_mfcc"] for f in feats]).astype(np.float32))
                 logits = self.impl(mel, mfcc)
             else:
-                return self._predict_cnn(feats)
+                return self._predict_cnn(feats, None)
             return torch.softmax(logits.float(), dim=-1).numpy()
 
-    def _predict_cnn(self, feats: list[dict[str, np.ndarray]]) -> np.ndarray:
+    def _predict_cnn(self, feats: list[dict[str, np.ndarray]], groups: list | None) -> np.ndarray:
         # One window per forward pass, never padded: on a CPU that is the fastest per window
         # (a padded batch computes the padding and misses the caches), and padding would shift
         # the scores a little, making a file's scores depend on the files batched with it.
         import torch
+        dims = self.impl.dims
+        fuse = bool(dims.n_summary)
+        offsets = z = None
+        if getattr(dims, "group_norm", False):    # groups None: each clip is a group of one
+            from .normalize import cnn_group_inputs
+            offsets, z = cnn_group_inputs([f["logmel"] for f in feats],
+                                          np.stack([f["summary"] for f in feats]) if fuse else None,
+                                          groups, self.impl.group_mean.numpy(),
+                                          self.impl.group_std.numpy(), dims.group_prior)
         out = np.zeros((len(feats), len(self.labels)), np.float32)
-        fuse = bool(self.impl.dims.n_summary)
-        for i, f in enumerate(feats):
-            x = torch.from_numpy(np.ascontiguousarray(f["logmel"], dtype=np.float32)[None])
-            summ = torch.from_numpy(np.asarray(f["summary"], np.float32)[None]) if fuse else None
-            logits = self.impl(x, torch.tensor([x.shape[-1]]), summ)
-            out[i] = torch.softmax(logits.float(), dim=-1).numpy()[0]
+        with torch.inference_mode():
+            for i, f in enumerate(feats):
+                m = np.asarray(f["logmel"], dtype=np.float32)
+                m = np.ascontiguousarray(m - offsets[i][:, None] if offsets is not None else m)
+                x = torch.from_numpy(m[None])
+                summ = None
+                if fuse:
+                    summ = torch.from_numpy((z[i] if z is not None else np.asarray(f["summary"], np.float32))[None])
+                logits = self.impl(x, torch.tensor([x.shape[-1]]), summ)
+                out[i] = torch.softmax(logits.float(), dim=-1).numpy()[0]
         return out
 
 

@@ -21,6 +21,10 @@ class CNNDims:
     hidden: int = 128
     dropout: float = 0.3
     convs_per_block: int = 1
+    # True: trained on inputs normalised per speaker (sercli.normalize.cnn_group_inputs); the
+    # prior statistics are the buffers group_mean / group_std over (band means, summary)
+    group_norm: bool = False
+    group_prior: float = 1.0
 
 
 def masked_stats(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -58,6 +62,9 @@ class EmotionCNN(nn.Module):
             self.summary_net = nn.Sequential(nn.Linear(dims.n_summary, dims.hidden), nn.ReLU(),
                                              nn.Dropout(dims.dropout))
             emb += dims.hidden
+        if dims.group_norm:
+            self.register_buffer("group_mean", torch.zeros(dims.n_mels + dims.n_summary))
+            self.register_buffer("group_std", torch.ones(dims.n_mels + dims.n_summary))
         self.head = nn.Sequential(nn.Dropout(dims.dropout), nn.Linear(emb, dims.hidden), nn.ReLU(),
                                   nn.Dropout(dims.dropout), nn.Linear(dims.hidden, dims.n_labels))
 

@@ -58,12 +58,12 @@ def prior_stats(X: np.ndarray, groups: Sequence[Hashable]) -> tuple[np.ndarray, 
     return means.mean(0), np.maximum(np.sqrt(var.mean(0)), MIN_STD)
 
 
-def normalize_groups(X: np.ndarray, groups: Sequence[Hashable] | None, prior_mean: np.ndarray,
-                     prior_std: np.ndarray, prior_n: float = GROUP_PRIOR) -> np.ndarray:
-    """Z-score each group of rows of X (n, D) with its shrunk statistics (see the module doc).
+def group_stats(X: np.ndarray, groups: Sequence[Hashable] | None, prior_mean: np.ndarray,
+                prior_std: np.ndarray, prior_n: float = GROUP_PRIOR) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's group mean and standard deviation, shrunk toward the prior (module doc).
 
-    `groups`: one key per row; None makes every row a group of its own (single-clip use).
-    Returns float64 (n, D).
+    `groups`: one key per row of X (n, D); None makes every row a group of its own
+    (single-clip use). Returns float64 (n, D) means and (n, D) standard deviations.
     """
     X = np.asarray(X, np.float64)
     mu0 = np.asarray(prior_mean, np.float64)
@@ -71,15 +71,49 @@ def normalize_groups(X: np.ndarray, groups: Sequence[Hashable] | None, prior_mea
     k = float(prior_n)
     if groups is None:      # n = 1 for every row: own variance 0
         w = 1.0 / (1.0 + k)
-        return (X - (w * X + (1 - w) * mu0)) / np.maximum(np.sqrt((1 - w) * var0), MIN_STD)
+        std = np.maximum(np.sqrt((1 - w) * var0), MIN_STD)
+        return w * X + (1 - w) * mu0, np.broadcast_to(std, X.shape).copy()
     if len(groups) != len(X):
         raise ValueError(f"{len(groups)} group keys for {len(X)} rows")
-    Z = np.empty_like(X)
+    mean, std = np.empty_like(X), np.empty_like(X)
     for rows in _rows_by_group(groups):
         xg = X[rows]
         n = len(rows)
         w = n / (n + k) if n + k > 0 else 1.0
-        mean = w * xg.mean(0) + (1 - w) * mu0
-        std = np.maximum(np.sqrt(w * xg.var(0) + (1 - w) * var0), MIN_STD)
-        Z[rows] = (xg - mean) / std
-    return Z
+        mean[rows] = w * xg.mean(0) + (1 - w) * mu0
+        std[rows] = np.maximum(np.sqrt(w * xg.var(0) + (1 - w) * var0), MIN_STD)
+    return mean, std
+
+
+def normalize_groups(X: np.ndarray, groups: Sequence[Hashable] | None, prior_mean: np.ndarray,
+                     prior_std: np.ndarray, prior_n: float = GROUP_PRIOR) -> np.ndarray:
+    """Z-score each group of rows of X (n, D) with its shrunk statistics (see the module doc).
+
+    `groups`: one key per row; None makes every row a group of its own (single-clip use).
+    Returns float64 (n, D).
+    """
+    mean, std = group_stats(X, groups, prior_mean, prior_std, prior_n)
+    return (np.asarray(X, np.float64) - mean) / std
+
+
+def cnn_group_inputs(logmels: Sequence[np.ndarray], summaries: np.ndarray | None,
+                     groups: Sequence[Hashable] | None, prior_mean: np.ndarray,
+                     prior_std: np.ndarray, prior_n: float = GROUP_PRIOR):
+    """Per-group normalisation of a CNN's inputs, from one small vector per clip.
+
+    Each clip is described by its log-mel band means (n_mels,) and, when the CNN fuses them,
+    its summary vector; a group's shrunk statistics of those (group_stats) give
+    - a per-band offset, the group's mean spectrum minus the prior's, subtracted from every
+      frame of the clip's log-mel (n_mels, T): the speaker's or channel's colouring goes, the
+      frame-to-frame and clip-to-clip variation stays;
+    - z-scores of the summary vectors, as for the SVM.
+    Returns (mel offsets (n, n_mels) float32, summary z-scores (n, S) float32 or None).
+    """
+    M = len(logmels[0]) if len(logmels) else 0
+    V = np.stack([np.asarray(m, np.float32).mean(axis=1) for m in logmels]).astype(np.float64)
+    if summaries is not None:
+        V = np.concatenate([V, np.asarray(summaries, np.float64)], axis=1)
+    mean, std = group_stats(V, groups, prior_mean, prior_std, prior_n)
+    offsets = (mean[:, :M] - np.asarray(prior_mean, np.float64)[:M]).astype(np.float32)
+    z = None if summaries is None else ((V[:, M:] - mean[:, M:]) / std[:, M:]).astype(np.float32)
+    return offsets, z

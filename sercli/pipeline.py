@@ -379,7 +379,7 @@ def classify(paths: Iterable[str], *, model="cnn", jobs: int | None = None,
     (see group_keys; `speakers` maps paths to speaker ids, e.g. from a manifest) before the
     model sees them, in two passes: the features of every file first, then each group's
     normalised and scored; results are still yielded in input order, one per path. Only
-    SVMs support it (SercliError otherwise). See sercli.normalize.
+    SVMs and group-trained CNNs support it (SercliError otherwise). See sercli.normalize.
 
     `backend="dask"` decodes and extracts features on an existing dask.distributed cluster
     through joblib's Dask backend (`scheduler` is its address, default $DASK_SCHEDULER_ADDRESS;
@@ -498,9 +498,9 @@ def _stream_result(m, a: Analysed, needs, window_s, overlap, top_k, segments,
 def check_group_support(m) -> None:
     """A one-line SercliError when model `m` cannot take group-normalised input."""
     if not m.supports_group_norm:
-        raise SercliError(f"--normalize-by needs an SVM model (svm, or a file trained with "
-                          f"normalize = \"group\"): model {m.name} is a {m.kind}, whose frame "
-                          "sequences are too big to hold for a whole group")
+        raise SercliError(f"--normalize-by needs an SVM model or a CNN trained with "
+                          f"normalize = \"group\" (e.g. recipe cnn-spk): model {m.name} is a "
+                          f"{m.kind} trained without it")
 
 
 def group_keys(paths: list[str], by: str, speakers: Mapping[str, str] | None = None) -> list[tuple]:
@@ -570,7 +570,7 @@ def read_path_manifest(csv_path: str | os.PathLike) -> list[tuple[str, str | Non
 
 def _stream_windows(a: Analysed, needs, window_s, overlap, debug: bool = False) -> Analysed:
     """A long recording's windows with their features, streamed here (the grouped mode keeps
-    them: one small summary vector per window); a failure becomes the file's error."""
+    them); a failure becomes the file's error."""
     try:
         wins = list(iter_windows(a.path, a.info, needs, window_s=window_s, overlap=overlap))
     except Exception as exc:
@@ -581,14 +581,19 @@ def _stream_windows(a: Analysed, needs, window_s, overlap, debug: bool = False) 
 def _classify_grouped(m, analysed: Iterable[Analysed], keys: list[tuple], needs, window_s, overlap,
                       top_k, segments, debug, warn) -> Iterator[ClipResult]:
     """Group normalisation in two passes: every file's window features first (the workers'
-    answers arrive in input order; only summary-sized vectors are kept), then all windows of
-    each group normalised together and scored; one result per file, in input order."""
+    answers arrive in input order), then all windows of each group normalised together and
+    scored; one result per file, in input order. What is held: a summary vector per window,
+    and for a CNN its log-mel as float16 (about 50 kB per 4 s window; the training features
+    are float16 too)."""
     from collections import Counter
     from .normalize import MIN_GROUP_CLIPS
     done: list[Analysed] = []
     for a in analysed:
-        done.append(_stream_windows(a, needs, window_s, overlap, debug)
-                    if a.error is None and a.stream else a)
+        a = _stream_windows(a, needs, window_s, overlap, debug) if a.error is None and a.stream else a
+        for w in a.windows or []:
+            if w.feats is not None and "logmel" in w.feats:
+                w.feats["logmel"] = w.feats["logmel"].astype(np.float16)
+        done.append(a)
     feats, where, rows = [], [], []
     clips_per_group: Counter = Counter()
     for fi, (a, key) in enumerate(zip(done, keys)):

@@ -237,7 +237,11 @@ def predict_torch(model_kind: str, net, fs: FeatureSet) -> np.ndarray:
     from .models import Model
     net.eval()
     labels = tuple(str(i) for i in range(net.dims.n_labels))
-    return predict_clips(Model("training", model_kind, labels, "", "", {}, net), fs)
+    model = Model("training", model_kind, labels, "", "", {}, net)
+    if model.group_trained:
+        from .evaluate import predict_clips_grouped
+        return predict_clips_grouped(model, fs, speaker_groups(fs))
+    return predict_clips(model, fs)
 
 
 def train_torch(data: dict[str, FeatureSet], labels, recipe, seed, epochs, threads):
@@ -266,10 +270,33 @@ def train_torch(data: dict[str, FeatureSet], labels, recipe, seed, epochs, threa
                             n_summary=tr.summary.shape[1] if recipe.get("fuse_summary") else 0,
                             hidden=int(recipe.get("hidden", 128)),
                             convs_per_block=int(recipe.get("convs_per_block", 1)), dropout=float(recipe.get("dropout", 0.3)))
+    group = recipe.get("normalize", "none") == "group"
+    if group and kind in SEED_KINDS:
+        raise CorpusError(f"recipe {recipe.get('name')}: normalize = \"group\" needs model cnn or svm")
+    if kind not in SEED_KINDS:
+        from .normalize import GROUP_PRIOR
+        dims.group_norm, dims.group_prior = group, float(recipe.get("group_prior", GROUP_PRIOR))
         net = nets.EmotionCNN(dims)
+        train_summary = tr.summary
+        if group:
+            # each training speaker's inputs normalised over that speaker's clips; a share of
+            # the clips (single_clip_prob) each alone instead, so that single-clip use works too
+            from .normalize import cnn_group_inputs, prior_stats
+            summ = tr.summary if dims.n_summary else None
+            V = np.stack([m.astype(np.float32).mean(axis=1) for m in tr.logmel]).astype(np.float64)
+            if summ is not None:
+                V = np.concatenate([V, summ.astype(np.float64)], axis=1)
+            g_mean, g_std = prior_stats(V, speaker_groups(tr))
+            net.group_mean.copy_(torch.from_numpy(g_mean.astype(np.float32)))
+            net.group_std.copy_(torch.from_numpy(g_std.astype(np.float32)))
+            off_spk, z_spk = cnn_group_inputs(tr.logmel, summ, speaker_groups(tr), g_mean, g_std,
+                                              dims.group_prior)
+            off_one, z_one = cnn_group_inputs(tr.logmel, summ, None, g_mean, g_std, dims.group_prior)
+            p_single = float(recipe.get("single_clip_prob", 0.0))
+            train_summary = z_spk
         if dims.n_summary:
-            net.summary_mean.copy_(torch.from_numpy(tr.summary.mean(0)))
-            net.summary_std.copy_(torch.from_numpy(tr.summary.std(0) + 1e-3))
+            net.summary_mean.copy_(torch.from_numpy(train_summary.mean(0)))
+            net.summary_std.copy_(torch.from_numpy(train_summary.std(0) + 1e-3))
     bs = int(recipe.get("batch_size", 64))
     steps = epochs * int(np.ceil(len(y) / bs))
     opt = torch.optim.AdamW(net.parameters(), lr=float(recipe.get("lr", 2e-3)),
@@ -295,9 +322,17 @@ def train_torch(data: dict[str, FeatureSet], labels, recipe, seed, epochs, threa
                 logits = net(torch.from_numpy(tr.paper_mel[idx].astype(np.float32)),
                              torch.from_numpy(tr.paper_mfcc[idx].astype(np.float32)))
             else:
-                mels = [_augment_logmel(_crop(tr.logmel[i], crop, rng), rng, recipe) for i in idx]
+                if group:
+                    alone = (rng.random(len(idx)) < p_single)[:, None]
+                    offs = np.where(alone, off_one[idx], off_spk[idx])
+                    summ_b = np.where(alone, z_one[idx], z_spk[idx]) if z_spk is not None else None
+                    mels = [_augment_logmel(_crop(tr.logmel[i], crop, rng) - offs[j][:, None], rng, recipe)
+                            for j, i in enumerate(idx)]
+                else:
+                    summ_b = tr.summary[idx]
+                    mels = [_augment_logmel(_crop(tr.logmel[i], crop, rng), rng, recipe) for i in idx]
                 x, lengths = pad_batch(mels)
-                summ = torch.from_numpy(tr.summary[idx].astype(np.float32)) if net.dims.n_summary else None
+                summ = torch.from_numpy(summ_b.astype(np.float32)) if net.dims.n_summary else None
                 logits = net(x, lengths, summ)
             loss = loss_fn(logits, yb)
             opt.zero_grad()

@@ -207,3 +207,78 @@ def test_single_clip_with_group_model_falls_back_with_warning(two_folders, svm_f
                             normalize_by="folder", warn=warnings.append))
     assert grouped.scores == one.scores
     assert any("fewer than" in w for w in warnings)
+
+
+# ---------------------------------------------------------------- group-trained CNN
+
+def test_cnn_group_inputs_match_hand_computation():
+    from sercli.normalize import cnn_group_inputs
+    # two bands; clip band means (1, 4), (3, 4) in group a, (10, 0) in group b
+    mels = [np.array([[0.0, 2.0], [4.0, 4.0]]), np.array([[3.0, 3.0], [4.0, 4.0]]),
+            np.array([[10.0, 10.0], [0.0, 0.0]])]
+    summ = np.array([[1.0], [3.0], [5.0]])
+    mu0, sd0 = np.array([0.0, 2.0, 0.0]), np.array([1.0, 1.0, 2.0])
+    off, z = cnn_group_inputs(mels, summ, ["a", "a", "b"], mu0, sd0, prior_n=1.0)
+    # group a, n = 2, k = 1: w = 2/3; band 0 mean 2/3*2 = 4/3 -> offset 4/3; band 1: 2/3*4 + 1/3*2 - 2
+    np.testing.assert_allclose(off[0], [4 / 3, 2 / 3 * 4 + 2 / 3 - 2], rtol=1e-6)
+    np.testing.assert_allclose(off[1], off[0])
+    np.testing.assert_allclose(off[2], [0.5 * 10, 0.5 * 0 + 0.5 * 2 - 2], rtol=1e-6)
+    # summary of group a: mean 2/3*2 = 4/3, var 2/3*1 + 1/3*4 = 2
+    np.testing.assert_allclose(z[:2, 0], (np.array([1.0, 3.0]) - 4 / 3) / np.sqrt(2), rtol=1e-6)
+    off1, z1 = cnn_group_inputs(mels, None, None, mu0[:2], sd0[:2], prior_n=1.0)
+    assert z1 is None
+    np.testing.assert_allclose(off1[0], [0.5 * 1, 0.5 * 4 + 0.5 * 2 - 2], rtol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def group_cnn(tmp_path_factory):
+    """A randomly initialised CNN marked as trained with normalize = "group", with summary
+    fusion and prior statistics from speech-like clips."""
+    import torch
+    from sercli import nets
+    from sercli.models import save_torch
+    rng = np.random.default_rng(5)
+    feats = [clip_features(speechlike(rng, 1.0, f0=90 + 30 * i), ("logmel", "summary")) for i in range(6)]
+    V = np.stack([np.concatenate([f["logmel"].mean(1), f["summary"]]) for f in feats])
+    torch.manual_seed(1)
+    net = nets.EmotionCNN(nets.CNNDims(n_mels=64, n_labels=6, channels=[4, 8], hidden=8,
+                                       n_summary=SUMMARY_DIM, group_norm=True, group_prior=1.0))
+    net.group_mean.copy_(torch.from_numpy(V.mean(0).astype(np.float32)))
+    net.group_std.copy_(torch.from_numpy(V.std(0).astype(np.float32) + 1e-3))
+    p = tmp_path_factory.mktemp("gcnn") / "gcnn.pt"
+    save_torch(p, net, {"kind": "cnn", "labels": list(SIX_CLASSES), "recipe": "test"})
+    return p
+
+
+def test_group_cnn_removes_a_groups_spectral_colouring(group_cnn, rng):
+    m = load_file(group_cnn)
+    assert m.group_trained and m.supports_group_norm
+    m.impl.dims.group_prior = 1e-9          # groups entirely their own statistics
+    feats = [clip_features(speechlike(rng, 1.0 + 0.1 * i, f0=100 + 20 * i), ("logmel", "summary"))
+             for i in range(4)]
+    tilt = np.linspace(-6.0, 6.0, 64)[:, None]          # a microphone's colouring, in dB per band
+    coloured = [{"logmel": f["logmel"] + tilt, "summary": f["summary"]} for f in feats]
+    p = m.predict_proba_grouped(feats + coloured, ["a"] * 4 + ["b"] * 4)
+    np.testing.assert_allclose(p[:4], p[4:], atol=1e-5)
+    # alone, with the prior of a trained model, each clip keeps half its colouring: scores move
+    m.impl.dims.group_prior = 1.0
+    assert np.abs(m.predict_proba(feats) - m.predict_proba(coloured)).max() > 1e-4
+
+
+def test_classify_normalize_by_with_group_cnn(group_cnn, two_folders):
+    res = list(classify(two_folders, model=str(group_cnn), jobs=1, normalize_by="folder"))
+    assert [r.path for r in res] == two_folders
+    assert [r.ok for r in res] == [True, True, False, True, True, True]
+    # the same as scoring every clip's features with its folder as the group
+    m = load_file(group_cnn)
+    good = [p for p, r in zip(two_folders, res) if r.ok]
+    feats = [clip_features(load_audio(p)[0], m.needs) for p in good]
+    for f in feats:
+        f["logmel"] = f["logmel"].astype(np.float16)
+    want = m.predict_proba_grouped(feats, [os.path.dirname(p) for p in good])
+    got = np.array([[r.scores[k] for k in m.labels] for r in res if r.ok])
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    assert list(classify(two_folders, model=str(group_cnn), jobs=2, normalize_by="folder")) == res
+    warnings = []
+    one = classify_file(two_folders[0], model=str(group_cnn), warn=warnings.append)
+    assert one.ok and any("trained on features normalised per speaker" in w for w in warnings)
