@@ -21,6 +21,8 @@ from .errors import ModelError
 #: name -> (file in weights/, pinned sha256). Updated only by retraining the bundled weights.
 REGISTRY: dict[str, tuple[str, str]] = {
     "cnn": ("cnn.pt", "fb74a6de25d17ec98ce2bd761e97019c01d4f1897b1d4f3b4eaa37b8a7271e84"),
+    # for --normalize-by speaker|folder on batches of >= 10 clips per speaker (README)
+    "cnn-spk": ("cnn-spk.pt", "3114d4488b3713fdf6d8f5c729b7d7602c5f6b2ba1205fb71c850c9a5a9731df"),
     "seed-cnn": ("seed-cnn.pt", "cc22e21e7184d4ab15cfaf679eda740fdf5af966b797456f666865a560bae10e"),
     "svm": ("svm.npz", "fe3dd4a06b996880d07d13aa06081a72fc36bb20744d6d6338c3b043ed04354b"),
 }

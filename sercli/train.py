@@ -51,7 +51,9 @@ def recipe_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "train" / "recipes"
 
 
-def load_recipe(name_or_path: str) -> dict:
+def load_recipe(name_or_path: str, _seen: tuple[str, ...] = ()) -> dict:
+    """A recipe (TOML) by name or path. `extends = "other"` starts from recipe `other` and
+    overrides its keys with this file's; the result holds every key, without `extends`."""
     p = Path(name_or_path)
     if not p.is_file():
         p = recipe_dir() / f"{name_or_path}.toml"
@@ -60,6 +62,11 @@ def load_recipe(name_or_path: str) -> dict:
         raise CorpusError(f"{name_or_path}: no such recipe (known: {', '.join(known)})")
     with open(p, "rb") as f:
         recipe = tomllib.load(f)
+    base = recipe.pop("extends", None)
+    if base is not None:
+        if str(p.resolve()) in _seen:
+            raise CorpusError(f"{p}: recipes extend each other in a loop")
+        recipe = {**load_recipe(base, _seen + (str(p.resolve()),)), "name": p.stem, **recipe}
     recipe.setdefault("name", p.stem)
     return recipe
 

@@ -8,6 +8,7 @@ from click.testing import CliRunner
 from sercli import dataset
 from sercli.cli import cli
 from sercli.corpora import scan
+from sercli.errors import CorpusError
 from sercli.models import load_file, sha256_file
 from sercli.train import load_recipe, recipe_dir
 
@@ -97,3 +98,14 @@ def test_train_writes_manifest_and_distribution_plots(tiny_corpus, tmp_path):
 def test_unknown_recipe_is_clear(tiny_corpus, tmp_path):
     r = CliRunner().invoke(cli, ["train", "--data", str(tiny_corpus), "--recipe", "nope"])
     assert r.exit_code == 1 and "no such recipe" in r.output
+
+
+def test_recipe_extends_another(tmp_path):
+    base = load_recipe("cnn")
+    (tmp_path / "child.toml").write_text('extends = "cnn"\nepochs = 3\n')
+    child = load_recipe(str(tmp_path / "child.toml"))
+    assert child == {**base, "name": "child", "epochs": 3}
+    (tmp_path / "a.toml").write_text(f'extends = "{tmp_path / "b.toml"}"\n')
+    (tmp_path / "b.toml").write_text(f'extends = "{tmp_path / "a.toml"}"\n')
+    with pytest.raises(CorpusError, match="loop"):
+        load_recipe(str(tmp_path / "a.toml"))

@@ -10,10 +10,12 @@ PAPER = {"svm": 0.38, "rnn": 0.43, "seed-cnn": 0.62, "human": 0.72}   # the pape
 
 print("| model | protocol | classes | val acc | val UAR | test acc | test UAR | test macro-F1 | test UAR per corpus | paper's test acc |")
 print("|---|---|---|---|---|---|---|---|---|---|")
-for name in ("cnn", "svm", "seed-cnn"):
+for name in ("cnn", "cnn-spk", "svm", "seed-cnn"):
     card = json.loads((WEIGHTS / f"{name}.card.json").read_text())
     v, t = card["metrics"]["val"], card["metrics"]["test"]
     proto = "paper (random 70/15/15)" if card["recipe"].get("protocol") == "paper" else "speaker-independent"
+    if card["recipe"].get("normalize") == "group":
+        proto += ", `--normalize-by speaker`"
     corpora = ", ".join(f"{c} {m['uar']:.3f}" for c, m in t.get("per_corpus", {}).items())
     paper = f"{PAPER[name]:.2f}" if name in PAPER and card["recipe"].get("protocol") == "paper" else "–"
     print(f"| `{name}` | {proto} | {len(card['labels'])} | {v['accuracy']:.3f} | {v['uar']:.3f} | "

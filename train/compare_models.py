@@ -8,7 +8,10 @@ For each model file: val and test metrics of single-clip use (each clip alone, a
 without --normalize-by) and, for models that support it, of `--normalize-by speaker` (each
 speaker's clips of the split normalised together). Then every pair of those: the weighted
 mean of their probabilities, the weight chosen on the val speakers (0, 0.1, ..., 1), scored on
-the test speakers. Test speakers only ever score: they choose nothing.
+the test speakers (pairs of one mode: both single, or both per speaker). And for the models
+that support --normalize-by, UAR by group size: each speaker's clips cut at random into groups
+of n clips (as train/normalize_experiment.py does for the SVMs), and groups of one emotion.
+Test speakers only ever score: they choose nothing.
 Every number in the output is computed here; nothing is typed by hand.
 """
 from __future__ import annotations
@@ -23,6 +26,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "train"))
 
 from sercli.corpora import scan, speaker_split, split_of  # noqa: E402
 from sercli.dataset import extract_dataset  # noqa: E402
@@ -30,12 +34,18 @@ from sercli.evaluate import clip_groups, predict_clips, predict_clips_grouped  #
 from sercli.metrics import evaluate  # noqa: E402
 from sercli.models import load_file  # noqa: E402
 from sercli.train import subset  # noqa: E402
+from normalize_experiment import GROUP_SIZES, one_emotion_groups, sized_groups  # noqa: E402
 
 WEIGHTS = np.round(np.linspace(0, 1, 11), 2)
 
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+def _uar(m, fs, groups, labels) -> float:
+    p = predict_clips_grouped(m, fs, groups)
+    return float(evaluate([c.label for c in fs.clips], [labels[i] for i in p.argmax(1)], labels)["uar"])
 
 
 def main() -> None:
@@ -80,8 +90,9 @@ def main() -> None:
         r = score(p)
         rows.append({"what": key, "weight": None, **{s: r[s] for s in parts}})
     for ka, kb in itertools.combinations(proba, 2):
-        if ka.split(" / ")[0] == kb.split(" / ")[0]:
-            continue                                   # one model with itself: not an ensemble
+        (ma, moda), (mb, modb) = ka.split(" / "), kb.split(" / ")
+        if ma == mb or moda != modb:
+            continue                                   # one model with itself, or mixed modes
         pa, pb = proba[ka], proba[kb]
         val_uar = [evaluate(truth["val"], [labels[i] for i in (w * pa["val"] + (1 - w) * pb["val"]).argmax(1)],
                             labels)["uar"] for w in WEIGHTS]
@@ -89,12 +100,25 @@ def main() -> None:
         r = score({s: w * pa[s] + (1 - w) * pb[s] for s in parts})
         rows.append({"what": f"{w:.1f} x ({ka}) + {1 - w:.1f} x ({kb})", "weight": w, **{s: r[s] for s in parts}})
 
+    sizes: dict[str, dict] = {}
+    for name, m in loaded.items():
+        if not m.supports_group_norm:
+            continue
+        log(f"group sizes for {name} ...")
+        row = {}
+        for part in ("val", "test"):
+            p = parts[part]
+            row[part] = {str(n): _uar(m, p, sized_groups(p, n), labels) for n in GROUP_SIZES}
+            row[part]["one emotion"] = _uar(m, p, one_emotion_groups(p), labels)
+        sizes[name] = row
+
     a.out.mkdir(parents=True, exist_ok=True)
     slim = [{"what": r["what"], "weight": r["weight"],
              **{s: {k: r[s][k] for k in ("n", "accuracy", "uar", "macro_f1")} |
                 {"per_corpus_uar": {c: v["uar"] for c, v in r[s]["per_corpus"].items()}}
                 for s in parts}} for r in rows]
-    (a.out / "compare.json").write_text(json.dumps({"models": models, "rows": slim}, indent=1) + "\n")
+    (a.out / "compare.json").write_text(json.dumps({"models": models, "rows": slim, "group_size": sizes},
+                                                   indent=1) + "\n")
     corp = sorted(slim[0]["test"]["per_corpus_uar"])
     lines = ["# Models alone and in pairs, canonical speaker split (train/compare_models.py)", "",
              "Single: each clip alone (`classify` without `--normalize-by`). Speaker: each speaker's "
@@ -110,6 +134,16 @@ def main() -> None:
                      f"**{t['uar']:.3f}** | {t['macro_f1']:.3f} | "
                      + " | ".join(f"{t['per_corpus_uar'][c]:.3f}" for c in corp) + " |")
     lines += ["", f"n: val {slim[0]['val']['n']}, test {slim[0]['test']['n']} clips."]
+    if sizes:
+        cols = [str(n) for n in GROUP_SIZES] + ["one emotion"]
+        lines += ["", "## UAR by group size (`--normalize-by`)", "",
+                  "Each speaker's clips cut at random into groups of n clips, each group normalised "
+                  "together (n = 1: every clip alone; all: one group per speaker); `one emotion`: "
+                  "groups of one speaker and one emotion, the worst case.", "",
+                  "| model | split | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
+        for name, row in sizes.items():
+            for part in ("val", "test"):
+                lines.append(f"| {name} | {part} | " + " | ".join(f"{row[part][c]:.3f}" for c in cols) + " |")
     (a.out / "compare.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

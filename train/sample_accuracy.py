@@ -13,9 +13,9 @@ from sercli.pipeline import classify
 
 sample = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).resolve().parents[2] / "shared/corpora/sample")
 clips = scan(sample).clips
-for model in ("cnn", "svm", "seed-cnn"):
-    rows = list(classify([c.path for c in clips], model=model, jobs=2))
+for model, by in (("cnn", None), ("svm", None), ("seed-cnn", None), ("cnn-spk", "speaker"), ("cnn-spk", None)):
+    rows = list(classify([c.path for c in clips], model=model, jobs=2, normalize_by=by))
     labels = list(rows[0].scores)
     pairs = [(c.label, r.label) for c, r in zip(clips, rows) if c.label in labels]
     m = evaluate([t for t, _ in pairs], [p for _, p in pairs], labels)
-    print(f"{model}: n={m['n']} accuracy={m['accuracy']:.3f} uar={m['uar']:.3f}")
+    print(f"{model}{' --normalize-by ' + by if by else ''}: n={m['n']} accuracy={m['accuracy']:.3f} uar={m['uar']:.3f}")
