@@ -90,7 +90,7 @@ def evaluate_model(data: str | os.PathLike, model="cnn", split: str | None = Non
     """Score `model` (name, file or loaded Model) on the labelled clips under `data`.
 
     `normalize_by="speaker"|"folder"` normalises the inputs over each group of the scored
-    clips (clip_groups; SVMs only), as `classify --normalize-by` does.
+    clips (clip_groups; models with supports_group_norm), as `classify --normalize-by` does.
 
     Returns a JSON-ready dict: model, data, split, n, labels, accuracy, uar, macro_f1,
     per_class, confusion, confusion_normalized, per_corpus, skipped (label -> clips whose

@@ -282,3 +282,14 @@ def test_classify_normalize_by_with_group_cnn(group_cnn, two_folders):
     warnings = []
     one = classify_file(two_folders[0], model=str(group_cnn), warn=warnings.append)
     assert one.ok and any("trained on features normalised per speaker" in w for w in warnings)
+
+
+def test_evaluate_normalize_by_speaker_with_group_cnn(group_cnn, tiny_corpus, tmp_path):
+    args = ["evaluate", "--data", str(tiny_corpus), "-m", str(group_cnn), "--split", "all",
+            "--format", "json", "-j", "1", "--cache", str(tmp_path / "cache")]
+    grouped = json.loads(run(args + ["--normalize-by", "speaker"]).stdout)
+    alone = json.loads(run(args).stdout)
+    assert grouped["normalize_by"] == "speaker" and alone["normalize_by"] == "none"
+    assert grouped["n"] == alone["n"] > 0
+    # the group's statistics change the inputs, hence the predictions of a (random) CNN
+    assert grouped["confusion"] != alone["confusion"]
