@@ -20,6 +20,8 @@ for name in ("cnn", "cnn-spk", "svm", "seed-cnn"):
     paper = f"{PAPER[name]:.2f}" if name in PAPER and card["recipe"].get("protocol") == "paper" else "–"
     print(f"| `{name}` | {proto} | {len(card['labels'])} | {v['accuracy']:.3f} | {v['uar']:.3f} | "
           f"{t['accuracy']:.3f} | {t['uar']:.3f} | {t['macro_f1']:.3f} | {corpora} | {paper} |")
-cnn = json.loads((WEIGHTS / "cnn.card.json").read_text())
-print(f"\n`cnn` trained in {cnn['seconds']['total'] / 60:.1f} min ({cnn['seconds']['features']:.0f} s of it "
-      f"features and data loading) with `{cnn['command']}`.")
+print()
+for name in ("cnn", "cnn-spk"):
+    card = json.loads((WEIGHTS / f"{name}.card.json").read_text())
+    print(f"`{name}` trained in {card['seconds']['total'] / 60:.1f} min ({card['seconds']['features']:.0f} s of it "
+          f"features and data loading) with `{card['command']}`.  ")

@@ -191,6 +191,24 @@ def markdown(res: dict) -> str:
         for model, (_, title) in MODELS.items():
             cells = [_ok(runs, model, f"loco:{c}") for c in loco]
             L.append(f"| {title} | " + " | ".join(pct(m and m["uar"]) for m in cells) + " |")
+        L += ["", "## Unseen corpus against unseen speakers of a seen corpus", "",
+              "Per corpus: test UAR when the corpus was left out of training (leave one corpus out) "
+              "and when only its speakers were (the speaker-independent run's test speakers of that "
+              "corpus); the gap is the second minus the first, in points. The aim is a gap under 10.",
+              "", "| model | " + " | ".join(f"{c}: unseen corpus / unseen speakers" for c in loco)
+              + " | mean gap |", "|---" * (len(loco) + 2) + "|"]
+        for model, (_, title) in MODELS.items():
+            s_run = _ok(runs, model, "speaker")
+            cells, gaps = [], []
+            for c in loco:
+                lo = _ok(runs, model, f"loco:{c}")
+                inc = (s_run or {}).get("per_corpus", {}).get(c)
+                if lo and inc:
+                    gaps.append(100 * (inc["uar"] - lo["uar"]))
+                cells.append(f"{pct(lo and lo['uar'])} / {pct(inc and inc['uar'])}")
+            if any(c != "– / –" for c in cells):
+                gap = f"{sum(gaps) / len(gaps):.1f}" + (f" ({len(gaps)} of {len(loco)})" if len(gaps) < len(loco) else "") if gaps else "–"
+                L.append(f"| {title} | " + " | ".join(cells) + f" | {gap} |")
     L += ["", "## Runs", "",
           "| run | recipe | epochs | train / val / test clips | test n | accuracy | UAR | macro-F1 | status |",
           "|---|---|---|---|---|---|---|---|---|"]
