@@ -510,7 +510,7 @@ def run(data: str | os.PathLike, *, recipe: dict, out: str | os.PathLike, epochs
     (save_svm if kind == "svm" else save_torch)(weights, model, config)
     digest = sha256_file(weights)
     protocol = protocol_description(recipe, seed)
-    if kind == "svm" and model.normalize == "group":
+    if (kind == "svm" and model.normalize == "group") or getattr(getattr(model, "dims", None), "group_norm", False):
         protocol += ("; inputs z-scored per speaker (val / test metrics normalise over each "
                      "speaker's clips of the split, as --normalize-by speaker does)")
     card = {
