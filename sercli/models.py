@@ -82,7 +82,7 @@ class Model:
         """Trained on group-normalised inputs (recipe normalize = "group")."""
         if self.kind == "svm":
             return self.impl.normalize == "group"
-        return self.kind == "cnn" and bool(getattr(self.impl.dims, "group_norm", False))
+        return self.kind == "cnn" and self.impl.dims.group_norm
 
     def predict_proba_grouped(self, feats: list[dict[str, np.ndarray]], groups: list) -> np.ndarray:
         """Class probabilities (B, n_labels) with the inputs normalised per group (one key per
@@ -125,7 +125,7 @@ class Model:
         dims = self.impl.dims
         fuse = bool(dims.n_summary)
         offsets = z = None
-        if getattr(dims, "group_norm", False):    # groups None: each clip is a group of one
+        if self.group_trained:    # groups None: each clip is a group of one
             from .normalize import cnn_group_inputs
             offsets, z = cnn_group_inputs([f["logmel"] for f in feats],
                                           np.stack([f["summary"] for f in feats]) if fuse else None,

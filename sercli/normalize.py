@@ -96,24 +96,36 @@ def normalize_groups(X: np.ndarray, groups: Sequence[Hashable] | None, prior_mea
     return (np.asarray(X, np.float64) - mean) / std
 
 
-def cnn_group_inputs(logmels: Sequence[np.ndarray], summaries: np.ndarray | None,
-                     groups: Sequence[Hashable] | None, prior_mean: np.ndarray,
-                     prior_std: np.ndarray, prior_n: float = GROUP_PRIOR):
-    """Per-group normalisation of a CNN's inputs, from one small vector per clip.
-
-    Each clip is described by its log-mel band means (n_mels,) and, when the CNN fuses them,
-    its summary vector; a group's shrunk statistics of those (group_stats) give
-    - a per-band offset, the group's mean spectrum minus the prior's, subtracted from every
-      frame of the clip's log-mel (n_mels, T): the speaker's or channel's colouring goes, the
-      frame-to-frame and clip-to-clip variation stays;
-    - z-scores of the summary vectors, as for the SVM.
-    Returns (mel offsets (n, n_mels) float32, summary z-scores (n, S) float32 or None).
-    """
-    M = len(logmels[0]) if len(logmels) else 0
+def cnn_group_vectors(logmels: Sequence[np.ndarray], summaries: np.ndarray | None) -> np.ndarray:
+    """What a CNN's group statistics are taken over: per clip, its log-mel band means
+    (n_mels,) followed, when the CNN fuses them, by its summary vector. Returns float64 (n, D)."""
     V = np.stack([np.asarray(m, np.float32).mean(axis=1) for m in logmels]).astype(np.float64)
     if summaries is not None:
         V = np.concatenate([V, np.asarray(summaries, np.float64)], axis=1)
+    return V
+
+
+def cnn_group_offsets(V: np.ndarray, n_mels: int, groups: Sequence[Hashable] | None,
+                      prior_mean: np.ndarray, prior_std: np.ndarray, prior_n: float = GROUP_PRIOR):
+    """Per-group normalisation of a CNN's inputs, from its clips' vectors V (cnn_group_vectors).
+
+    A group's shrunk statistics of V (group_stats) give
+    - a per-band offset, the group's mean spectrum minus the prior's, subtracted from every
+      frame of the clip's log-mel (n_mels, T): the speaker's or channel's colouring goes, the
+      frame-to-frame and clip-to-clip variation stays;
+    - z-scores of the summary vectors (V's columns after n_mels, if any), as for the SVM.
+    Returns (mel offsets (n, n_mels) float32, summary z-scores (n, S) float32 or None).
+    """
     mean, std = group_stats(V, groups, prior_mean, prior_std, prior_n)
+    M = n_mels
     offsets = (mean[:, :M] - np.asarray(prior_mean, np.float64)[:M]).astype(np.float32)
-    z = None if summaries is None else ((V[:, M:] - mean[:, M:]) / std[:, M:]).astype(np.float32)
+    z = None if V.shape[1] == M else ((V[:, M:] - mean[:, M:]) / std[:, M:]).astype(np.float32)
     return offsets, z
+
+
+def cnn_group_inputs(logmels: Sequence[np.ndarray], summaries: np.ndarray | None,
+                     groups: Sequence[Hashable] | None, prior_mean: np.ndarray,
+                     prior_std: np.ndarray, prior_n: float = GROUP_PRIOR):
+    """cnn_group_offsets of the clips' log-mels (n_mels, T) and summary vectors (or None)."""
+    return cnn_group_offsets(cnn_group_vectors(logmels, summaries), len(logmels[0]), groups,
+                             prior_mean, prior_std, prior_n)

@@ -261,6 +261,9 @@ def train_torch(data: dict[str, FeatureSet], labels, recipe, seed, epochs, threa
     tr, va = data["train"], data["val"]
     y = np.array([labels.index(c.label) for c in tr.clips])
     kind = recipe["model"]
+    group = recipe.get("normalize", "none") == "group"
+    if group and kind in SEED_KINDS:
+        raise CorpusError(f"recipe {recipe.get('name')}: normalize = \"group\" needs model cnn or svm")
     if kind in SEED_KINDS:
         net = (nets.SeedCNN(nets.SeedCNNDims(n_labels=len(labels))) if kind == "seed-cnn" else
                nets.SeedRNN(nets.SeedRNNDims(n_labels=len(labels), hidden=int(recipe.get("hidden", 64)),
@@ -272,33 +275,26 @@ def train_torch(data: dict[str, FeatureSet], labels, recipe, seed, epochs, threa
         net.mfcc_mean.copy_(torch.from_numpy(tr.paper_mfcc.mean(0)))
         net.mfcc_std.copy_(torch.from_numpy(tr.paper_mfcc.std(0) + 1e-3))
     else:
+        from .normalize import GROUP_PRIOR
         dims = nets.CNNDims(n_mels=tr.logmel[0].shape[0], n_labels=len(labels),
                             channels=list(recipe.get("channels", [32, 64, 128, 128])),
                             n_summary=tr.summary.shape[1] if recipe.get("fuse_summary") else 0,
                             hidden=int(recipe.get("hidden", 128)),
-                            convs_per_block=int(recipe.get("convs_per_block", 1)), dropout=float(recipe.get("dropout", 0.3)))
-    group = recipe.get("normalize", "none") == "group"
-    if group and kind in SEED_KINDS:
-        raise CorpusError(f"recipe {recipe.get('name')}: normalize = \"group\" needs model cnn or svm")
-    if kind not in SEED_KINDS:
-        from .normalize import GROUP_PRIOR
-        dims.group_norm, dims.group_prior = group, float(recipe.get("group_prior", GROUP_PRIOR))
+                            convs_per_block=int(recipe.get("convs_per_block", 1)), dropout=float(recipe.get("dropout", 0.3)),
+                            group_norm=group, group_prior=float(recipe.get("group_prior", GROUP_PRIOR)))
         net = nets.EmotionCNN(dims)
         train_summary = tr.summary
         if group:
             # each training speaker's inputs normalised over that speaker's clips; a share of
             # the clips (single_clip_prob) each alone instead, so that single-clip use works too
-            from .normalize import cnn_group_inputs, prior_stats
-            summ = tr.summary if dims.n_summary else None
-            V = np.stack([m.astype(np.float32).mean(axis=1) for m in tr.logmel]).astype(np.float64)
-            if summ is not None:
-                V = np.concatenate([V, summ.astype(np.float64)], axis=1)
+            from .normalize import cnn_group_offsets, cnn_group_vectors, prior_stats
+            V = cnn_group_vectors(tr.logmel, tr.summary if dims.n_summary else None)
             g_mean, g_std = prior_stats(V, speaker_groups(tr))
             net.group_mean.copy_(torch.from_numpy(g_mean.astype(np.float32)))
             net.group_std.copy_(torch.from_numpy(g_std.astype(np.float32)))
-            off_spk, z_spk = cnn_group_inputs(tr.logmel, summ, speaker_groups(tr), g_mean, g_std,
-                                              dims.group_prior)
-            off_one, z_one = cnn_group_inputs(tr.logmel, summ, None, g_mean, g_std, dims.group_prior)
+            off_spk, z_spk = cnn_group_offsets(V, dims.n_mels, speaker_groups(tr), g_mean, g_std,
+                                               dims.group_prior)
+            off_one, z_one = cnn_group_offsets(V, dims.n_mels, None, g_mean, g_std, dims.group_prior)
             p_single = float(recipe.get("single_clip_prob", 0.0))
             train_summary = z_spk
         if dims.n_summary:
@@ -510,7 +506,7 @@ def run(data: str | os.PathLike, *, recipe: dict, out: str | os.PathLike, epochs
     (save_svm if kind == "svm" else save_torch)(weights, model, config)
     digest = sha256_file(weights)
     protocol = protocol_description(recipe, seed)
-    if (kind == "svm" and model.normalize == "group") or getattr(getattr(model, "dims", None), "group_norm", False):
+    if (kind == "svm" and model.normalize == "group") or (kind == "cnn" and model.dims.group_norm):
         protocol += ("; inputs z-scored per speaker (val / test metrics normalise over each "
                      "speaker's clips of the split, as --normalize-by speaker does)")
     card = {
