@@ -34,18 +34,13 @@ from sercli.evaluate import clip_groups, predict_clips, predict_clips_grouped  #
 from sercli.metrics import evaluate  # noqa: E402
 from sercli.models import load_file  # noqa: E402
 from sercli.train import subset  # noqa: E402
-from normalize_experiment import GROUP_SIZES, one_emotion_groups, sized_groups  # noqa: E402
+from normalize_experiment import GROUP_SIZES, one_emotion_groups, sized_groups, uar  # noqa: E402
 
 WEIGHTS = np.round(np.linspace(0, 1, 11), 2)
 
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def _uar(m, fs, groups, labels) -> float:
-    p = predict_clips_grouped(m, fs, groups)
-    return float(evaluate([c.label for c in fs.clips], [labels[i] for i in p.argmax(1)], labels)["uar"])
 
 
 def main() -> None:
@@ -108,8 +103,8 @@ def main() -> None:
         row = {}
         for part in ("val", "test"):
             p = parts[part]
-            row[part] = {str(n): _uar(m, p, sized_groups(p, n), labels) for n in GROUP_SIZES}
-            row[part]["one emotion"] = _uar(m, p, one_emotion_groups(p), labels)
+            row[part] = {str(n): uar(m, p, sized_groups(p, n)) for n in GROUP_SIZES}
+            row[part]["one emotion"] = uar(m, p, one_emotion_groups(p))
         sizes[name] = row
 
     a.out.mkdir(parents=True, exist_ok=True)
