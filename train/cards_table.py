@@ -10,8 +10,9 @@ PAPER = {"svm": 0.38, "rnn": 0.43, "seed-cnn": 0.62, "human": 0.72}   # the pape
 
 print("| model | protocol | classes | val acc | val UAR | test acc | test UAR | test macro-F1 | test UAR per corpus | paper's test acc |")
 print("|---|---|---|---|---|---|---|---|---|---|")
-for name in ("cnn", "cnn-spk", "svm", "seed-cnn"):
-    card = json.loads((WEIGHTS / f"{name}.card.json").read_text())
+cards = {name: json.loads((WEIGHTS / f"{name}.card.json").read_text())
+         for name in ("cnn", "cnn-spk", "svm", "seed-cnn")}
+for name, card in cards.items():
     v, t = card["metrics"]["val"], card["metrics"]["test"]
     proto = "paper (random 70/15/15)" if card["recipe"].get("protocol") == "paper" else "speaker-independent"
     if card["recipe"].get("normalize") == "group":
@@ -22,6 +23,6 @@ for name in ("cnn", "cnn-spk", "svm", "seed-cnn"):
           f"{t['accuracy']:.3f} | {t['uar']:.3f} | {t['macro_f1']:.3f} | {corpora} | {paper} |")
 print()
 for name in ("cnn", "cnn-spk"):
-    card = json.loads((WEIGHTS / f"{name}.card.json").read_text())
+    card = cards[name]
     print(f"`{name}` trained in {card['seconds']['total'] / 60:.1f} min ({card['seconds']['features']:.0f} s of it "
           f"features and data loading) with `{card['command']}`.  ")
