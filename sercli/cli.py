@@ -145,7 +145,8 @@ def classify(paths, model, fmt, output, jobs, backend, scheduler, no_recursive, 
     """
     import json
     from .errors import SercliError, display_path
-    from .pipeline import classify as run, collect_paths, default_jobs, resolve_model, start_workers
+    from .pipeline import (classify as run, collect_paths, default_jobs, resolve_model, start_workers,
+                           tune_malloc)
     from .report import AtomicFile, Writer, format_for, read_jsonl_paths, summary_lines
     inputs = []
     for p in paths:
@@ -173,6 +174,7 @@ def classify(paths, model, fmt, output, jobs, backend, scheduler, no_recursive, 
                           warn=lambda msg: _err(msg, quiet))
     if backend == "local":
         start_workers(min(jobs or default_jobs(), len(files)))   # they boot while the model loads
+    tune_malloc()
     try:
         m = resolve_model(model, warn=lambda msg: _err(msg, quiet))
     except SercliError as exc:

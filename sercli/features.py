@@ -9,6 +9,8 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+# scipy's pocketfft vectorises across rows and keeps float32: 1.5-3x faster than numpy.fft here
+import scipy.fft as _fft
 
 from .constants import (FMAX, FMIN, HOP_LENGTH, N_FFT, N_MELS, N_MFCC, SAMPLE_RATE,
                         TOP_DB, WIN_LENGTH)
@@ -92,8 +94,8 @@ def power_spectrogram(y: np.ndarray, *, n_fft: int = N_FFT, hop_length: int = HO
     if y.size < n_fft:
         y = np.pad(y, (0, n_fft - y.size))
     frames = np.lib.stride_tricks.sliding_window_view(y, n_fft)[::hop_length]
-    spec = np.fft.rfft(frames * _window(win_length, n_fft), axis=1)
-    return (spec.real ** 2 + spec.imag ** 2).astype(np.float32).T
+    spec = _fft.rfft(frames * _window(win_length, n_fft), axis=1, overwrite_x=True)
+    return (spec.real ** 2 + spec.imag ** 2).astype(np.float32, copy=False).T
 
 
 def power_to_db(S: np.ndarray, *, top_db: float | None = TOP_DB, amin: float = 1e-10) -> np.ndarray:
@@ -159,22 +161,24 @@ def pitch_track(y: np.ndarray, *, fmin: float = 60.0, fmax: float = 400.0,
     frames = np.lib.stride_tricks.sliding_window_view(y, frame_length)[::hop_length]
     frames = frames - frames.mean(axis=1, keepdims=True)
     lo, hi = int(SAMPLE_RATE / fmax), int(SAMPLE_RATE / fmin)
+    f0 = np.zeros(len(frames), np.float32)
+    # lag-0 autocorrelation is the frame energy; frames 30 dB below the loudest are unvoiced
+    # whatever their autocorrelation, so only the loud ones need the FFTs (speech clips are
+    # often a third silence)
+    energy = np.einsum("ij,ij->i", frames, frames) + 1e-9
+    loud = np.flatnonzero(energy > (energy.max() * 1e-3))
+    if not loud.size:
+        return f0
     # lags 0..hi of the linear autocorrelation need an FFT of frame_length + hi points at least;
     # a power of two (1024 for the defaults) is several times faster than 2 * frame_length
     nfft = 1 << (frame_length + min(hi, frame_length) - 1).bit_length()
-    # in float32 throughout, with `out=`: without it numpy's FFT is several times slower on
-    # padded float32 rows, and computes a real float32 input to irfft in float64
-    n = len(frames)
-    spec = np.fft.rfft(frames, n=nfft, axis=1, out=np.empty((n, nfft // 2 + 1), np.complex64))
-    power = (spec.real ** 2 + spec.imag ** 2).astype(np.complex64)
-    ac = np.fft.irfft(power, n=nfft, axis=1, out=np.empty((n, nfft), np.float32))
-    ac = ac[:, :min(hi, frame_length)]
-    energy = ac[:, 0] + 1e-9
-    seg = ac[:, lo:hi] / energy[:, None]
-    lag = seg.argmax(axis=1) + lo
-    peak = seg.max(axis=1)
-    loud = energy > (energy.max() * 1e-3)
-    return np.where((peak > 0.45) & loud, SAMPLE_RATE / lag, 0.0).astype(np.float32)
+    spec = _fft.rfft(frames[loud], n=nfft, axis=1, overwrite_x=True)   # float32 in, complex64 out
+    ac = _fft.irfft(spec.real ** 2 + spec.imag ** 2, n=nfft, axis=1, overwrite_x=True)
+    seg = ac[:, lo:min(hi, frame_length)] / (ac[:, :1] + 1e-9)
+    lag = seg.argmax(axis=1)
+    peak = seg[np.arange(len(seg)), lag]
+    f0[loud] = np.where(peak > 0.45, SAMPLE_RATE / (lag + lo), 0.0)
+    return f0
 
 
 SUMMARY_DIM = 2 * 40 + 2 * N_MFCC * 2 + 2 * 6 + 4

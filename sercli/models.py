@@ -358,8 +358,7 @@ def load_file(path: str | os.PathLike, *, name: str | None = None, sha256: str |
                          f"{' '.join(str(exc).split())[:160]})") from exc
     net.eval()
     if isinstance(net, nets.EmotionCNN):
-        # NHWC: its convolutions and max-pooling run about twice as fast on a CPU
-        net = net.to(memory_format=torch.channels_last)
+        net = net.fuse_for_inference()
     return Model(name or path.stem, cfg["kind"], tuple(cfg["labels"]), str(path), digest, card, net)
 
 

@@ -166,6 +166,8 @@ def _analyse_in_worker(path: str, needs, window_s: float, overlap: float, debug:
     import threading
     if threading.current_thread() is threading.main_thread() and os.getpid() != caller_pid:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if os.getpid() != caller_pid:
+        tune_malloc()
     return analyse_file(path, needs, window_s, overlap, debug, cwd)
 
 
@@ -306,11 +308,53 @@ class _TorchThreads:
         return False
 
 
+def _one_blas_thread():
+    """Caps BLAS at one thread while features are computed in this process, as in the workers:
+    a matrix product split over more threads sums in another order, and the scores would then
+    depend on --jobs in their last digit."""
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(1, user_api="blas")
+
+
+def _analyse_here(path: str, needs, window_s: float, overlap: float, debug: bool) -> "Analysed":
+    with _one_blas_thread():
+        return analyse_file(path, needs, window_s, overlap, debug)
+
+
 _booting = None     # the thread of start_workers(), joined before the workers are used
+
+
+_malloc_tuned = False
+
+
+def tune_malloc() -> None:
+    """Keep freed feature buffers in this process's heap instead of returning them to the OS.
+
+    glibc serves each large numpy temporary (a clip's frames, its FFT) with a fresh mmap and
+    unmaps it when freed, so every clip pays page faults anew: a third of a worker's CPU time
+    went to the kernel. Raising the mmap and trim thresholds lets the next clip reuse the
+    pages. Process-wide, so only sercli's own processes call it (its workers and the CLI);
+    a no-op where glibc's mallopt is absent.
+    """
+    global _malloc_tuned
+    if _malloc_tuned:
+        return
+    _malloc_tuned = True
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
+    mallopt(M_MMAP_THRESHOLD, 256 << 20)
+    mallopt(M_TRIM_THRESHOLD, 512 << 20)
+    mallopt(M_TOP_PAD, 64 << 20)
 
 
 def _boot_worker() -> int:
     """Runs once in each new worker: the imports analyse_file needs."""
+    tune_malloc()
     import soundfile  # noqa: F401
     import soxr  # noqa: F401
     from . import features  # noqa: F401
@@ -418,7 +462,7 @@ def classify(paths: Iterable[str], *, model="cnn", jobs: int | None = None,
             analysed = Parallel(n_jobs=-1, return_as="generator", batch_size=4,
                                 pre_dispatch="4*n_jobs")(work)
     elif jobs == 1:
-        analysed = (analyse_file(p, needs, window_s, overlap, debug) for p in paths)
+        analysed = (_analyse_here(p, needs, window_s, overlap, debug) for p in paths)
     else:
         _workers_booted()
         with parallel_config(backend="loky", inner_max_num_threads=1):
@@ -454,7 +498,7 @@ def classify(paths: Iterable[str], *, model="cnn", jobs: int | None = None,
             if a.error is None and a.stream:
                 yield from flush()
                 n_windows = 0
-                with cap:
+                with cap, _one_blas_thread():
                     r = _stream_result(m, a, needs, window_s, overlap, top_k, segments)
                 yield r
                 continue
@@ -572,7 +616,8 @@ def _stream_windows(a: Analysed, needs, window_s, overlap, debug: bool = False) 
     """A long recording's windows with their features, streamed here (the grouped mode keeps
     them); a failure becomes the file's error."""
     try:
-        wins = list(iter_windows(a.path, a.info, needs, window_s=window_s, overlap=overlap))
+        with _one_blas_thread():
+            wins = list(iter_windows(a.path, a.info, needs, window_s=window_s, overlap=overlap))
     except Exception as exc:
         return Analysed(a.path, a.info, error=_file_error(a.path, exc, debug))
     return Analysed(a.path, a.info, windows=wins)
