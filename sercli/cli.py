@@ -145,8 +145,9 @@ def classify(paths, model, fmt, output, jobs, backend, scheduler, no_recursive, 
     """
     import json
     from .errors import SercliError, display_path
-    from .pipeline import (classify as run, collect_paths, default_jobs, resolve_model, start_workers,
-                           tune_malloc)
+    from .models import needs_before_loading
+    from .pipeline import (classify as run, collect_paths, default_jobs, resolve_model, start_analysis,
+                           start_workers, tune_malloc)
     from .report import AtomicFile, Writer, format_for, read_jsonl_paths, summary_lines
     inputs = []
     for p in paths:
@@ -172,16 +173,6 @@ def classify(paths, model, fmt, output, jobs, backend, scheduler, no_recursive, 
     inputs, speakers = _read_manifests(inputs, debug)
     files = collect_paths(inputs, recursive=not no_recursive, extensions=ext,
                           warn=lambda msg: _err(msg, quiet))
-    if backend == "local":
-        start_workers(min(jobs or default_jobs(), len(files)))   # they boot while the model loads
-    tune_malloc()
-    try:
-        m = resolve_model(model, warn=lambda msg: _err(msg, quiet))
-    except SercliError as exc:
-        _die(exc, debug)
-    if normalize_by != "none":
-        _check_group_support(m)
-
     from collections import Counter
     done_lines: list[str] = []
     already: set[str] = set()     # --resume with --normalize-by: analysed again, not written
@@ -199,6 +190,27 @@ def classify(paths, model, fmt, output, jobs, backend, scheduler, no_recursive, 
             files = [f for f in files if f not in skip]
         else:   # a group's statistics need all its files: done ones are analysed, not written
             already = skip.intersection(files)
+
+    tune_malloc()
+    started = None
+    if backend == "local":
+        # a bundled model's features are known before torch is imported: the workers start on
+        # them while this process loads the model (about a second)
+        hint = needs_before_loading(model) if normalize_by == "none" else None
+        if hint is not None:
+            started = start_analysis(files, hint, jobs=jobs, window_s=window, debug=debug)
+        if started is None:
+            start_workers(min(jobs or default_jobs(), len(files)))   # they boot while the model loads
+    try:
+        m = resolve_model(model, warn=lambda msg: _err(msg, quiet))
+        if normalize_by != "none":
+            _check_group_support(m)
+    except BaseException as exc:
+        if started is not None:
+            started.close()
+        if isinstance(exc, SercliError):
+            _die(exc, debug)
+        raise
 
     counts, failed, n = Counter(), 0, 0
     progress = sink = writer = results = None
@@ -227,7 +239,8 @@ def classify(paths, model, fmt, output, jobs, backend, scheduler, no_recursive, 
             results = run(files, model=m, jobs=jobs, window_s=window, segments=segments,
                           top_k=top_k, debug=debug, backend=backend, scheduler=scheduler,
                           warn=lambda msg: _err(msg, quiet), normalize_by=normalize_by,
-                          speakers=speakers)
+                          speakers=speakers, started=started)
+            started = None      # run() owns it now
             for r in results:
                 if r.path in already:
                     continue
@@ -266,6 +279,8 @@ def classify(paths, model, fmt, output, jobs, backend, scheduler, no_recursive, 
         except BaseException as exc:
             guard.hold()
             _close_quietly(results)
+            if started is not None:
+                started.close()
             if sink:
                 sink.abort()
             if isinstance(exc, SercliError):

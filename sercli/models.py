@@ -28,6 +28,23 @@ REGISTRY: dict[str, tuple[str, str]] = {
 }
 DEFAULT_MODEL = "cnn"
 FALLBACK_MODEL = "svm"
+#: The features each bundled model needs (its Model.needs; a test keeps the two equal), known
+#: before torch is imported, so that classify can start extracting them while the model loads.
+BUNDLED_NEEDS: dict[str, tuple[str, ...]] = {
+    "cnn": ("logmel", "summary"),
+    "cnn-spk": ("logmel", "summary"),
+    "seed-cnn": ("paper_mel", "paper_mfcc"),
+    "svm": ("summary",),
+}
+
+
+def needs_before_loading(name_or_path) -> tuple[str, ...] | None:
+    """The features a bundled model needs, without loading it; None for a model file (its
+    needs are known once it is loaded). For the default model this covers its fallback too."""
+    needs = BUNDLED_NEEDS.get(str(name_or_path))
+    if needs is not None and str(name_or_path) == DEFAULT_MODEL:
+        needs = tuple(dict.fromkeys(needs + BUNDLED_NEEDS[FALLBACK_MODEL]))
+    return needs
 
 
 def weights_dir() -> Path:

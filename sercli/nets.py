@@ -92,7 +92,10 @@ class EmotionCNN(nn.Module):
                 i += 1
         conv = nn.Sequential(*layers).eval()
         if torch.backends.mkldnn.is_available():
-            from torch.utils import mkldnn
+            import warnings
+            with warnings.catch_warnings():     # its module still uses torch.jit decorators
+                warnings.simplefilter("ignore", DeprecationWarning)
+                from torch.utils import mkldnn
             conv, self.fused_mkldnn = mkldnn.to_mkldnn(conv), True
         else:
             conv = conv.to(memory_format=torch.channels_last)

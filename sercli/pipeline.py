@@ -407,13 +407,110 @@ def _dask_client(scheduler: str | None):
         raise SercliError(f"cannot reach the dask scheduler at {scheduler}: {reason}") from None
 
 
+
+def _analysis(paths: list[str], needs, jobs: int, window_s: float, overlap: float, debug: bool,
+              backend: str = "local", scheduler: str | None = None, warn=None):
+    """The Analysed of each path, in order, computed where `backend` and `jobs` say; returns
+    (iterator, dask client or None)."""
+    if backend != "dask" and jobs == 1:
+        return (_analyse_here(p, needs, window_s, overlap, debug) for p in paths), None
+    from joblib import Parallel, delayed, parallel_config
+    client = None
+    if backend == "dask":
+        client = _dask_client(scheduler)
+        if warn and sum(client.nthreads().values()) < 2:
+            warn(f"warning: the dask cluster at {client.scheduler.address} has "
+                 f"{sum(client.nthreads().values())} worker thread(s); joblib then runs the "
+                 "work in this process")
+        config, n_jobs = dict(backend="dask"), -1
+    else:
+        _workers_booted()
+        config, n_jobs = dict(backend="loky", inner_max_num_threads=1), jobs
+    cwd = os.getcwd()
+
+    def run(chunk: list[str]):
+        with parallel_config(**config):
+            return Parallel(n_jobs=n_jobs, return_as="generator", batch_size=4,
+                            pre_dispatch="4*n_jobs")(
+                delayed(_analyse_in_worker)(p, needs, window_s, overlap, debug, cwd, os.getpid())
+                for p in chunk)
+    return _two_chunks_ahead(run, paths, CHUNK_FILES), client
+
+
+#: Files per joblib call. joblib dispatches a new task whenever one finishes, whether or not
+#: its results were read; with at most two calls running, the results waiting for the model
+#: (one file's window features each) stay under 2 * CHUNK_FILES files however many are given.
+CHUNK_FILES = 512
+
+
+def _two_chunks_ahead(run, paths: list[str], size: int) -> Iterator["Analysed"]:
+    """run(chunk) for consecutive chunks of `paths`, results in order. The first chunk starts
+    now, each next one when the one before is first read from, so the workers never wait at a
+    chunk's end."""
+    chunks = [paths[i:i + size] for i in range(0, len(paths), size)]
+    first = run(chunks[0]) if chunks else None
+
+    def results():
+        current, following = first, None
+        try:
+            for i in range(len(chunks)):
+                following = run(chunks[i + 1]) if i + 1 < len(chunks) else None
+                yield from current
+                current, following = following, None
+        finally:
+            for gen in (current, following):
+                _close(gen)
+    return results()
+
+
+def _close(gen) -> None:
+    """Stop a joblib generator early, without its warning that finished tasks go unused."""
+    import warnings
+    if gen is None or not hasattr(gen, "close"):
+        return
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*(tasks have been successfully executed|"
+                                r"still being processed by the workers)", category=UserWarning)
+        gen.close()
+
+
+@dataclass
+class StartedAnalysis:
+    """Decoding and features already running in local workers (start_analysis)."""
+    paths: list[str]
+    needs: tuple[str, ...]
+    jobs: int
+    window: tuple[float, float]
+    debug: bool
+    results: Iterator["Analysed"]
+
+    def close(self) -> None:
+        _close(self.results)
+
+
+def start_analysis(paths: Iterable[str], needs: tuple[str, ...], *, jobs: int | None = None,
+                   window_s: float = DEFAULT_WINDOW_S, overlap: float = WINDOW_OVERLAP,
+                   debug: bool = False) -> StartedAnalysis | None:
+    """Start decoding and feature extraction in local workers before the model is loaded, so
+    that they work while this process imports torch (about a second; see
+    models.needs_before_loading); pass the result to classify(started=...). None when there
+    is nothing to overlap (one job or one file)."""
+    paths = [os.fspath(p) for p in paths]
+    jobs = default_jobs() if not jobs or jobs < 1 else jobs
+    jobs = min(jobs, max(1, len(paths)))
+    if jobs < 2 or window_s <= 0:
+        return None
+    analysed, _ = _analysis(paths, tuple(needs), jobs, window_s, overlap, debug)
+    return StartedAnalysis(paths, tuple(needs), jobs, (window_s, overlap), debug, analysed)
+
 def classify(paths: Iterable[str], *, model="cnn", jobs: int | None = None,
              window_s: float = DEFAULT_WINDOW_S, overlap: float = WINDOW_OVERLAP,
              segments: bool = False, top_k: int | None = None, debug: bool = False,
              warn: Callable[[str], None] | None = None,
              backend: str = "local", scheduler: str | None = None,
              normalize_by: str | None = None,
-             speakers: Mapping[str, str] | None = None) -> Iterator[ClipResult]:
+             speakers: Mapping[str, str] | None = None,
+             started: "StartedAnalysis | None" = None) -> Iterator[ClipResult]:
     """Classify audio files; yields one ClipResult per path, in input order.
 
     `model` is a bundled name (cnn, cnn-spk, seed-cnn, svm), a model file path, or a loaded Model.
@@ -431,43 +528,40 @@ def classify(paths: Iterable[str], *, model="cnn", jobs: int | None = None,
     at the same place on the workers. The model still runs here, on the same batches, so the
     results are those of a local run (bit for bit when the workers' BLAS runs one thread, as
     dask's nanny sets it and as sercli's local workers run).
+
+    `started` is start_analysis() of the same paths and settings, begun before the model was
+    loaded; it is used when it holds the features the model needs, else extraction starts again.
     """
-    if backend not in BACKENDS:
-        raise SercliError(f"unknown backend {backend!r} (choose {' or '.join(BACKENDS)})")
-    m = resolve_model(model, warn=warn)
-    paths = [os.fspath(p) for p in paths]
-    jobs = default_jobs() if not jobs or jobs < 1 else jobs
-    jobs = min(jobs, max(1, len(paths)))
-    if window_s <= 0:
-        raise SercliError(f"window must be positive, got {window_s}")
-    keys = group_setup(m, paths, normalize_by, speakers, warn)
+    try:
+        if backend not in BACKENDS:
+            raise SercliError(f"unknown backend {backend!r} (choose {' or '.join(BACKENDS)})")
+        m = resolve_model(model, warn=warn)
+        paths = [os.fspath(p) for p in paths]
+        jobs = default_jobs() if not jobs or jobs < 1 else jobs
+        jobs = min(jobs, max(1, len(paths)))
+        if window_s <= 0:
+            raise SercliError(f"window must be positive, got {window_s}")
+        keys = group_setup(m, paths, normalize_by, speakers, warn)
+    except BaseException:
+        if started is not None:
+            started.close()
+        raise
     needs = m.needs
     client = None
     # The model runs here on one thread, and each worker's BLAS gets one thread (dask's nanny
     # sets that too): no oversubscription, and the same bits whatever --jobs or the backend
     # (a BLAS on more threads sums in another order).
     cap = _TorchThreads(1)
-    if backend == "dask" or jobs > 1:   # joblib only then: its import is 0.1-0.2 s of a cold start
-        from joblib import Parallel, delayed, parallel_config
-        cwd = os.getcwd()
-        work = (delayed(_analyse_in_worker)(p, needs, window_s, overlap, debug, cwd, os.getpid())
-                for p in paths)
-    if backend == "dask":
-        client = _dask_client(scheduler)
-        if warn and sum(client.nthreads().values()) < 2:
-            warn(f"warning: the dask cluster at {client.scheduler.address} has "
-                 f"{sum(client.nthreads().values())} worker thread(s); joblib then runs the "
-                 "work in this process")
-        with parallel_config(backend="dask"):
-            analysed = Parallel(n_jobs=-1, return_as="generator", batch_size=4,
-                                pre_dispatch="4*n_jobs")(work)
-    elif jobs == 1:
-        analysed = (_analyse_here(p, needs, window_s, overlap, debug) for p in paths)
-    else:
-        _workers_booted()
-        with parallel_config(backend="loky", inner_max_num_threads=1):
-            analysed = Parallel(n_jobs=jobs, return_as="generator", batch_size=4,
-                                pre_dispatch="4*n_jobs")(work)
+    if started is not None:
+        if (started.paths == paths and started.jobs == jobs and started.window == (window_s, overlap)
+                and started.debug == debug and set(needs) <= set(started.needs) and backend == "local"):
+            analysed = started.results
+        else:      # not what this call needs: extract again
+            started.close()
+            started = None
+    if started is None:
+        analysed, client = _analysis(paths, needs, jobs, window_s, overlap, debug, backend,
+                                     scheduler, warn)
 
     pending: list[tuple[Analysed, list[Window]]] = []   # errors ride along to keep input order
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from sercli.errors import ModelError
-from sercli.models import REGISTRY, NumpySVM, load_file, load_model, save_svm, sha256_file, weights_dir
+from sercli.models import (BUNDLED_NEEDS, REGISTRY, NumpySVM, needs_before_loading, load_file, load_model,
+                           save_svm, sha256_file, weights_dir)
 
 
 def test_numpy_svm_equals_sklearn(rng, tmp_path):
@@ -90,5 +91,8 @@ def test_bundled_weights_match_pinned_hash_and_load(name):
     assert sha256_file(path) == pinned
     m = load_model(name)
     assert m.sha256 == pinned and len(m.labels) >= 5
+    # classify starts extracting these before the model is loaded: they must cover its needs
+    assert set(m.needs) <= set(needs_before_loading(name))
+    assert set(m.needs) == set(BUNDLED_NEEDS[name])
     assert m.card.get("sha256") == pinned
     assert m.card["metrics"]["test"]["n"] > 0

@@ -1,0 +1,100 @@
+"""The classify pipeline's scheduling: features started before the model loads, bounded
+look-ahead, and the fused inference network against the network as trained."""
+import numpy as np
+import pytest
+
+from sercli import pipeline
+from sercli.pipeline import classify, start_analysis
+
+from .conftest import speechlike
+
+
+@pytest.fixture
+def wavs(tmp_path, rng, write_wav):
+    for i in range(5):
+        write_wav(f"w/{i:02d}.wav", speechlike(rng, 1.0 + 0.3 * i, f0=110 + 20 * i), 16000)
+    write_wav("w/99_silent.wav", np.zeros(16000, np.float32), 16000)
+    (tmp_path / "w" / "98_bad.wav").write_bytes(b"RIFF not really")
+    return sorted(str(p) for p in (tmp_path / "w").iterdir())
+
+
+def rows(results):
+    return [(r.path, r.label, r.scores, r.error) for r in results]
+
+
+def test_started_analysis_gives_the_same_results(wavs, tiny_cnn):
+    plain = rows(classify(wavs, model=str(tiny_cnn), jobs=2))
+    st = start_analysis(wavs, ("logmel", "summary"), jobs=2)
+    assert st is not None
+    assert rows(classify(wavs, model=str(tiny_cnn), jobs=2, started=st)) == plain
+    assert any(r[3] for r in plain) and any(r[1] for r in plain)
+
+
+def test_started_analysis_without_the_needed_features_is_redone(wavs, tiny_cnn):
+    plain = rows(classify(wavs, model=str(tiny_cnn), jobs=2))
+    st = start_analysis(wavs, ("summary",), jobs=2)          # the CNN needs logmel too
+    assert rows(classify(wavs, model=str(tiny_cnn), jobs=2, started=st)) == plain
+    st = start_analysis(wavs[:3], ("logmel", "summary"), jobs=2)   # other paths
+    assert rows(classify(wavs, model=str(tiny_cnn), jobs=2, started=st)) == plain
+
+
+def test_nothing_to_start_with_one_job(wavs):
+    assert start_analysis(wavs, ("summary",), jobs=1) is None
+    assert start_analysis(wavs[:1], ("summary",), jobs=2) is None
+
+
+def test_results_run_at_most_two_chunks_ahead():
+    begun = []
+
+    def run(chunk):
+        begun.append(chunk[0])
+        return iter(chunk)
+    it = pipeline._two_chunks_ahead(run, list(range(10)), 3)
+    assert begun == [0]                        # the first chunk starts at once
+    assert next(it) == 0 and begun == [0, 3]   # the next one when the first is read
+    assert [next(it), next(it)] == [1, 2] and begun == [0, 3]
+    assert next(it) == 3 and begun == [0, 3, 6]
+    assert list(it) == [4, 5, 6, 7, 8, 9] and begun == [0, 3, 6, 9]
+
+
+def test_closing_early_closes_the_running_chunks():
+    closed = []
+
+    class Gen:
+        def __init__(self, chunk):
+            self.it, self.name = iter(chunk), chunk[0]
+
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            return next(self.it)
+
+        def close(self):
+            closed.append(self.name)
+    it = pipeline._two_chunks_ahead(Gen, list(range(10)), 3)
+    next(it)
+    it.close()
+    assert set(closed) == {0, 3}         # (closing twice is harmless)
+
+
+def test_fused_cnn_matches_the_network_as_trained(rng):
+    import torch
+    from sercli import nets
+    torch.manual_seed(0)
+    net = nets.EmotionCNN(nets.CNNDims(n_mels=64, n_labels=6, channels=[8, 16, 16], hidden=16,
+                                       n_summary=5))
+    for mod in net.modules():       # BatchNorm statistics that are not the identity
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.running_mean.uniform_(-1, 1)
+            mod.running_var.uniform_(0.5, 2)
+            mod.weight.data.uniform_(0.5, 1.5)
+            mod.bias.data.uniform_(-0.5, 0.5)
+    net.eval()
+    x = torch.from_numpy(rng.normal(size=(3, 64, 123)).astype(np.float32) * 10)
+    lengths, summ = torch.tensor([123, 90, 40]), torch.from_numpy(rng.normal(size=(3, 5)).astype(np.float32))
+    with torch.inference_mode():
+        ref = net(x, lengths, summ)
+        fused = net.fuse_for_inference()(x, lengths, summ)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    np.testing.assert_allclose(fused.numpy(), ref.numpy(), atol=1e-4, rtol=1e-4)
