@@ -15,7 +15,7 @@ included, page cache warm):
      with the same number of processes, and nothing else;
 
 then the cold start of `sercli --help` and of `sercli classify one.wav` (median of --repeats
-runs after one unmeasured warm-up), peak memory for --many synthetic 1 s clips (and a tenth
+runs after one unmeasured warm-up), peak memory for --many synthetic clips of --many-s (and a tenth
 as many, to show it is flat) and for a --long-s recording, and the training wall time read
 from weights/cnn.card.json (or measured with --train). It prints a Markdown table, with the
 machine, and writes it to --out. Targets: classify >= 5x the peer's way and >= 0.5x the floor;
@@ -167,8 +167,8 @@ def pick_clips(dirs: list[Path], per_group: int, seed: int = 0) -> list[Path]:
     return out
 
 
-def make_many(root: Path, n: int, unique: int = 100) -> Path:
-    """n one-second clips (half 16 kHz, half 48 kHz) as hard links to `unique` distinct files."""
+def make_many(root: Path, n: int, seconds: float, unique: int = 100) -> Path:
+    """n clips of `seconds` (half 16 kHz, half 48 kHz) as hard links to `unique` distinct files."""
     rng = np.random.default_rng(0)
     src = root / "unique"
     src.mkdir(parents=True, exist_ok=True)
@@ -177,9 +177,10 @@ def make_many(root: Path, n: int, unique: int = 100) -> Path:
         sr = 16000 if i % 2 == 0 else 48000
         p = src / f"u{i:03d}.wav"
         if not p.exists():
-            sf.write(p, speechlike(rng, sr=sr, f0=rng.uniform(100, 260), n=sr), sr, subtype="PCM_16")
+            sf.write(p, speechlike(rng, sr=sr, f0=rng.uniform(100, 260), n=int(seconds * sr)), sr,
+                     subtype="PCM_16")
         uniq.append(p)
-    d = root / f"many{n}"
+    d = root / f"many{n}-{seconds:g}s"
     if d.exists():
         shutil.rmtree(d)
     for i in range(n):
@@ -273,8 +274,11 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=None,
                     help="--jobs for sercli and n_jobs for the floor (default: sercli's default, all cores).")
     ap.add_argument("--many", type=int, default=None,
-                    help="Synthetic 1 s clips for the memory check (default 20000; 200 with --quick); "
+                    help="Synthetic clips for the memory check (default 20000; 200 with --quick); "
                          "a tenth as many is measured too.")
+    ap.add_argument("--many-s", type=float, default=3.0,
+                    help="Length of those clips in seconds (default 3, as the corpora's clips: "
+                         "each then holds as many features as a real clip).")
     ap.add_argument("--long-s", type=float, default=None,
                     help="Length of the long recording in seconds (default 3600; 120 with --quick).")
     ap.add_argument("--repeats", type=int, default=None, help="Cold-start runs (median; default 5, 3 with --quick).")
@@ -405,13 +409,13 @@ def main(argv=None) -> int:
         small = max(1, many // 10)
         peaks = {}
         for count in (small, many):
-            log(f"memory: {count} synthetic 1 s clips ...")
-            d = make_many(tmp / "many", count)
+            log(f"memory: {count} synthetic {a.many_s:g} s clips ...")
+            d = make_many(tmp / "many", count, a.many_s)
             r_ = measure(sercli + ["classify", str(d), "--model", a.model, "--format", "jsonl", "-q"] + jobs_args,
                          ok=(0, 1))
             peaks[count] = r_.peak
             shutil.rmtree(d)
-            rows.append((f"peak RSS, {count:,} clips of 1 s (16/48 kHz)",
+            rows.append((f"peak RSS, {count:,} clips of {a.many_s:g} s (16/48 kHz)",
                          f"{mb(r_.peak)} (largest process {mb(r_.peak_one)}; {count / r_.wall:.0f} clips/s)",
                          "< 1 GB", verdict(r_.peak < GB)))
         flat = peaks[many] <= 1.2 * peaks[small] + 50e6
@@ -485,7 +489,7 @@ def main(argv=None) -> int:
               "(loky) with the same number of processes as sercli; only the sample count is returned.",
               f"- Peak RSS: {mem}. Cold starts: median wall time of separate processes after one "
               "unmeasured warm-up run (warm page cache).",
-              "- Synthetic clips are hard links to 100 distinct speech-like 1 s files; the long "
+              f"- Synthetic clips are hard links to 100 distinct speech-like {a.many_s:g} s files; the long "
               "recording is a speech-like 16 kHz 16-bit WAV."]
     lines += [f"- {x}" for x in notes]
     text = "\n".join(lines) + "\n"

@@ -21,6 +21,7 @@ class CNNDims:
     hidden: int = 128
     dropout: float = 0.3
     convs_per_block: int = 1
+    time_pool: int = 1          # > 1: average this many frames before the convolutions (cheaper)
     # True: trained on inputs normalised per speaker (sercli.normalize.cnn_group_inputs); the
     # prior statistics are the buffers group_mean / group_std over (band means, summary)
     group_norm: bool = False
@@ -54,7 +55,8 @@ class EmotionCNN(nn.Module):
             layers.append(nn.MaxPool2d(2))
             c_in = c
         self.conv = nn.Sequential(*layers)
-        self.pool_factor = 2 ** len(dims.channels)
+        self.conv_factor = 2 ** len(dims.channels)
+        self.pool_factor = self.conv_factor * dims.time_pool     # input frames per output step
         emb = 2 * c_in
         if dims.n_summary:
             self.register_buffer("summary_mean", torch.zeros(dims.n_summary))
@@ -110,7 +112,9 @@ class EmotionCNN(nn.Module):
         mean = (x * m).sum((1, 2), keepdim=True) / n
         std = ((((x - mean) ** 2) * m).sum((1, 2), keepdim=True) / n + 1e-5).sqrt()
         x = ((x - mean) / std) * m
-        pad = (-T) % self.pool_factor
+        if self.dims.time_pool > 1:
+            x = F.avg_pool1d(x, self.dims.time_pool, ceil_mode=True)
+        pad = (-x.shape[-1]) % self.conv_factor
         if pad:
             x = F.pad(x, (0, pad))
         if self.fused_mkldnn:

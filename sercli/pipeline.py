@@ -1,10 +1,12 @@
 """From paths to predictions: the library behind `sercli classify`.
 
-Files are decoded and turned into features in parallel (joblib, results in input order);
-the model runs in the main process on batches of windows. A recording longer than the window
-is cut into overlapping windows, each labelled, and the file's scores are the mean over its
-non-silent windows. Recordings longer than LONG_FILE_S are streamed window by window in the
-main process, so memory stays bounded whatever their length.
+Files are decoded and turned into features in parallel (joblib, results in input order, at
+most two chunks of CHUNK_FILES files running, so that memory stays bounded); the model runs in
+the main process on batches of windows. The CLI starts the extraction before it loads a
+bundled model (start_analysis), so that the workers are busy while torch is imported. A
+recording longer than the window is cut into overlapping windows, each labelled, and the file's
+scores are the mean over its non-silent windows. Recordings longer than LONG_FILE_S are
+streamed window by window in the main process, so memory stays bounded whatever their length.
 """
 from __future__ import annotations
 
@@ -405,7 +407,6 @@ def _dask_client(scheduler: str | None):
     except Exception as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise SercliError(f"cannot reach the dask scheduler at {scheduler}: {reason}") from None
-
 
 
 def _analysis(paths: list[str], needs, jobs: int, window_s: float, overlap: float, debug: bool,
