@@ -13,7 +13,7 @@ def test_benchmark_writes_its_table(tmp_path, write_wav, tiny_cnn):
         write_wav(f"clips/c{i % 2}/{i}.wav", speechlike(rng, 1.5, sr=sr), sr)
     out = tmp_path / "results.md"
     r = subprocess.run([sys.executable, str(REPO / "bench" / "run.py"), "--quick",
-                        "--clips", str(tmp_path / "clips"), "--many", "6", "--long-s", "5",
+                        "--clips", str(tmp_path / "clips"), "--many", "6", "--many-s", "1", "--long-s", "5",
                         "--repeats", "1", "--model", str(tiny_cnn), "--card", str(tmp_path / "none.json"),
                         "--tmp", str(tmp_path / "scratch"), "--out", str(out)],
                        capture_output=True, text=True, timeout=600)

@@ -94,10 +94,10 @@ def test_bundled_weights_match_pinned_hash_and_load(name):
     # classify starts extracting these before the model is loaded: they must cover its needs
     assert set(m.needs) <= set(needs_before_loading(name))
     assert set(m.needs) == set(BUNDLED_NEEDS[name])
+    assert m.card.get("sha256") == pinned
+    assert m.card["metrics"]["test"]["n"] > 0
 
 
 def test_needs_before_loading_cover_the_fallback_and_not_files(tmp_path):
     assert set(BUNDLED_NEEDS["svm"]) <= set(needs_before_loading("cnn"))   # cnn may fall back to svm
     assert needs_before_loading(tmp_path / "cnn.pt") is None              # a file: known once loaded
-    assert m.card.get("sha256") == pinned
-    assert m.card["metrics"]["test"]["n"] > 0
