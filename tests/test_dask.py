@@ -33,7 +33,9 @@ def cluster():
         yield c
 
 
-def test_dask_backend_gives_the_local_results(clips, cluster, tiny_cnn):
+def test_dask_backend_gives_the_local_results(clips, cluster, tiny_cnn, monkeypatch):
+    # in chunks of 3 files, so that both backends run two joblib calls at once, as on big inputs
+    monkeypatch.setattr(pipeline, "CHUNK_FILES", 3)
     paths = sorted(str(p) for p in clips.iterdir()) + [str(clips / "missing.wav")]
     local = [r.to_dict(with_segments=True) for r in
              sercli.classify(paths, model=str(tiny_cnn), jobs=2, segments=True)]
