@@ -93,15 +93,19 @@ class EmotionCNN(nn.Module):
                 layers.append(conv)
                 i += 1
         conv = nn.Sequential(*layers).eval()
+        self.conv, self.fused_mkldnn = conv.to(memory_format=torch.channels_last), False
         if torch.backends.mkldnn.is_available():
             import warnings
-            with warnings.catch_warnings():     # its module still uses torch.jit decorators
-                warnings.simplefilter("ignore", DeprecationWarning)
-                from torch.utils import mkldnn
-            conv, self.fused_mkldnn = mkldnn.to_mkldnn(conv), True
-        else:
-            conv = conv.to(memory_format=torch.channels_last)
-        self.conv = conv
+            try:
+                with warnings.catch_warnings():     # its module still uses torch.jit decorators
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    from torch.utils import mkldnn
+                packed = mkldnn.to_mkldnn(conv)
+                with torch.inference_mode():        # a CPU oneDNN cannot serve fails here
+                    packed(torch.zeros(1, 1, self.dims.n_mels, 2 * self.conv_factor).to_mkldnn())
+                self.conv, self.fused_mkldnn = packed, True
+            except Exception:       # the folded layers in NHWC, as they are, instead
+                pass
         return self
 
     def embed(self, x: torch.Tensor, lengths: torch.Tensor, summary: torch.Tensor | None = None):

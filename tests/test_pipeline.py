@@ -78,9 +78,12 @@ def test_closing_early_closes_the_running_chunks():
     assert set(closed) == {0, 3}         # (closing twice is harmless)
 
 
-def test_fused_cnn_matches_the_network_as_trained(rng):
+@pytest.mark.parametrize("onednn", [True, False])
+def test_fused_cnn_matches_the_network_as_trained(rng, onednn, monkeypatch):
     import torch
     from sercli import nets
+    if not onednn:      # a CPU or build without oneDNN: the folded layers run as they are
+        monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
     torch.manual_seed(0)
     net = nets.EmotionCNN(nets.CNNDims(n_mels=64, n_labels=6, channels=[8, 16, 16], hidden=16,
                                        n_summary=5))
@@ -97,4 +100,5 @@ def test_fused_cnn_matches_the_network_as_trained(rng):
         ref = net(x, lengths, summ)
         fused = net.fuse_for_inference()(x, lengths, summ)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    assert net.fused_mkldnn == (onednn and torch.backends.mkldnn.is_available())
     np.testing.assert_allclose(fused.numpy(), ref.numpy(), atol=1e-4, rtol=1e-4)
