@@ -20,7 +20,7 @@ from .errors import ModelError
 
 #: name -> (file in weights/, pinned sha256). Updated only by retraining the bundled weights.
 REGISTRY: dict[str, tuple[str, str]] = {
-    "cnn": ("cnn.pt", "fb74a6de25d17ec98ce2bd761e97019c01d4f1897b1d4f3b4eaa37b8a7271e84"),
+    "cnn": ("cnn.pt", "3fac097969c7af5b97228882c7fb549170ba643c6b663b74a1d56548a3d6d5f9"),
     # for --normalize-by speaker|folder on batches of >= 10 clips per speaker (README)
     "cnn-spk": ("cnn-spk.pt", "3114d4488b3713fdf6d8f5c729b7d7602c5f6b2ba1205fb71c850c9a5a9731df"),
     "seed-cnn": ("seed-cnn.pt", "cc22e21e7184d4ab15cfaf679eda740fdf5af966b797456f666865a560bae10e"),
@@ -30,8 +30,9 @@ DEFAULT_MODEL = "cnn"
 FALLBACK_MODEL = "svm"
 #: The features each bundled model needs (its Model.needs; a test keeps the two equal), known
 #: before torch is imported, so that classify can start extracting them while the model loads.
+#: (Should the default CNN fall back to the SVM, classify extracts the SVM's features then.)
 BUNDLED_NEEDS: dict[str, tuple[str, ...]] = {
-    "cnn": ("logmel", "summary"),
+    "cnn": ("logmel",),
     "cnn-spk": ("logmel", "summary"),
     "seed-cnn": ("paper_mel", "paper_mfcc"),
     "svm": ("summary",),
@@ -40,11 +41,8 @@ BUNDLED_NEEDS: dict[str, tuple[str, ...]] = {
 
 def needs_before_loading(name_or_path) -> tuple[str, ...] | None:
     """The features a bundled model needs, without loading it; None for a model file (its
-    needs are known once it is loaded). For the default model this covers its fallback too."""
-    needs = BUNDLED_NEEDS.get(str(name_or_path))
-    if needs is not None and str(name_or_path) == DEFAULT_MODEL:
-        needs = tuple(dict.fromkeys(needs + BUNDLED_NEEDS[FALLBACK_MODEL]))
-    return needs
+    needs are known once it is loaded)."""
+    return BUNDLED_NEEDS.get(str(name_or_path))
 
 
 def weights_dir() -> Path:

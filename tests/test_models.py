@@ -98,6 +98,5 @@ def test_bundled_weights_match_pinned_hash_and_load(name):
     assert m.card["metrics"]["test"]["n"] > 0
 
 
-def test_needs_before_loading_cover_the_fallback_and_not_files(tmp_path):
-    assert set(BUNDLED_NEEDS["svm"]) <= set(needs_before_loading("cnn"))   # cnn may fall back to svm
-    assert needs_before_loading(tmp_path / "cnn.pt") is None              # a file: known once loaded
+def test_needs_before_loading_are_unknown_for_files(tmp_path):
+    assert needs_before_loading(tmp_path / "cnn.pt") is None              # known once loaded
