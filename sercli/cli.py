@@ -294,7 +294,31 @@ def classify(paths, model, fmt, output, jobs, backend, scheduler, no_recursive, 
             _err(line)
         if prior_failed:
             _err(f"  {prior_failed} failed in the earlier run (their rows are in the report)")
-    sys.exit(status)
+    _leave(status)
+
+
+def _leave(status: int) -> None:
+    """End `classify`: the report is committed and every file closed. In a real process that
+    imported torch, skip the interpreter's teardown of its modules, which takes torch about
+    0.4 s (a sixth of a 700-clip run): the workers are shut down and the exit handlers run as
+    usual (joblib's clean-up among them), then the process ends."""
+    if "torch" not in sys.modules or sys.stderr is not sys.__stderr__ or sys.stdout is not sys.__stdout__:
+        sys.exit(status)        # a test runner's streams, or nothing slow to tear down
+    import atexit
+    try:
+        from joblib.externals.loky import reusable_executor
+        if reusable_executor._executor is not None:
+            reusable_executor._executor.shutdown(wait=True)
+    except Exception:
+        pass
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):
+            if stream is sys.stdout:
+                status = status or 1
+    os._exit(status)
 
 
 def _stop_workers(results, status: int) -> None:
