@@ -22,6 +22,7 @@ class CNNDims:
     dropout: float = 0.3
     convs_per_block: int = 1
     time_pool: int = 1          # > 1: average this many frames before the convolutions (cheaper)
+    band_norm: bool = False     # subtract each band's mean over the utterance first (as CMN)
     # True: trained on inputs normalised per speaker (sercli.normalize.cnn_group_inputs); the
     # prior statistics are the buffers group_mean / group_std over (band means, summary)
     group_norm: bool = False
@@ -112,6 +113,8 @@ class EmotionCNN(nn.Module):
         T = x.shape[-1]
         mask = torch.arange(T, device=x.device)[None, :] < lengths[:, None]
         m = mask[:, None, :].to(x.dtype)
+        if self.dims.band_norm:     # a fixed filter on the whole clip (channel, voice) is a band offset
+            x = x - (x * m).sum(-1, keepdim=True) / m.sum(-1, keepdim=True).clamp(min=1.0)
         n = (m.sum(-1, keepdim=True) * x.shape[1]).clamp(min=1.0)
         mean = (x * m).sum((1, 2), keepdim=True) / n
         std = ((((x - mean) ** 2) * m).sum((1, 2), keepdim=True) / n + 1e-5).sqrt()

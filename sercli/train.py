@@ -282,6 +282,7 @@ def train_torch(data: dict[str, FeatureSet], labels, recipe, seed, epochs, threa
                             hidden=int(recipe.get("hidden", 128)),
                             convs_per_block=int(recipe.get("convs_per_block", 1)), dropout=float(recipe.get("dropout", 0.3)),
                             time_pool=int(recipe.get("time_pool", 1)),
+                            band_norm=bool(recipe.get("band_norm", False)),
                             group_norm=group, group_prior=float(recipe.get("group_prior", GROUP_PRIOR)))
         net = nets.EmotionCNN(dims)
         train_summary = tr.summary

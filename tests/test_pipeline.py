@@ -102,3 +102,20 @@ def test_fused_cnn_matches_the_network_as_trained(rng, onednn, monkeypatch):
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
     assert net.fused_mkldnn == (onednn and torch.backends.mkldnn.is_available())
     np.testing.assert_allclose(fused.numpy(), ref.numpy(), atol=1e-4, rtol=1e-4)
+
+
+def test_band_norm_cnn_ignores_a_fixed_filter_on_the_clip(rng):
+    """band_norm subtracts each band's mean over the clip: a per-band offset in dB (a fixed
+    channel or microphone response) leaves the scores unchanged; without it, it does not."""
+    import torch
+    from sercli import nets
+    x = torch.from_numpy(rng.normal(size=(2, 64, 150)).astype(np.float32) * 10)
+    lengths = torch.tensor([150, 97])
+    tilt = torch.linspace(-12, 12, 64)[None, :, None]
+    for band_norm in (True, False):
+        torch.manual_seed(0)
+        net = nets.EmotionCNN(nets.CNNDims(channels=[8, 16], hidden=16, time_pool=2,
+                                           band_norm=band_norm)).eval()
+        with torch.inference_mode():
+            diff = (net(x, lengths) - net(x + tilt, lengths)).abs().max().item()
+        assert (diff < 1e-4) if band_norm else (diff > 1e-3), (band_norm, diff)
