@@ -14,6 +14,7 @@ import math
 import os
 import sys
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
@@ -166,9 +167,9 @@ def _analyse_in_worker(path: str, needs, window_s: float, overlap: float, debug:
     """
     import signal
     import threading
-    if threading.current_thread() is threading.main_thread() and os.getpid() != caller_pid:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
     if os.getpid() != caller_pid:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         tune_malloc()
     return analyse_file(path, needs, window_s, overlap, debug, cwd)
 
@@ -283,6 +284,12 @@ def default_jobs() -> int:
     return os.cpu_count() or 1
 
 
+def _jobs_for(jobs: int | None, n_files: int) -> int:
+    """Worker processes for `n_files` files: `jobs` (default all cores), never more than files."""
+    jobs = default_jobs() if not jobs or jobs < 1 else jobs
+    return min(jobs, max(1, n_files))
+
+
 BACKENDS = ("local", "dask")
 DASK_CONNECT_TIMEOUT_S = 10      # how long to try to reach a dask scheduler
 
@@ -314,8 +321,14 @@ def _one_blas_thread():
     """Caps BLAS at one thread while features are computed in this process, as in the workers:
     a matrix product split over more threads sums in another order, and the scores would then
     depend on --jobs in their last digit."""
-    from threadpoolctl import threadpool_limits
-    return threadpool_limits(1, user_api="blas")
+    return _blas_controller().limit(limits=1, user_api="blas")
+
+
+@lru_cache(maxsize=1)
+def _blas_controller():
+    # finding the loaded libraries is most of threadpool_limits' 0.6 ms; this is done per file
+    from threadpoolctl import ThreadpoolController
+    return ThreadpoolController()
 
 
 def _analyse_here(path: str, needs, window_s: float, overlap: float, debug: bool) -> "Analysed":
@@ -485,6 +498,12 @@ class StartedAnalysis:
     debug: bool
     results: Iterator["Analysed"]
 
+    def serves(self, paths: list[str], needs, jobs: int, window: tuple[float, float],
+               debug: bool) -> bool:
+        """Whether these are the analyses a classify() call with these settings needs."""
+        return (self.paths == paths and self.jobs == jobs and self.window == window
+                and self.debug == debug and set(needs) <= set(self.needs))
+
     def close(self) -> None:
         _close(self.results)
 
@@ -497,12 +516,12 @@ def start_analysis(paths: Iterable[str], needs: tuple[str, ...], *, jobs: int | 
     models.needs_before_loading); pass the result to classify(started=...). None when there
     is nothing to overlap (one job or one file)."""
     paths = [os.fspath(p) for p in paths]
-    jobs = default_jobs() if not jobs or jobs < 1 else jobs
-    jobs = min(jobs, max(1, len(paths)))
+    jobs = _jobs_for(jobs, len(paths))
     if jobs < 2 or window_s <= 0:
         return None
     analysed, _ = _analysis(paths, tuple(needs), jobs, window_s, overlap, debug)
     return StartedAnalysis(paths, tuple(needs), jobs, (window_s, overlap), debug, analysed)
+
 
 def classify(paths: Iterable[str], *, model="cnn", jobs: int | None = None,
              window_s: float = DEFAULT_WINDOW_S, overlap: float = WINDOW_OVERLAP,
@@ -538,8 +557,7 @@ def classify(paths: Iterable[str], *, model="cnn", jobs: int | None = None,
             raise SercliError(f"unknown backend {backend!r} (choose {' or '.join(BACKENDS)})")
         m = resolve_model(model, warn=warn)
         paths = [os.fspath(p) for p in paths]
-        jobs = default_jobs() if not jobs or jobs < 1 else jobs
-        jobs = min(jobs, max(1, len(paths)))
+        jobs = _jobs_for(jobs, len(paths))
         if window_s <= 0:
             raise SercliError(f"window must be positive, got {window_s}")
         keys = group_setup(m, paths, normalize_by, speakers, warn)
@@ -554,8 +572,7 @@ def classify(paths: Iterable[str], *, model="cnn", jobs: int | None = None,
     # (a BLAS on more threads sums in another order).
     cap = _TorchThreads(1)
     if started is not None:
-        if (started.paths == paths and started.jobs == jobs and started.window == (window_s, overlap)
-                and started.debug == debug and set(needs) <= set(started.needs) and backend == "local"):
+        if backend == "local" and started.serves(paths, needs, jobs, (window_s, overlap), debug):
             analysed = started.results
         else:      # not what this call needs: extract again
             started.close()
