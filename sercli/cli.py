@@ -192,6 +192,7 @@ def classify(paths, model, fmt, output, jobs, backend, scheduler, no_recursive, 
             already = skip.intersection(files)
 
     tune_malloc()
+    t0 = time.time()        # the summary's time: the workers may start before the model loads
     started = None
     if backend == "local":
         # a bundled model's features are known before torch is imported: the workers start on
@@ -214,7 +215,6 @@ def classify(paths, model, fmt, output, jobs, backend, scheduler, no_recursive, 
 
     counts, failed, n = Counter(), 0, 0
     progress = sink = writer = results = None
-    t0 = time.time()
     status = 0
     with _SignalGuard() as guard:
         guard.hold()    # signals wait until the report file and its writer exist
