@@ -464,10 +464,23 @@ def plot_confusion(metrics: dict, path: Path, title: str) -> None:
     fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
 
 
+def check_cnn_options(recipe: dict) -> None:
+    """A one-line CorpusError for a CNN recipe's time_pool or band_norm of the wrong kind, before
+    any data is read (a time_pool of 0 would otherwise train on a wrong frame mask)."""
+    if recipe.get("model") != "cnn":
+        return
+    tp, bn = recipe.get("time_pool", 1), recipe.get("band_norm", False)
+    if isinstance(tp, bool) or not isinstance(tp, int) or tp < 1:
+        raise CorpusError(f"recipe {recipe.get('name')}: time_pool must be a whole number >= 1, got {tp!r}")
+    if not isinstance(bn, bool):
+        raise CorpusError(f"recipe {recipe.get('name')}: band_norm must be true or false, got {bn!r}")
+
+
 def run(data: str | os.PathLike, *, recipe: dict, out: str | os.PathLike, epochs: int | None = None,
         jobs: int = -1, seed: int | None = None, threads: int | None = None,
         cache_dir: str | None = None, command: str = "", progress: bool = True) -> dict:
     """Train `recipe` on the corpora under `data`; write weights, card and plots to `out`."""
+    check_cnn_options(recipe)
     seed = int(recipe.get("seed", 0) if seed is None else seed)
     epochs = int(recipe.get("epochs", 1) if epochs is None else epochs)
     labels = list(recipe["labels"])

@@ -109,3 +109,16 @@ def test_recipe_extends_another(tmp_path):
     (tmp_path / "b.toml").write_text(f'extends = "{tmp_path / "a.toml"}"\n')
     with pytest.raises(CorpusError, match="loop"):
         load_recipe(str(tmp_path / "a.toml"))
+
+
+@pytest.mark.parametrize("line,reason", [("time_pool = 0", "time_pool must be a whole number >= 1"),
+                                         ("time_pool = 1.5", "time_pool must be a whole number >= 1"),
+                                         ('band_norm = "yes"', "band_norm must be true or false")])
+def test_bad_cnn_options_are_one_line_errors(tiny_corpus, tmp_path, line, reason):
+    (tmp_path / "bad.toml").write_text(f'extends = "cnn"\n{line}\n')
+    r = CliRunner().invoke(cli, ["train", "--data", str(tiny_corpus), "--recipe", str(tmp_path / "bad.toml"),
+                                 "--out", str(tmp_path / "out")])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: recipe bad: {reason}, got "), r.stderr
+    assert not (tmp_path / "out").exists()
