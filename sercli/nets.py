@@ -23,6 +23,8 @@ class CNNDims:
     convs_per_block: int = 1
     time_pool: int = 1          # > 1: average this many frames before the convolutions (cheaper)
     band_norm: bool = False     # subtract each band's mean over the utterance first (as CMN)
+    pooling: str = "stats"      # "stats": mean and std over time; "attention": both weighted by
+                                # a learned frame score (attentive statistics pooling, Okabe 2018)
     # True: trained on inputs normalised per speaker (sercli.normalize.cnn_group_inputs); the
     # prior statistics are the buffers group_mean / group_std over (band means, summary)
     group_norm: bool = False
@@ -35,6 +37,15 @@ def masked_stats(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     n = m.sum(-1).clamp(min=1.0)
     mean = (h * m).sum(-1) / n
     var = (((h - mean[..., None]) ** 2) * m).sum(-1) / n
+    return torch.cat([mean, (var + 1e-5).sqrt()], dim=1)
+
+
+def attentive_stats(h: torch.Tensor, scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean and std over time of (B, C, T) weighted by softmax(scores) (B, T) over the frames
+    where mask (B, T) is True -> (B, 2C)."""
+    w = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)[:, None, :]
+    mean = (h * w).sum(-1)
+    var = (((h - mean[..., None]) ** 2) * w).sum(-1)
     return torch.cat([mean, (var + 1e-5).sqrt()], dim=1)
 
 
@@ -59,6 +70,11 @@ class EmotionCNN(nn.Module):
         self.conv_factor = 2 ** len(dims.channels)
         self.pool_factor = self.conv_factor * dims.time_pool     # input frames per output step
         emb = 2 * c_in
+        if dims.pooling == "attention":
+            self.attention = nn.Sequential(nn.Conv1d(c_in, dims.hidden, 1), nn.Tanh(),
+                                           nn.Conv1d(dims.hidden, 1, 1))
+        elif dims.pooling != "stats":
+            raise ValueError(f"pooling must be 'stats' or 'attention', got {dims.pooling!r}")
         if dims.n_summary:
             self.register_buffer("summary_mean", torch.zeros(dims.n_summary))
             self.register_buffer("summary_std", torch.ones(dims.n_summary))
@@ -130,7 +146,10 @@ class EmotionCNN(nn.Module):
             h = self.conv(x[:, None])              # (B, C, F', T')
         h = h.mean(dim=2)                       # (B, C, T')
         t_mask = torch.arange(h.shape[-1], device=x.device)[None, :] * self.pool_factor < lengths[:, None]
-        e = masked_stats(h, t_mask)
+        if self.dims.pooling == "attention":
+            e = attentive_stats(h, self.attention(h)[:, 0], t_mask)
+        else:
+            e = masked_stats(h, t_mask)
         if self.dims.n_summary:
             s = (summary - self.summary_mean) / self.summary_std
             e = torch.cat([e, self.summary_net(s)], dim=1)

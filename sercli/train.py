@@ -229,6 +229,23 @@ def _augment_logmel(m: np.ndarray, rng: np.random.Generator, recipe: dict) -> np
     return m
 
 
+def _standardise(m: np.ndarray) -> np.ndarray:
+    """Zero mean, unit variance over the whole (F, T) clip, as the net's own input step does: so
+    that mixup blends two clips on one scale and zero padding is the mean of each."""
+    return (m - m.mean()) / (m.std() + 1e-5)
+
+
+def mix_batch(x, lengths, summary, rng: np.random.Generator, alpha: float):
+    """Mixup: blend a batch (B, F, T) with a shuffled copy of itself by lam ~ Beta(alpha, alpha).
+    Returns the blended x, lengths (the longer of each pair), summary (or None), lam and the
+    partner index of each row (the loss is blended with the same lam)."""
+    import torch
+    lam, other = float(rng.beta(alpha, alpha)), torch.from_numpy(rng.permutation(len(lengths)))
+    x = lam * x + (1 - lam) * x[other]
+    summary = lam * summary + (1 - lam) * summary[other] if summary is not None else None
+    return x, torch.maximum(lengths, lengths[other]), summary, lam, other
+
+
 def _crop(m: np.ndarray, frames: int, rng: np.random.Generator) -> np.ndarray:
     if m.shape[1] <= frames:
         return m
@@ -283,6 +300,7 @@ def train_torch(data: dict[str, FeatureSet], labels, recipe, seed, epochs, threa
                             convs_per_block=int(recipe.get("convs_per_block", 1)), dropout=float(recipe.get("dropout", 0.3)),
                             time_pool=int(recipe.get("time_pool", 1)),
                             band_norm=bool(recipe.get("band_norm", False)),
+                            pooling=str(recipe.get("pooling", "stats")),
                             group_norm=group, group_prior=float(recipe.get("group_prior", GROUP_PRIOR)))
         net = nets.EmotionCNN(dims)
         train_summary = tr.summary
@@ -314,6 +332,7 @@ def train_torch(data: dict[str, FeatureSet], labels, recipe, seed, epochs, threa
         weight = torch.tensor(counts.sum() / np.maximum(counts, 1) / len(labels), dtype=torch.float32)
     loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=float(recipe.get("label_smoothing", 0.0)))
     crop = int(recipe.get("crop_frames", 300))
+    mixup = float(recipe.get("mixup", 0.0))
     history, best, best_state = [], -1.0, None
     yv = [c.label for c in va.clips]
     for epoch in range(1, epochs + 1):
@@ -336,10 +355,17 @@ def train_torch(data: dict[str, FeatureSet], labels, recipe, seed, epochs, threa
                 else:
                     summ_b = tr.summary[idx]
                     mels = [_augment_logmel(_crop(tr.logmel[i], crop, rng), rng, recipe) for i in idx]
+                if mixup:
+                    mels = [_standardise(m) for m in mels]
                 x, lengths = pad_batch(mels)
                 summ = torch.from_numpy(summ_b.astype(np.float32)) if net.dims.n_summary else None
+                if mixup:
+                    x, lengths, summ, lam, other = mix_batch(x, lengths, summ, rng, mixup)
                 logits = net(x, lengths, summ)
-            loss = loss_fn(logits, yb)
+            if kind not in SEED_KINDS and mixup:
+                loss = lam * loss_fn(logits, yb) + (1 - lam) * loss_fn(logits, yb[other])
+            else:
+                loss = loss_fn(logits, yb)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -465,11 +491,16 @@ def plot_confusion(metrics: dict, path: Path, title: str) -> None:
 
 
 def check_cnn_options(recipe: dict) -> None:
-    """A one-line CorpusError for a CNN recipe's time_pool or band_norm of the wrong kind, before
+    """A one-line CorpusError for a CNN recipe's time_pool, band_norm, pooling or mixup of the wrong kind, before
     any data is read (a time_pool of 0 would otherwise train on a wrong frame mask)."""
     if recipe.get("model") != "cnn":
         return
     tp, bn = recipe.get("time_pool", 1), recipe.get("band_norm", False)
+    pooling, mixup = recipe.get("pooling", "stats"), recipe.get("mixup", 0.0)
+    if pooling not in ("stats", "attention"):
+        raise CorpusError(f"recipe {recipe.get('name')}: pooling must be \"stats\" or \"attention\", got {pooling!r}")
+    if isinstance(mixup, bool) or not isinstance(mixup, (int, float)) or mixup < 0:
+        raise CorpusError(f"recipe {recipe.get('name')}: mixup must be a number >= 0 (the Beta alpha), got {mixup!r}")
     if isinstance(tp, bool) or not isinstance(tp, int) or tp < 1:
         raise CorpusError(f"recipe {recipe.get('name')}: time_pool must be a whole number >= 1, got {tp!r}")
     if not isinstance(bn, bool):

@@ -78,15 +78,15 @@ def test_closing_early_closes_the_running_chunks():
     assert set(closed) == {0, 3}         # (closing twice is harmless)
 
 
-@pytest.mark.parametrize("onednn", [True, False])
-def test_fused_cnn_matches_the_network_as_trained(rng, onednn, monkeypatch):
+@pytest.mark.parametrize("onednn,pooling", [(True, "stats"), (False, "stats"), (True, "attention")])
+def test_fused_cnn_matches_the_network_as_trained(rng, onednn, pooling, monkeypatch):
     import torch
     from sercli import nets
     if not onednn:      # a CPU or build without oneDNN: the folded layers run as they are
         monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
     torch.manual_seed(0)
     net = nets.EmotionCNN(nets.CNNDims(n_mels=64, n_labels=6, channels=[8, 16, 16], hidden=16,
-                                       n_summary=5))
+                                       n_summary=5, pooling=pooling))
     for mod in net.modules():       # BatchNorm statistics that are not the identity
         if isinstance(mod, torch.nn.BatchNorm2d):
             mod.running_mean.uniform_(-1, 1)
@@ -102,6 +102,22 @@ def test_fused_cnn_matches_the_network_as_trained(rng, onednn, monkeypatch):
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
     assert net.fused_mkldnn == (onednn and torch.backends.mkldnn.is_available())
     np.testing.assert_allclose(fused.numpy(), ref.numpy(), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("pooling", ["stats", "attention"])
+def test_cnn_scores_a_clip_alike_alone_and_padded_in_a_batch(rng, pooling):
+    """Padding to the longest clip of a batch is masked out of the pooling, attentive or not."""
+    import torch
+    from sercli import nets
+    torch.manual_seed(0)
+    net = nets.EmotionCNN(nets.CNNDims(channels=[8, 16], hidden=16, time_pool=2, pooling=pooling)).eval()
+    long_, short = (torch.from_numpy(rng.normal(size=(64, n)).astype(np.float32) * 10) for n in (160, 70))
+    x = torch.zeros(2, 64, 160)
+    x[0], x[1, :, :70] = long_, short
+    with torch.inference_mode():
+        batch = net(x, torch.tensor([160, 70]))
+        alone = net(short[None], torch.tensor([70]))
+    np.testing.assert_allclose(batch[1].numpy(), alone[0].numpy(), atol=1e-4)
 
 
 def test_band_norm_cnn_ignores_a_fixed_filter_on_the_clip(rng):

@@ -113,7 +113,9 @@ def test_recipe_extends_another(tmp_path):
 
 @pytest.mark.parametrize("line,reason", [("time_pool = 0", "time_pool must be a whole number >= 1"),
                                          ("time_pool = 1.5", "time_pool must be a whole number >= 1"),
-                                         ('band_norm = "yes"', "band_norm must be true or false")])
+                                         ('band_norm = "yes"', "band_norm must be true or false"),
+                                         ('pooling = "max"', 'pooling must be "stats" or "attention"'),
+                                         ("mixup = -0.2", "mixup must be a number >= 0 (the Beta alpha)")])
 def test_bad_cnn_options_are_one_line_errors(tiny_corpus, tmp_path, line, reason):
     (tmp_path / "bad.toml").write_text(f'extends = "cnn"\n{line}\n')
     r = CliRunner().invoke(cli, ["train", "--data", str(tiny_corpus), "--recipe", str(tmp_path / "bad.toml"),
@@ -122,3 +124,16 @@ def test_bad_cnn_options_are_one_line_errors(tiny_corpus, tmp_path, line, reason
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"Error: recipe bad: {reason}, got "), r.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_mix_batch_blends_inputs_and_keeps_the_longer_length(rng):
+    import torch
+    from sercli.train import mix_batch
+    x = torch.from_numpy(rng.normal(size=(4, 3, 5)).astype(np.float32))
+    lengths, summ = torch.tensor([5, 2, 4, 3]), torch.from_numpy(rng.normal(size=(4, 2)).astype(np.float32))
+    mx, ml, ms, lam, other = mix_batch(x, lengths, summ, np.random.default_rng(1), 0.4)
+    assert 0.0 <= lam <= 1.0 and sorted(other.tolist()) == [0, 1, 2, 3]
+    np.testing.assert_allclose(mx.numpy(), (lam * x + (1 - lam) * x[other]).numpy(), atol=1e-6)
+    np.testing.assert_allclose(ms.numpy(), (lam * summ + (1 - lam) * summ[other]).numpy(), atol=1e-6)
+    assert ml.tolist() == [max(int(lengths[i]), int(lengths[j])) for i, j in enumerate(other.tolist())]
+    assert mix_batch(x, lengths, None, np.random.default_rng(1), 0.4)[2] is None
