@@ -11,6 +11,7 @@ mean of their probabilities, the weight chosen on the val speakers (0, 0.1, ...,
 the test speakers (pairs of one mode: both single, or both per speaker). And for the models
 that support --normalize-by, UAR by group size: each speaker's clips cut at random into groups
 of n clips (as train/normalize_experiment.py does for the SVMs), and groups of one emotion.
+With three or more models of one mode, also their plain mean (equal weights, nothing tuned).
 Test speakers only ever score: they choose nothing.
 Every number in the output is computed here; nothing is typed by hand.
 """
@@ -95,6 +96,13 @@ def main() -> None:
         r = score({s: w * pa[s] + (1 - w) * pb[s] for s in parts})
         rows.append({"what": f"{w:.1f} x ({ka}) + {1 - w:.1f} x ({kb})", "weight": w, **{s: r[s] for s in parts}})
 
+    for mode in ("single", "speaker"):      # every model of one mode, equal weights (nothing tuned)
+        keys = [k for k in proba if k.endswith(f" / {mode}")]
+        if len(keys) >= 3:
+            r = score({s: np.mean([proba[k][s] for k in keys], axis=0) for s in parts})
+            rows.append({"what": "mean of " + ", ".join(f"({k})" for k in keys), "weight": None,
+                         **{s: r[s] for s in parts}})
+
     sizes: dict[str, dict] = {}
     for name, m in loaded.items():
         if not m.supports_group_norm:
@@ -118,7 +126,8 @@ def main() -> None:
     lines = ["# Models alone and in pairs, canonical speaker split (train/compare_models.py)", "",
              "Single: each clip alone (`classify` without `--normalize-by`). Speaker: each speaker's "
              "clips of the split normalised together (`--normalize-by speaker`). Pairs: the mean of "
-             "the two models' probabilities weighted w : 1-w, w chosen on the val speakers.", "",
+             "the two models' probabilities weighted w : 1-w, w chosen on the val speakers. Mean of: "
+             "every model of one mode (three or more), equal weights.", "",
              "Models: " + ", ".join(f"`{k}` = `{v}`" for k, v in models.items()), "",
              "| model / mode | val acc | val UAR | test acc | test UAR | test macro-F1 | "
              + " | ".join(f"test UAR {c}" for c in corp) + " |",
