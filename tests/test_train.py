@@ -21,9 +21,10 @@ def test_recipes_exist():
 
 
 REPO = recipe_dir().parents[1]
-#: cards trained under another name: cnn-v1 was "cnn" until 2026-11-29, when the experiment
-#: cnn-fast became "cnn"
-RENAMED = {"cnn-v1.card.json": "cnn-v1", "cnn-v1-retrain.card.json": "cnn-v1", "cnn-fast.card.json": "cnn"}
+#: cards trained under another name: the recipes cnn-v1 and then cnn-v2 were "cnn" until the
+#: default changed (cnn-fast was the experiment that became cnn-v2)
+RENAMED = {"cnn-v1.card.json": "cnn-v1", "cnn-v1-retrain.card.json": "cnn-v1", "cnn-fast.card.json": "cnn-v2",
+           "cnn-v2.card.json": "cnn-v2", "cnn-v2-retrain.card.json": "cnn-v2"}
 CARDS = sorted(p for pattern in ("weights/*.card.json", "train/results/*.card.json",
                                  "train/results/experiments/*.card.json") for p in REPO.glob(pattern))
 
