@@ -50,7 +50,7 @@ def attentive_stats(h: torch.Tensor, scores: torch.Tensor, mask: torch.Tensor) -
 
 
 class EmotionCNN(nn.Module):
-    """2-D CNN over log-mel frames with statistics pooling; any clip length.
+    """2-D CNN over log-mel frames with statistics pooling (plain or attentive); any clip length.
 
     Input: log-mel in dB (B, n_mels, T) and lengths (B,); each utterance is normalised to zero
     mean and unit variance over its real frames (gain invariant). Output: logits (B, n_labels).

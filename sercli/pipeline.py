@@ -1,7 +1,7 @@
 """From paths to predictions: the library behind `sercli classify`.
 
 Files are decoded and turned into features in parallel (joblib, results in input order, at
-most two chunks of CHUNK_FILES files running, so that memory stays bounded); the model runs in
+most two chunks of CHUNK_FILES files or CHUNK_BYTES bytes running, so that memory stays bounded); the model runs in
 the main process on batches of windows. The CLI starts the extraction before it loads a
 bundled model (start_analysis), so that the workers are busy while torch is imported. A
 recording longer than the window is cut into overlapping windows, each labelled, and the file's
@@ -448,20 +448,43 @@ def _analysis(paths: list[str], needs, jobs: int, window_s: float, overlap: floa
                             pre_dispatch="4*n_jobs")(
                 delayed(_analyse_in_worker)(p, needs, window_s, overlap, debug, cwd, os.getpid())
                 for p in chunk)
-    return _two_chunks_ahead(run, paths, CHUNK_FILES), client
+    return _two_chunks_ahead(run, _chunked(paths, CHUNK_FILES, CHUNK_BYTES)), client
 
 
 #: Files per joblib call. joblib dispatches a new task whenever one finishes, whether or not
 #: its results were read; with at most two calls running, the results waiting for the model
-#: (one file's window features each) stay under 2 * CHUNK_FILES files however many are given.
+#: (one file's window features each) stay under two chunks however many files are given.
 CHUNK_FILES = 512
+#: ... and at most this many bytes of audio files per call (unless one file is larger), since a
+#: file's window features grow with its length: 1,024 files of 9 minutes would otherwise wait
+#: as some 30 GB of log-mel windows. Features run to about 1.6 times the bytes of a 16 kHz
+#: 16-bit WAV (4 s windows, half overlapping), less for higher rates, more for compressed files.
+CHUNK_BYTES = 64 * 2**20
 
 
-def _two_chunks_ahead(run, paths: list[str], size: int) -> Iterator["Analysed"]:
-    """run(chunk) for consecutive chunks of `paths`, results in order. The first chunk starts
-    now, each next one when the one before is first read from, so the workers never wait at a
-    chunk's end."""
-    chunks = [paths[i:i + size] for i in range(0, len(paths), size)]
+def _chunked(paths: list[str], size: int, max_bytes: int) -> list[list[str]]:
+    """Consecutive chunks of at most `size` paths and `max_bytes` file bytes (a path that cannot
+    be read counts 0: its worker reports it)."""
+    chunks, current, total = [], [], 0
+    for p in paths:
+        try:
+            n = os.stat(p).st_size
+        except (OSError, ValueError):
+            n = 0
+        if current and (len(current) >= size or total + n > max_bytes):
+            chunks.append(current)
+            current, total = [], 0
+        current.append(p)
+        total += n
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _two_chunks_ahead(run, chunks: list[list]) -> Iterator["Analysed"]:
+    """run(chunk) for each chunk in turn, results in order. The first chunk starts now, each
+    next one when the one before is first read from, so the workers never wait at a chunk's
+    end."""
     first = run(chunks[0]) if chunks else None
 
     def results():

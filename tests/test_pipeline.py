@@ -1,5 +1,7 @@
 """The classify pipeline's scheduling: features started before the model loads, bounded
 look-ahead, and the fused inference network against the network as trained."""
+import os
+
 import numpy as np
 import pytest
 
@@ -49,12 +51,28 @@ def test_results_run_at_most_two_chunks_ahead():
     def run(chunk):
         begun.append(chunk[0])
         return iter(chunk)
-    it = pipeline._two_chunks_ahead(run, list(range(10)), 3)
+    it = pipeline._two_chunks_ahead(run, [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]])
     assert begun == [0]                        # the first chunk starts at once
     assert next(it) == 0 and begun == [0, 3]   # the next one when the first is read
     assert [next(it), next(it)] == [1, 2] and begun == [0, 3]
     assert next(it) == 3 and begun == [0, 3, 6]
     assert list(it) == [4, 5, 6, 7, 8, 9] and begun == [0, 3, 6, 9]
+
+
+def test_chunks_are_bounded_by_files_and_by_bytes(tmp_path):
+    sizes = [10, 10, 10, 50, 5, 30, 5, 200, 1]
+    paths = []
+    for i, n in enumerate(sizes):
+        (tmp_path / f"{i}.wav").write_bytes(b"x" * n)
+        paths.append(str(tmp_path / f"{i}.wav"))
+    paths.insert(1, str(tmp_path / "missing.wav"))      # counts 0 bytes; its worker reports it
+    chunks = pipeline._chunked(paths, 3, 60)
+    assert sum(chunks, []) == paths                     # every path once, in order
+    assert [len(c) for c in chunks] == [3, 2, 3, 1, 1]  # cut at 3 files, or before 60 bytes
+    for c in chunks:
+        assert len(c) <= 3
+        assert len(c) == 1 or sum(os.path.getsize(p) for p in c if os.path.exists(p)) <= 60
+    assert pipeline._chunked([], 3, 60) == []
 
 
 def test_closing_early_closes_the_running_chunks():
@@ -72,7 +90,7 @@ def test_closing_early_closes_the_running_chunks():
 
         def close(self):
             closed.append(self.name)
-    it = pipeline._two_chunks_ahead(Gen, list(range(10)), 3)
+    it = pipeline._two_chunks_ahead(Gen, [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]])
     next(it)
     it.close()
     assert set(closed) == {0, 3}         # (closing twice is harmless)
