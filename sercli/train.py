@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .constants import HOP_LENGTH, SAMPLE_RATE, TOP_DB
 from .corpora import Clip, paper_split, scan, speaker_split, split_of
 from .dataset import FEATURE_SETTINGS, FeatureSet, extract_dataset
 from .errors import CorpusError
@@ -217,6 +218,7 @@ def _augment_logmel(m: np.ndarray, rng: np.random.Generator, recipe: dict) -> np
             m = np.concatenate([np.repeat(m[:1], k, 0), m[:-k]], 0)
         elif k < 0:
             m = np.concatenate([m[-k:], np.repeat(m[-1:], -k, 0)], 0)
+    m = _room_and_noise(m, rng, recipe)
     if recipe.get("specaugment", False):
         fill = float(m.mean())
         for _ in range(2):
@@ -227,6 +229,33 @@ def _augment_logmel(m: np.ndarray, rng: np.random.Generator, recipe: dict) -> np
             t0 = int(rng.integers(0, max(1, T - w)))
             m[:, t0:t0 + w] = fill
     return m
+
+
+def _room_and_noise(m: np.ndarray, rng: np.random.Generator, recipe: dict) -> np.ndarray:
+    """Feature-domain reverberation and additive noise on a log-mel in dB (F, T), 10 ms frames.
+    Reverberation (reverb_rt60_s = [low, high], with probability reverb_prob): each band's power
+    plus an exponentially decaying tail of itself, 60 dB down after RT60, 0 to 10 dB below the
+    direct sound. Noise (noise_snr_db = [low, high], with probability noise_prob): power added at
+    that SNR to the clip's mean power, its spectrum tilted by up to +-5 dB across the bands and
+    fluctuating per frame. Both add in power, as sound does; (F, T) -> (F, T)."""
+    reverb, noise = recipe.get("reverb_rt60_s"), recipe.get("noise_snr_db")
+    do_reverb = bool(reverb) and rng.random() < float(recipe.get("reverb_prob", 0.3))
+    do_noise = bool(noise) and rng.random() < float(recipe.get("noise_prob", 0.5))
+    if not (do_reverb or do_noise):
+        return m
+    p = 10.0 ** (m.astype(np.float64) / 10.0)
+    if do_reverb:
+        from scipy.signal import lfilter
+        a = 10.0 ** (-6.0 * (HOP_LENGTH / SAMPLE_RATE) / rng.uniform(*reverb))
+        tail = lfilter([0.0, 1.0 - a], [1.0, -a], p, axis=1)     # decaying echo of earlier frames
+        p = p + tail * 10.0 ** (-rng.uniform(0.0, 10.0) / 10.0)
+    if do_noise:
+        F_ = m.shape[0]
+        shape = 10.0 ** (rng.uniform(-5.0, 5.0) * np.linspace(-1.0, 1.0, F_)[:, None] / 10.0)
+        level = p.mean() / 10.0 ** (rng.uniform(*noise) / 10.0)
+        p = p + level * shape / shape.mean() * rng.gamma(4.0, 0.25, size=m.shape)
+    db = 10.0 * np.log10(np.maximum(p, 1e-10))
+    return np.maximum(db, db.max() - TOP_DB).astype(np.float32)
 
 
 def _standardise(m: np.ndarray) -> np.ndarray:
@@ -491,8 +520,9 @@ def plot_confusion(metrics: dict, path: Path, title: str) -> None:
 
 
 def check_cnn_options(recipe: dict) -> None:
-    """A one-line CorpusError for a CNN recipe's time_pool, band_norm, pooling or mixup of the wrong kind, before
-    any data is read (a time_pool of 0 would otherwise train on a wrong frame mask)."""
+    """A one-line CorpusError for a CNN recipe's time_pool, band_norm, pooling, mixup, noise_snr_db
+    or reverb_rt60_s of the wrong kind, before any data is read (a time_pool of 0 would otherwise
+    train on a wrong frame mask)."""
     if recipe.get("model") != "cnn":
         return
     tp, bn = recipe.get("time_pool", 1), recipe.get("band_norm", False)
@@ -501,6 +531,13 @@ def check_cnn_options(recipe: dict) -> None:
         raise CorpusError(f"recipe {recipe.get('name')}: pooling must be \"stats\" or \"attention\", got {pooling!r}")
     if isinstance(mixup, bool) or not isinstance(mixup, (int, float)) or mixup < 0:
         raise CorpusError(f"recipe {recipe.get('name')}: mixup must be a number >= 0 (the Beta alpha), got {mixup!r}")
+    for key in ("noise_snr_db", "reverb_rt60_s"):
+        v = recipe.get(key)
+        if v is not None and not (isinstance(v, list) and len(v) == 2
+                                  and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+                                  and v[0] <= v[1] and (key == "noise_snr_db" or v[0] > 0)):
+            raise CorpusError(f"recipe {recipe.get('name')}: {key} must be [low, high]"
+                              f"{' with 0 < low' if key == 'reverb_rt60_s' else ''} and low <= high, got {v!r}")
     if isinstance(tp, bool) or not isinstance(tp, int) or tp < 1:
         raise CorpusError(f"recipe {recipe.get('name')}: time_pool must be a whole number >= 1, got {tp!r}")
     if not isinstance(bn, bool):

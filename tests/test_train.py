@@ -138,7 +138,10 @@ def test_recipe_extends_another(tmp_path):
                                          ("time_pool = 1.5", "time_pool must be a whole number >= 1"),
                                          ('band_norm = "yes"', "band_norm must be true or false"),
                                          ('pooling = "max"', 'pooling must be "stats" or "attention"'),
-                                         ("mixup = -0.2", "mixup must be a number >= 0 (the Beta alpha)")])
+                                         ("mixup = -0.2", "mixup must be a number >= 0 (the Beta alpha)"),
+                                         ("noise_snr_db = [20, 0]", "noise_snr_db must be [low, high] and low <= high"),
+                                         ("reverb_rt60_s = [0, 1]",
+                                          "reverb_rt60_s must be [low, high] with 0 < low and low <= high")])
 def test_bad_cnn_options_are_one_line_errors(tiny_corpus, tmp_path, line, reason):
     (tmp_path / "bad.toml").write_text(f'extends = "cnn"\n{line}\n')
     r = CliRunner().invoke(cli, ["train", "--data", str(tiny_corpus), "--recipe", str(tmp_path / "bad.toml"),
@@ -160,3 +163,22 @@ def test_mix_batch_blends_inputs_and_keeps_the_longer_length(rng):
     np.testing.assert_allclose(ms.numpy(), (lam * summ + (1 - lam) * summ[other]).numpy(), atol=1e-6)
     assert ml.tolist() == [max(int(lengths[i]), int(lengths[j])) for i, j in enumerate(other.tolist())]
     assert mix_batch(x, lengths, None, np.random.default_rng(1), 0.4)[2] is None
+
+
+def test_room_and_noise_add_power_as_sound_does(rng):
+    from sercli.train import _room_and_noise
+    m = np.full((64, 200), -80.0, np.float32)
+    m[:, 50:60] = -20.0                                   # a 100 ms burst in silence
+    assert _room_and_noise(m, rng, {}) is m               # no keys: untouched
+    rev = _room_and_noise(m, np.random.default_rng(0), {"reverb_rt60_s": [0.5, 0.5], "reverb_prob": 1.0})
+    assert rev.shape == m.shape and np.isfinite(rev).all()
+    assert np.all(rev[:, 60:70] > m[:, 60:70] + 10)       # the burst rings on after it ends ...
+    assert np.all(rev[:, :50] <= m[:, :50] + 3.02)        # before it, only the floor's own echo (<= 2x)
+    assert np.all(np.diff(rev[:, 60:120], axis=1) <= 1e-3)  # and decays
+    quiet = _room_and_noise(m, np.random.default_rng(0), {"noise_snr_db": [40, 40], "noise_prob": 1.0})
+    loud = _room_and_noise(m, np.random.default_rng(0), {"noise_snr_db": [0, 0], "noise_prob": 1.0})
+    # the clip's mean power is about -33 dB (10 frames at -20 of 200): noise 40 dB below that
+    # leaves the burst as it was and fills the silence (-80) to about -73; at 0 dB, to about -33
+    assert np.abs(quiet[:, 50:60] - m[:, 50:60]).max() < 0.2
+    assert quiet[:, :50].mean() > m[:, :50].mean() + 5
+    assert loud[:, :50].mean() > quiet[:, :50].mean() + 30
