@@ -20,7 +20,7 @@ from .errors import ModelError
 
 #: name -> (file in weights/, pinned sha256). Updated only by retraining the bundled weights.
 REGISTRY: dict[str, tuple[str, str]] = {
-    "cnn": ("cnn.pt", "acab613278d131d5b489c62e61abfd0147dc81b4de2a3840bc96fa8e53ef32dc"),
+    "cnn": ("cnn.pt", "9234e15c69dbc0f3072a391f67a2f6f24f7288ad82c99a82f948a6586d785372"),
     # for --normalize-by speaker|folder on batches of about 20 or more clips per speaker (README)
     "cnn-spk": ("cnn-spk.pt", "3114d4488b3713fdf6d8f5c729b7d7602c5f6b2ba1205fb71c850c9a5a9731df"),
     "seed-cnn": ("seed-cnn.pt", "cc22e21e7184d4ab15cfaf679eda740fdf5af966b797456f666865a560bae10e"),
