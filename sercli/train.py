@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .constants import HOP_LENGTH, SAMPLE_RATE, TOP_DB
+from .constants import HOP_LENGTH, SAMPLE_RATE
 from .corpora import Clip, paper_split, scan, speaker_split, split_of
 from .dataset import FEATURE_SETTINGS, FeatureSet, extract_dataset
 from .errors import CorpusError
+from .features import power_to_db
 from .metrics import evaluate
 from .models import SEED_KINDS, NumpySVM, save_svm, save_torch, sha256_file
 
@@ -254,8 +255,7 @@ def _room_and_noise(m: np.ndarray, rng: np.random.Generator, recipe: dict) -> np
         shape = 10.0 ** (rng.uniform(-5.0, 5.0) * np.linspace(-1.0, 1.0, F_)[:, None] / 10.0)
         level = p.mean() / 10.0 ** (rng.uniform(*noise) / 10.0)
         p = p + level * shape / shape.mean() * rng.gamma(4.0, 0.25, size=m.shape)
-    db = 10.0 * np.log10(np.maximum(p, 1e-10))
-    return np.maximum(db, db.max() - TOP_DB).astype(np.float32)
+    return power_to_db(p)
 
 
 def _standardise(m: np.ndarray) -> np.ndarray:
