@@ -1,11 +1,11 @@
 """From paths to predictions: the library behind `sercli classify`.
 
 Files are decoded and turned into features in parallel (joblib, results in input order, at
-most two chunks of CHUNK_FILES files or CHUNK_BYTES bytes running, so that memory stays bounded); the model runs in
-the main process on batches of windows. The CLI starts the extraction before it loads a
-bundled model (start_analysis), so that the workers are busy while torch is imported. A
-recording longer than the window is cut into overlapping windows, each labelled, and the file's
-scores are the mean over its non-silent windows. Recordings longer than LONG_FILE_S are
+most two chunks of CHUNK_FILES files or CHUNK_BYTES bytes running, so that memory stays
+bounded); the model runs in the main process on batches of windows. The CLI starts the
+extraction before it loads a bundled model (start_analysis), so that the workers are busy
+while torch is imported. A recording longer than the window is cut into overlapping windows,
+each labelled, and the file's scores are the mean over its non-silent windows. Recordings longer than LONG_FILE_S are
 streamed window by window in the main process, so memory stays bounded whatever their length.
 """
 from __future__ import annotations
@@ -462,36 +462,39 @@ CHUNK_FILES = 512
 CHUNK_BYTES = 64 * 2**20
 
 
-def _chunked(paths: list[str], size: int, max_bytes: int) -> list[list[str]]:
+def _chunked(paths: list[str], size: int, max_bytes: int) -> Iterator[list[str]]:
     """Consecutive chunks of at most `size` paths and `max_bytes` file bytes (a path that cannot
-    be read counts 0: its worker reports it)."""
-    chunks, current, total = [], [], 0
+    be read counts 0: its worker reports it). Lazy: a file is looked at only when its chunk is
+    about to start, so a long list costs nothing up front."""
+    current, total = [], 0
     for p in paths:
         try:
             n = os.stat(p).st_size
         except (OSError, ValueError):
             n = 0
         if current and (len(current) >= size or total + n > max_bytes):
-            chunks.append(current)
+            yield current
             current, total = [], 0
         current.append(p)
         total += n
     if current:
-        chunks.append(current)
-    return chunks
+        yield current
 
 
-def _two_chunks_ahead(run, chunks: list[list]) -> Iterator["Analysed"]:
+def _two_chunks_ahead(run, chunks: Iterable[list]) -> Iterator["Analysed"]:
     """run(chunk) for each chunk in turn, results in order. The first chunk starts now, each
     next one when the one before is first read from, so the workers never wait at a chunk's
     end."""
-    first = run(chunks[0]) if chunks else None
+    chunks = iter(chunks)
+    first = next(chunks, None)
+    first = run(first) if first is not None else None
 
     def results():
         current, following = first, None
         try:
-            for i in range(len(chunks)):
-                following = run(chunks[i + 1]) if i + 1 < len(chunks) else None
+            while current is not None:
+                following = next(chunks, None)
+                following = run(following) if following is not None else None
                 yield from current
                 current, following = following, None
         finally:

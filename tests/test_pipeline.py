@@ -66,13 +66,13 @@ def test_chunks_are_bounded_by_files_and_by_bytes(tmp_path):
         (tmp_path / f"{i}.wav").write_bytes(b"x" * n)
         paths.append(str(tmp_path / f"{i}.wav"))
     paths.insert(1, str(tmp_path / "missing.wav"))      # counts 0 bytes; its worker reports it
-    chunks = pipeline._chunked(paths, 3, 60)
+    chunks = list(pipeline._chunked(paths, 3, 60))
     assert sum(chunks, []) == paths                     # every path once, in order
     assert [len(c) for c in chunks] == [3, 2, 3, 1, 1]  # cut at 3 files, or before 60 bytes
     for c in chunks:
         assert len(c) <= 3
         assert len(c) == 1 or sum(os.path.getsize(p) for p in c if os.path.exists(p)) <= 60
-    assert pipeline._chunked([], 3, 60) == []
+    assert list(pipeline._chunked([], 3, 60)) == []
 
 
 def test_closing_early_closes_the_running_chunks():
