@@ -5,8 +5,9 @@ most two chunks of CHUNK_FILES files or CHUNK_BYTES bytes running, so that memor
 bounded); the model runs in the main process on batches of windows. The CLI starts the
 extraction before it loads a bundled model (start_analysis), so that the workers are busy
 while torch is imported. A recording longer than the window is cut into overlapping windows,
-each labelled, and the file's scores are the mean over its non-silent windows. Recordings longer than LONG_FILE_S are
-streamed window by window in the main process, so memory stays bounded whatever their length.
+each labelled, and the file's scores are the mean over its non-silent windows. Recordings
+longer than LONG_FILE_S are streamed window by window in the main process, so memory stays
+bounded whatever their length.
 """
 from __future__ import annotations
 
