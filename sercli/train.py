@@ -520,8 +520,8 @@ def plot_confusion(metrics: dict, path: Path, title: str) -> None:
 
 
 def check_cnn_options(recipe: dict) -> None:
-    """A one-line CorpusError for a CNN recipe's time_pool, band_norm, pooling, mixup, noise_snr_db
-    or reverb_rt60_s of the wrong kind, before any data is read (a time_pool of 0 would otherwise
+    """A one-line CorpusError for a CNN recipe's time_pool, band_norm, pooling, mixup, noise_snr_db,
+    reverb_rt60_s, noise_prob or reverb_prob of the wrong kind, before any data is read (a time_pool of 0 would otherwise
     train on a wrong frame mask)."""
     if recipe.get("model") != "cnn":
         return
@@ -538,6 +538,10 @@ def check_cnn_options(recipe: dict) -> None:
                                   and v[0] <= v[1] and (key == "noise_snr_db" or v[0] > 0)):
             raise CorpusError(f"recipe {recipe.get('name')}: {key} must be [low, high]"
                               f"{' with 0 < low' if key == 'reverb_rt60_s' else ''} and low <= high, got {v!r}")
+    for key in ("reverb_prob", "noise_prob"):
+        v = recipe.get(key, 0.0)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+            raise CorpusError(f"recipe {recipe.get('name')}: {key} must be a number from 0 to 1, got {v!r}")
     if isinstance(tp, bool) or not isinstance(tp, int) or tp < 1:
         raise CorpusError(f"recipe {recipe.get('name')}: time_pool must be a whole number >= 1, got {tp!r}")
     if not isinstance(bn, bool):

@@ -141,7 +141,9 @@ def test_recipe_extends_another(tmp_path):
                                          ("mixup = -0.2", "mixup must be a number >= 0 (the Beta alpha)"),
                                          ("noise_snr_db = [20, 0]", "noise_snr_db must be [low, high] and low <= high"),
                                          ("reverb_rt60_s = [0, 1]",
-                                          "reverb_rt60_s must be [low, high] with 0 < low and low <= high")])
+                                          "reverb_rt60_s must be [low, high] with 0 < low and low <= high"),
+                                         ('noise_prob = "half"', "noise_prob must be a number from 0 to 1"),
+                                         ("reverb_prob = 1.5", "reverb_prob must be a number from 0 to 1")])
 def test_bad_cnn_options_are_one_line_errors(tiny_corpus, tmp_path, line, reason):
     (tmp_path / "bad.toml").write_text(f'extends = "cnn"\n{line}\n')
     r = CliRunner().invoke(cli, ["train", "--data", str(tiny_corpus), "--recipe", str(tmp_path / "bad.toml"),
