@@ -13,7 +13,7 @@ def test_benchmark_writes_its_table(tmp_path, write_wav, tiny_cnn):
         write_wav(f"clips/c{i % 2}/{i}.wav", speechlike(rng, 1.5, sr=sr), sr)
     out = tmp_path / "results.md"
     r = subprocess.run([sys.executable, str(REPO / "bench" / "run.py"), "--quick",
-                        "--clips", str(tmp_path / "clips"), "--many", "6", "--many-s", "1", "--long-s", "5",
+                        "--clips", str(tmp_path / "clips"), "--many", "6", "--many-s", "1", "--long-s", "5", "--long-files", "2",
                         "--repeats", "1", "--model", str(tiny_cnn), "--card", str(tmp_path / "none.json"),
                         "--tmp", str(tmp_path / "scratch"), "--out", str(out)],
                        capture_output=True, text=True, timeout=600)
@@ -27,7 +27,8 @@ def test_benchmark_writes_its_table(tmp_path, write_wav, tiny_cnn):
                    "classify ÷ peer's way", "classify ÷ floor",
                    "cold start `sercli --help`", "cold start `sercli classify one.wav`",
                    "peak RSS, 6 clips of 1 s", "peak RSS flat in number of files",
-                   "peak RSS, one 5-second recording", "training ("):
+                   "peak RSS, one 5-second recording",
+                   "peak RSS, 2 recordings of 1 min in one folder", "training ("):
         assert needle in table, needle
     rows = [line for line in table.splitlines() if line.startswith("| ") and "target" not in line]
     assert all(line.count("|") >= 5 for line in rows if "PASS" in line or "FAIL" in line)
