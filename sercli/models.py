@@ -70,7 +70,7 @@ def card_path(weights: str | os.PathLike) -> Path:
 class Model:
     """A loaded model: what it predicts and which features it needs."""
     name: str
-    kind: str                    # "cnn" | "seed-cnn" | "seed-rnn" | "svm"
+    kind: str                    # "cnn" | "seed-cnn" | "seed-rnn" | "svm" | "ensemble"
     labels: tuple[str, ...]
     path: str
     sha256: str
@@ -79,6 +79,8 @@ class Model:
 
     @property
     def needs(self) -> tuple[str, ...]:
+        if self.kind == "ensemble":
+            return tuple(dict.fromkeys(k for m in self.impl.members for k in m.needs))
         if self.kind == "cnn":
             return ("logmel", "summary") if self.impl.dims.n_summary else ("logmel",)
         if self.kind in SEED_KINDS:
@@ -90,11 +92,16 @@ class Model:
         """Whether group normalisation (--normalize-by) applies: SVMs, whose input is one small
         vector per clip, and CNNs trained on group-normalised inputs (a per-band offset of the
         log-mel, from one vector of band means per clip)."""
+        if self.kind == "ensemble":
+            return all(m.supports_group_norm for m in self.impl.members)
         return self.kind == "svm" or self.group_trained
 
     @property
     def group_trained(self) -> bool:
-        """Trained on group-normalised inputs (recipe normalize = "group")."""
+        """Trained on group-normalised inputs (recipe normalize = "group"); an ensemble when any
+        of its members was."""
+        if self.kind == "ensemble":
+            return any(m.group_trained for m in self.impl.members)
         if self.kind == "svm":
             return self.impl.normalize == "group"
         return self.kind == "cnn" and self.impl.dims.group_norm
@@ -107,6 +114,8 @@ class Model:
                              "(SVMs and CNNs trained with normalize = \"group\" do)")
         if not feats:
             return np.zeros((0, len(self.labels)), np.float32)
+        if self.kind == "ensemble":
+            return self.impl.combine([m.predict_proba_grouped(feats, groups) for m in self.impl.members])
         if self.kind == "cnn":
             return self._predict_cnn(feats, groups)
         X = self.impl.group_normalize(self.impl.inputs(feats), groups)
@@ -117,6 +126,8 @@ class Model:
         """Class probabilities (B, n_labels) for a batch of feature dicts (see dataset.clip_features)."""
         if not feats:
             return np.zeros((0, len(self.labels)), np.float32)
+        if self.kind == "ensemble":
+            return self.impl.combine([m.predict_proba(feats) for m in self.impl.members])
         if self.kind == "svm":
             X = self.impl.inputs(feats)
             if self.impl.normalize == "group":   # no groups given: each clip is a group of one
@@ -158,6 +169,54 @@ class Model:
                 logits = self.impl(x, torch.tensor([x.shape[-1]]), summ)
                 out[i] = torch.softmax(logits.float(), dim=-1).numpy()[0]
         return out
+
+
+@dataclass
+class Ensemble:
+    """Models whose class probabilities are averaged with fixed weights (summing to 1)."""
+    members: list[Model]
+    weights: np.ndarray
+
+    def combine(self, probs: list[np.ndarray]) -> np.ndarray:
+        return sum(w * p for w, p in zip(self.weights, probs)).astype(np.float32)
+
+
+#: what an ensemble file (JSON, no code) says of itself and its members
+ENSEMBLE_FORMAT = "sercli-ensemble"
+
+
+def load_ensemble(path: Path, digest: str, name: str | None) -> Model:
+    """An ensemble file: JSON naming member model files (relative to it), each with its pinned
+    sha256 and weight. Members are loaded as any model file, hash-checked."""
+    try:
+        spec = json.loads(path.read_text())
+        if not isinstance(spec, dict) or spec.get("format") != ENSEMBLE_FORMAT:
+            raise ValueError(f"not a {ENSEMBLE_FORMAT} file")
+        entries = spec["members"]
+        if not isinstance(entries, list) or not entries:
+            raise ValueError("members must be a non-empty list")
+        files = [path.parent / str(e["file"]) for e in entries]
+        pins = [str(e["sha256"]) for e in entries]
+        weights = np.array([float(e["weight"]) for e in entries])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"{path}: not a valid sercli ensemble file ({' '.join(str(exc).split())[:160]})") from exc
+    if not np.all(np.isfinite(weights)) or np.any(weights < 0) or abs(weights.sum() - 1) > 1e-6:
+        raise ModelError(f"{path}: ensemble weights must be non-negative and sum to 1, got {weights.tolist()}")
+    members = []
+    for f, pin, e in zip(files, pins, entries):
+        if f.suffix.lower() == ".json":
+            raise ModelError(f"{path}: member {f.name} is an ensemble (members must be model files)")
+        members.append(load_file(f, name=str(e.get("name") or f.stem), sha256=pin))
+    labels = members[0].labels
+    for m in members[1:]:
+        if m.labels != labels:
+            raise ModelError(f"{path}: member {m.name} has labels {', '.join(m.labels)}, "
+                             f"{members[0].name} has {', '.join(labels)} (they must be the same, in order)")
+    card = {k: v for k, v in spec.items() if k not in ("format", "members")}
+    card["members"] = [{"name": m.name, "file": Path(m.path).name, "sha256": m.sha256, "weight": float(w)}
+                       for m, w in zip(members, weights)]
+    return Model(name or path.stem, "ensemble", labels, str(path), digest, card,
+                 Ensemble(members, weights))
 
 
 def pad_batch(mels: list[np.ndarray]):
@@ -319,7 +378,7 @@ def _is_pickle(path: Path) -> bool:
 
 
 def load_file(path: str | os.PathLike, *, name: str | None = None, sha256: str | None = None) -> Model:
-    """Load a model file (.pt state dict or .npz SVM) without running code from it."""
+    """Load a model file (.pt state dict, .npz SVM or .json ensemble) without running code from it."""
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: model file not found")
@@ -330,6 +389,8 @@ def load_file(path: str | os.PathLike, *, name: str | None = None, sha256: str |
     if _is_pickle(path):
         raise ModelError(f"{path}: refusing a pickle file (it could run code); "
                          "use a torch state_dict (.pt) or an .npz model")
+    if path.suffix.lower() == ".json":
+        return load_ensemble(path, digest, name)
     card = {}
     if card_path(path).is_file():
         try:

@@ -1,0 +1,169 @@
+"""Ensemble files: JSON naming hash-pinned member model files and their weights."""
+import json
+
+import numpy as np
+import pytest
+
+from sercli.errors import ModelError
+from sercli.features import SUMMARY_DIM
+from sercli.models import ENSEMBLE_FORMAT, load_file, sha256_file
+
+
+@pytest.fixture(scope="module")
+def two_cnns(tmp_path_factory):
+    import torch
+    from sercli import nets
+    from sercli.corpora import SIX_CLASSES
+    from sercli.models import save_torch
+    d = tmp_path_factory.mktemp("ens")
+    paths = []
+    for seed, summary in ((1, 0), (2, SUMMARY_DIM)):
+        torch.manual_seed(seed)
+        net = nets.EmotionCNN(nets.CNNDims(n_mels=64, n_labels=6, channels=[4, 8], hidden=8,
+                                           n_summary=summary))
+        p = d / f"m{seed}.pt"
+        save_torch(p, net, {"kind": "cnn", "labels": list(SIX_CLASSES), "recipe": "test"})
+        paths.append(p)
+    return paths
+
+
+def write_spec(path, members, **extra):
+    spec = {"format": ENSEMBLE_FORMAT, "description": "test ensemble", **extra,
+            "members": [{"file": p.name, "sha256": sha256_file(p), "weight": w} for p, w in members]}
+    path.write_text(json.dumps(spec))
+    return path
+
+
+def feats(rng, n=3):
+    return [{"logmel": rng.normal(-40, 10, (64, int(rng.integers(50, 120)))).astype(np.float32),
+             "summary": rng.normal(0, 1, SUMMARY_DIM).astype(np.float32)} for _ in range(n)]
+
+
+def test_ensemble_is_the_weighted_mean_of_its_members(two_cnns, rng):
+    a, b = two_cnns
+    spec = write_spec(a.parent / "ens.json", [(a, 0.3), (b, 0.7)])
+    ens = load_file(spec)
+    ma, mb = load_file(a), load_file(b)
+    x = feats(rng)
+    got = ens.predict_proba(x)
+    want = 0.3 * ma.predict_proba(x) + 0.7 * mb.predict_proba(x)
+    assert got.shape == (3, 6) and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(got.sum(1), 1, atol=1e-5)
+    assert ens.kind == "ensemble" and ens.labels == ma.labels
+    assert ens.needs == ("logmel", "summary")          # the union, in member order
+    assert not ens.supports_group_norm and not ens.group_trained
+    assert [m["weight"] for m in ens.card["members"]] == [0.3, 0.7]
+    assert ens.card["description"] == "test ensemble" and ens.sha256 == sha256_file(spec)
+
+
+def test_ensemble_classifies_files(two_cnns, write_wav, rng):
+    from sercli.pipeline import classify
+    from .conftest import speechlike
+    a, b = two_cnns
+    spec = write_spec(a.parent / "ens2.json", [(a, 0.5), (b, 0.5)])
+    p = write_wav("x/1001_DFA_ANG_XX.wav", speechlike(rng, 2.0), 16000)
+    (r,) = list(classify([p], model=str(spec), jobs=1))
+    assert r.ok and r.label in load_file(a).labels
+    assert abs(sum(r.scores.values()) - 1) < 1e-3
+
+
+def test_a_replaced_member_is_refused(two_cnns, tmp_path):
+    import shutil
+    a, b = two_cnns
+    shutil.copy(a, tmp_path / "m1.pt")
+    shutil.copy(b, tmp_path / "m2.pt")
+    spec = write_spec(tmp_path / "ens.json", [(tmp_path / "m1.pt", 0.5), (tmp_path / "m2.pt", 0.5)])
+    shutil.copy(a, tmp_path / "m2.pt")         # a member swapped after the spec pinned it
+    with pytest.raises(ModelError, match=r"m2\.pt: sha256 .* does not match the pinned"):
+        load_file(spec)
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda s: s.update(format="other"), "not a valid sercli ensemble file"),
+    (lambda s: s.update(members=[]), "members must be a non-empty list"),
+    (lambda s: s["members"][0].pop("sha256"), "not a valid sercli ensemble file"),
+    (lambda s: s["members"][0].update(weight=0.9), "weights must be non-negative and sum to 1"),
+    (lambda s: s["members"][0].update(weight="x"), "not a valid sercli ensemble file"),
+    (lambda s: s["members"][0].update(file="nope.pt"), r"nope\.pt: model file not found"),
+])
+def test_bad_ensemble_files_give_one_line_errors(two_cnns, tmp_path, mutate, message):
+    import shutil
+    a, b = two_cnns
+    for p in (a, b):
+        shutil.copy(p, tmp_path / p.name)
+    spec = {"format": ENSEMBLE_FORMAT,
+            "members": [{"file": p.name, "sha256": sha256_file(p), "weight": 0.5} for p in (a, b)]}
+    mutate(spec)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(spec))
+    with pytest.raises(ModelError, match=message) as info:
+        load_file(path)
+    assert "\n" not in str(info.value)
+
+
+def test_members_must_share_labels(two_cnns, tmp_path):
+    from sercli import nets
+    from sercli.models import save_torch
+    a, _ = two_cnns
+    net = nets.EmotionCNN(nets.CNNDims(n_mels=64, n_labels=5, channels=[4, 8], hidden=8))
+    five = tmp_path / "five.pt"
+    save_torch(five, net, {"kind": "cnn", "labels": ["angry", "happy", "neutral", "sad", "fear"]})
+    import shutil
+    shutil.copy(a, tmp_path / a.name)
+    spec = write_spec(tmp_path / "ens.json", [(tmp_path / a.name, 0.5), (five, 0.5)])
+    with pytest.raises(ModelError, match="must be the same, in order"):
+        load_file(spec)
+
+
+def test_an_ensemble_cannot_nest(two_cnns, tmp_path):
+    import shutil
+    a, b = two_cnns
+    for p in (a, b):
+        shutil.copy(p, tmp_path / p.name)
+    inner = write_spec(tmp_path / "inner.json", [(tmp_path / a.name, 0.5), (tmp_path / b.name, 0.5)])
+    outer = write_spec(tmp_path / "outer.json", [(inner, 1.0)])
+    with pytest.raises(ModelError, match="members must be model files"):
+        load_file(outer)
+
+
+def load_script():
+    import importlib.util
+    from .conftest import REPO
+    spec = importlib.util.spec_from_file_location("ensemble_script", REPO / "train" / "ensemble.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_simplex_grid():
+    grid = load_script().simplex(3, 0.5)
+    assert sorted(grid) == sorted([(1, 0, 0), (0, 1, 0), (0, 0, 1), (.5, .5, 0), (.5, 0, .5), (0, .5, .5)])
+    assert len(load_script().simplex(2, 0.1)) == 11
+
+
+def test_ensemble_script_chooses_on_val_and_its_numbers_hold(two_cnns, tiny_corpus, tmp_path, capsys):
+    from sercli.corpora import scan, speaker_split, split_of
+    from sercli.dataset import extract_dataset
+    from sercli.evaluate import predict_clips
+    from sercli.metrics import evaluate
+    from sercli.train import subset
+    a, b = two_cnns
+    out = tmp_path / "w" / "ens.json"
+    assert load_script().main(["--data", str(tiny_corpus), "--member", str(a), "--member", str(b),
+                               "--mode", "single", "--step", "0.25", "--jobs", "1", "--out", str(out)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    ens = load_file(out)                   # members found relative to the file, hashes checked
+    spec = json.loads(out.read_text())
+    assert [m["file"] for m in spec["members"]] == [f"../../{two_cnns[0].parent.name}/{p.name}" for p in two_cnns]
+    # the grid holds each member alone, so the chosen weights do at least as well on val
+    assert spec["metrics"]["val"]["uar"] >= max(m["val"]["uar"] for m in spec["member_metrics"].values())
+    # and the file's test numbers are what the loaded ensemble scores
+    fs = extract_dataset(scan(tiny_corpus).clips, jobs=1)
+    table = speaker_split()
+    test = subset(fs, [i for i, c in enumerate(fs.clips) if split_of(c, table) == "test"])
+    p = predict_clips(ens, test)
+    r = evaluate([c.label for c in test.clips], [ens.labels[i] for i in p.argmax(1)], list(ens.labels))
+    assert r["n"] == spec["metrics"]["test"]["n"] > 0
+    assert r["uar"] == pytest.approx(spec["metrics"]["test"]["uar"])
+    assert r["accuracy"] == pytest.approx(spec["metrics"]["test"]["accuracy"])

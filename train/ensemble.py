@@ -1,0 +1,129 @@
+"""Build an ensemble file: member models' probabilities averaged, weights chosen on the val speakers.
+
+    python train/ensemble.py --data ~/corpora --cache ~/.cache/sercli/features --mode speaker \
+        --member weights/cnn-spk.pt --member weights/cnn-spk3.pt --out weights/cnn-spk-ens.json
+
+Scores every member on the canonical split's val and test speakers, either each clip alone
+(`--mode single`, as `classify`) or with each speaker's clips normalised together (`--mode
+speaker`, as `classify --normalize-by speaker`). The weights (a grid of step --step over the
+simplex) are those with the best val UAR; test speakers only score the result. The output is a
+JSON file that sercli loads as a model (sercli.models.load_ensemble): the members' files
+relative to it, each pinned by sha256, their weights, and the val and test metrics measured
+here. Every number in it is computed here; nothing is typed by hand.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from sercli.corpora import scan, speaker_split, split_of  # noqa: E402
+from sercli.dataset import extract_dataset  # noqa: E402
+from sercli.evaluate import clip_groups, predict_clips, predict_clips_grouped  # noqa: E402
+from sercli.metrics import evaluate  # noqa: E402
+from sercli.models import ENSEMBLE_FORMAT, load_file  # noqa: E402
+from sercli.train import subset  # noqa: E402
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def simplex(n: int, step: float) -> list[tuple[float, ...]]:
+    """Every n-tuple of non-negative multiples of `step` that sums to 1."""
+    k = round(1 / step)
+    return [tuple(c / k for c in combo) for combo in itertools.product(range(k + 1), repeat=n)
+            if sum(combo) == k]
+
+
+def slim(r: dict) -> dict:
+    return {"n": r["n"], "accuracy": r["accuracy"], "uar": r["uar"], "macro_f1": r["macro_f1"],
+            "per_corpus_uar": {c: v["uar"] for c, v in sorted(r["per_corpus"].items())}}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--cache", default=None)
+    ap.add_argument("--jobs", type=int, default=-1)
+    ap.add_argument("--member", action="append", required=True, type=Path, metavar="MODEL_FILE")
+    ap.add_argument("--mode", choices=("single", "speaker"), required=True)
+    ap.add_argument("--step", type=float, default=0.1)
+    ap.add_argument("--description", default=None)
+    ap.add_argument("--out", type=Path, required=True, help="The ensemble file to write (.json).")
+    a = ap.parse_args(argv)
+    if len(a.member) < 2:
+        raise SystemExit("an ensemble needs two or more --member files")
+    if a.out.suffix.lower() != ".json":
+        raise SystemExit(f"{a.out}: the ensemble file must end in .json")
+    members = [load_file(p) for p in a.member]
+    labels = list(members[0].labels)
+    if any(list(m.labels) != labels for m in members):
+        raise SystemExit("all members must share one label order")
+    if a.mode == "speaker" and not all(m.supports_group_norm for m in members):
+        raise SystemExit("--mode speaker needs members that support --normalize-by")
+
+    table = speaker_split()
+    clips = [c for c in scan(a.data).clips if c.label in labels]
+    fs = extract_dataset(clips, jobs=a.jobs, cache_dir=a.cache, progress=False)
+    parts = {s: subset(fs, [i for i, c in enumerate(fs.clips) if split_of(c, table) == s])
+             for s in ("val", "test")}
+    truth = {s: [c.label for c in p.clips] for s, p in parts.items()}
+    corpora = {s: [c.corpus for c in p.clips] for s, p in parts.items()}
+
+    proba = []
+    for m in members:
+        log(f"scoring {m.name} ({a.mode}) ...")
+        proba.append({s: predict_clips(m, p) if a.mode == "single" else
+                      predict_clips_grouped(m, p, clip_groups(p.clips, "speaker"))
+                      for s, p in parts.items()})
+
+    def metrics(w, split, by_corpus=False) -> dict:
+        p = sum(wi * pr[split] for wi, pr in zip(w, proba))
+        return evaluate(truth[split], [labels[i] for i in p.argmax(1)], labels,
+                        corpora[split] if by_corpus else None)
+
+    grid = simplex(len(members), a.step)
+    val_uar = [metrics(w, "val")["uar"] for w in grid]
+    best = grid[int(np.argmax(val_uar))]     # the first of equals, in grid order
+    log(f"weights {best}: val UAR {max(val_uar):.3f} (best of {len(grid)} on the val speakers)")
+
+    out_dir = a.out.resolve().parent
+    spec = {
+        "format": ENSEMBLE_FORMAT,
+        "description": a.description or (
+            f"Ensemble of {', '.join(m.name for m in members)} ({a.mode} mode), weights chosen on "
+            "the val speakers."),
+        "labels": labels,
+        "protocol": "speaker",
+        "mode": a.mode,
+        "weights_chosen_on": f"val UAR, simplex grid of step {a.step:g} ({len(grid)} candidates)",
+        "metrics": {s: slim(metrics(best, s, True)) for s in parts},
+        "member_metrics": {m.name: {s: slim(evaluate(truth[s], [labels[i] for i in pr[s].argmax(1)],
+                                                     labels, corpora[s])) for s in parts}
+                           for m, pr in zip(members, proba)},
+        "command": "python train/ensemble.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "members": [{"name": m.name, "file": os.path.relpath(Path(m.path).resolve(), out_dir),
+                     "sha256": m.sha256, "weight": w} for m, w in zip(members, best)],
+    }
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(spec, indent=1) + "\n")
+    for s in parts:
+        r = spec["metrics"][s]
+        alone = ", ".join(f"{n} {mm[s]['uar']:.3f}" for n, mm in spec["member_metrics"].items())
+        print(f"{s}: n {r['n']}  accuracy {r['accuracy']:.3f}  UAR {r['uar']:.3f}  "
+              f"macro-F1 {r['macro_f1']:.3f}  (members alone: {alone})")
+    print(f"wrote {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
