@@ -24,7 +24,7 @@ REGISTRY: dict[str, tuple[str, str]] = {
     # for --normalize-by speaker|folder on batches of about 20 or more clips per speaker (README)
     "cnn-spk": ("cnn-spk.pt", "3114d4488b3713fdf6d8f5c729b7d7602c5f6b2ba1205fb71c850c9a5a9731df"),
     # cnn-spk2, cnn-spk3 and svm-spk averaged (train/ensemble.py); the file pins their hashes
-    "cnn-spk-ens": ("cnn-spk-ens.json", "facf51294831abcff9224084fd6dcea14efe3a3ef4a6820b025e40250e44db18"),
+    "cnn-spk-ens": ("cnn-spk-ens.json", "f40db16f0f51d0a901e24cdf4c53aa29d39578740afa9d024256ee3a3685578b"),
     "seed-cnn": ("seed-cnn.pt", "cc22e21e7184d4ab15cfaf679eda740fdf5af966b797456f666865a560bae10e"),
     "svm": ("svm.npz", "fe3dd4a06b996880d07d13aa06081a72fc36bb20744d6d6338c3b043ed04354b"),
 }

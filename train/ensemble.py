@@ -17,6 +17,7 @@ import argparse
 import itertools
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -110,7 +111,7 @@ def main(argv=None) -> int:
         "member_metrics": {m.name: {s: slim(evaluate(truth[s], [labels[i] for i in pr[s].argmax(1)],
                                                      labels, corpora[s])) for s in parts}
                            for m, pr in zip(members, proba)},
-        "command": "python train/ensemble.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": shlex.join(["python", "train/ensemble.py", *(sys.argv[1:] if argv is None else argv)]),
         "members": [{"name": m.name, "file": os.path.relpath(Path(m.path).resolve(), out_dir),
                      "sha256": m.sha256, "weight": w} for m, w in zip(members, best)],
     }
