@@ -1,8 +1,9 @@
 """Model registry and safe loading.
 
 Weights files hold tensors and plain values only: torch files are read with
-`weights_only=True`, SVM files are .npz read with `allow_pickle=False`, and each bundled file
-is checked against the sha256 pinned below before it is read (as demucs stamps its weights).
+`weights_only=True`, SVM files are .npz read with `allow_pickle=False`, ensembles are JSON
+naming member files with their sha256, and each bundled file is checked against the sha256
+pinned below before it is read (as demucs stamps its weights).
 The SVM path needs only numpy, so it still works when torch cannot be imported.
 """
 from __future__ import annotations
@@ -94,7 +95,7 @@ class Model:
     def supports_group_norm(self) -> bool:
         """Whether group normalisation (--normalize-by) applies: SVMs, whose input is one small
         vector per clip, and CNNs trained on group-normalised inputs (a per-band offset of the
-        log-mel, from one vector of band means per clip)."""
+        log-mel, from one vector of band means per clip); an ensemble when all its members do."""
         if self.kind == "ensemble":
             return all(m.supports_group_norm for m in self.impl.members)
         return self.kind == "svm" or self.group_trained
