@@ -167,3 +167,10 @@ def test_ensemble_script_chooses_on_val_and_its_numbers_hold(two_cnns, tiny_corp
     assert r["n"] == spec["metrics"]["test"]["n"] > 0
     assert r["uar"] == pytest.approx(spec["metrics"]["test"]["uar"])
     assert r["accuracy"] == pytest.approx(spec["metrics"]["test"]["accuracy"])
+
+
+def test_ensemble_script_needs_distinct_member_names(two_cnns, tmp_path):
+    a, _ = two_cnns
+    with pytest.raises(SystemExit, match="same name"):
+        load_script().main(["--data", str(tmp_path), "--member", str(a), "--member", str(a),
+                            "--mode", "single", "--out", str(tmp_path / "e.json")])

@@ -55,7 +55,8 @@ def main(argv=None) -> int:
     ap.add_argument("--data", required=True)
     ap.add_argument("--cache", default=None)
     ap.add_argument("--jobs", type=int, default=-1)
-    ap.add_argument("--member", action="append", required=True, type=Path, metavar="MODEL_FILE")
+    ap.add_argument("--member", action="append", required=True, metavar="[NAME=]MODEL_FILE",
+                    help="A member model file; its name is the file's stem unless NAME= is given.")
     ap.add_argument("--mode", choices=("single", "speaker"), required=True)
     ap.add_argument("--step", type=float, default=0.1)
     ap.add_argument("--description", default=None)
@@ -65,7 +66,10 @@ def main(argv=None) -> int:
         raise SystemExit("an ensemble needs two or more --member files")
     if a.out.suffix.lower() != ".json":
         raise SystemExit(f"{a.out}: the ensemble file must end in .json")
-    members = [load_file(p) for p in a.member]
+    named = [m.split("=", 1) if "=" in m else [Path(m).stem, m] for m in a.member]
+    if len({n for n, _ in named}) < len(named):
+        raise SystemExit("two members have the same name: give them NAME=MODEL_FILE")
+    members = [load_file(p, name=n) for n, p in named]
     labels = list(members[0].labels)
     if any(list(m.labels) != labels for m in members):
         raise SystemExit("all members must share one label order")
