@@ -38,7 +38,7 @@ def test_reproduce_end_to_end(tiny_corpus, tmp_path):
     ids = [r["id"] for r in res["runs"]]
     protocols = ["paper", "speaker", "loco:cremad", "loco:ravdess", "loco:savee", "loco:tess"]
     assert ids == ([f"{m}/{p}" for m in ("svm", "rnn", "seed-cnn", "cnn") for p in protocols]
-                   + [f"{m}/{p}" for m in ("svm-spk", "cnn-spk") for p in protocols[1:]])
+                   + [f"{m}/{p}" for m in ("svm-spk", "cnn-spk", "cnn-spk3") for p in protocols[1:]])
     assert all(r["status"] == "ok" for r in res["runs"]), [r.get("reason") for r in res["runs"]]
     assert res["paper_table2"] == {"svm": 0.38, "rnn": 0.43, "seed-cnn": 0.62, "human": 0.72}
     by_id = {r["id"]: r for r in res["runs"]}
@@ -94,7 +94,7 @@ def test_reproduce_missing_corpora_and_reuse(tiny_corpus, tmp_path, capsys):
 def test_only_filters():
     mod = _module()
     runs = mod.plan(["cremad", "tess"])
-    assert len(runs) == 4 * 4 + 2 * 3            # the -spk models have no paper-protocol run
+    assert len(runs) == 4 * 4 + 3 * 3            # the -spk models have no paper-protocol run
     assert [r["id"] for r in mod.select(runs, ["cnn", "loco"])] == ["cnn/loco:cremad", "cnn/loco:tess"]
     assert [r["id"] for r in mod.select(runs, ["paper"])] == ["svm/paper", "rnn/paper", "seed-cnn/paper",
                                                             "cnn/paper"]

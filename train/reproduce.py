@@ -47,6 +47,8 @@ MODELS = {
                 "sercli SVM, speaker-normalised (ours, --normalize-by speaker)"),
     "cnn-spk": ({"speaker": "cnn-spk", "loco": "cnn-spk-loco"},
                 "sercli CNN, speaker-normalised (ours, --normalize-by speaker)"),
+    "cnn-spk3": ({"speaker": "cnn-spk3", "loco": "cnn-spk3-loco"},
+                 "sercli CNN 3, speaker-normalised (ours, member of cnn-spk-ens, --normalize-by speaker)"),
 }
 #: the seed paper's Table 2, testing accuracy (its human figure cites Tsai & Chen, 2022)
 PAPER_TABLE2 = {"svm": 0.38, "rnn": 0.43, "seed-cnn": 0.62, "human": 0.72}
