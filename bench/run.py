@@ -283,8 +283,8 @@ def main(argv=None) -> int:
     ap.add_argument("--long-s", type=float, default=None,
                     help="Length of the long recording in seconds (default 3600; 120 with --quick).")
     ap.add_argument("--long-files", type=int, default=None,
-                    help="Recordings of 5 minutes (1 minute with --quick) in one folder for the memory check "
-                         "(default 60; 4 with --quick).")
+                    help="How many recordings of 5 minutes (1 minute with --quick) to put in one folder "
+                         "for the memory check (default 60; 4 with --quick; 0 skips it).")
     ap.add_argument("--repeats", type=int, default=None, help="Cold-start runs (median; default 5, 3 with --quick).")
     ap.add_argument("--card", type=Path, default=REPO / "weights" / "cnn.card.json",
                     help="Model card whose `seconds` field gives the training time.")
@@ -437,19 +437,21 @@ def main(argv=None) -> int:
                      "< 1 GB", verdict(r_.peak < GB)))
         # many long files: each worker answer holds a whole file's window features, so this
         # checks that the features waiting for the model stay bounded (pipeline.CHUNK_BYTES)
-        log(f"memory: {n_longs} recordings of {longs_s / 60:g} min ...")
-        d = tmp / "longs"
-        d.mkdir()
-        src = make_long(d / "f0000.wav", longs_s)
-        for i in range(1, n_longs):
-            os.link(src, d / f"f{i:04d}.wav")
-        r_ = measure(sercli + ["classify", str(d), "--model", a.model, "--format", "jsonl", "-q"] + jobs_args,
-                     ok=(0, 1))
-        shutil.rmtree(d)
-        rows.append((f"peak RSS, {n_longs} recordings of {longs_s / 60:g} min in one folder (16 kHz)",
-                     f"{mb(r_.peak)} (largest process {mb(r_.peak_one)}; {fmt_s(r_.wall)}, "
-                     f"{n_longs * longs_s / r_.wall:.0f}x real time)",
-                     "< 1 GB", verdict(r_.peak < GB)))
+        if n_longs > 0:
+            log(f"memory: {n_longs} recordings of {longs_s / 60:g} min ...")
+            d = tmp / "longs"
+            shutil.rmtree(d, ignore_errors=True)      # left by an interrupted run in --tmp
+            d.mkdir()
+            src = make_long(d / "f0000.wav", longs_s)
+            for i in range(1, n_longs):
+                os.link(src, d / f"f{i:04d}.wav")
+            r_ = measure(sercli + ["classify", str(d), "--model", a.model, "--format", "jsonl", "-q"]
+                         + jobs_args, ok=(0, 1))
+            shutil.rmtree(d)
+            rows.append((f"peak RSS, {n_longs} recordings of {longs_s / 60:g} min in one folder (16 kHz)",
+                         f"{mb(r_.peak)} (largest process {mb(r_.peak_one)}; {fmt_s(r_.wall)}, "
+                         f"{n_longs * longs_s / r_.wall:.0f}x real time)",
+                         "< 1 GB", verdict(r_.peak < GB)))
 
         # ------------------------------------------------ training
         secs = json.loads(a.card.read_text()).get("seconds") if a.card.is_file() else None

@@ -174,3 +174,10 @@ def test_ensemble_script_needs_distinct_member_names(two_cnns, tmp_path):
     with pytest.raises(SystemExit, match="same name"):
         load_script().main(["--data", str(tmp_path), "--member", str(a), "--member", str(a),
                             "--mode", "single", "--out", str(tmp_path / "e.json")])
+
+
+@pytest.mark.parametrize("step", ["0.3", "0", "1.5"])
+def test_ensemble_script_refuses_a_step_that_does_not_divide_one(tmp_path, step):
+    with pytest.raises(SystemExit, match="whole steps"):
+        load_script().main(["--data", str(tmp_path), "--member", "a.pt", "--member", "b.pt",
+                            "--mode", "single", "--step", step, "--out", str(tmp_path / "e.json")])

@@ -58,10 +58,13 @@ def main(argv=None) -> int:
     ap.add_argument("--member", action="append", required=True, metavar="[NAME=]MODEL_FILE",
                     help="A member model file; its name is the file's stem unless NAME= is given.")
     ap.add_argument("--mode", choices=("single", "speaker"), required=True)
-    ap.add_argument("--step", type=float, default=0.1)
+    ap.add_argument("--step", type=float, default=0.1,
+                    help="Grid step of the weights (1/step must be a whole number; default 0.1).")
     ap.add_argument("--description", default=None)
     ap.add_argument("--out", type=Path, required=True, help="The ensemble file to write (.json).")
     a = ap.parse_args(argv)
+    if not 0 < a.step <= 1 or abs(1 / a.step - round(1 / a.step)) > 1e-6:
+        raise SystemExit(f"--step must divide 1 into whole steps (0.1, 0.05, 0.25, ...), got {a.step}")
     if len(a.member) < 2:
         raise SystemExit("an ensemble needs two or more --member files")
     if a.out.suffix.lower() != ".json":
