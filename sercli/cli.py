@@ -105,7 +105,8 @@ class _SignalGuard:
 @cli.command()
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--model", "-m", default="cnn", show_default=True,
-              help="Bundled model (cnn, cnn-spk, seed-cnn, svm) or a model file (.pt state dict or .npz).")
+              help="Bundled model (cnn, cnn-spk, cnn-spk-ens, seed-cnn, svm) or a model file "
+                   "(.pt state dict, .npz SVM or .json ensemble).")
 @output_options
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
               help="Worker processes for decoding and features. Default: all cores.")
@@ -126,7 +127,7 @@ class _SignalGuard:
 @click.option("--normalize-by", "normalize_by", type=click.Choice(["none", "folder", "speaker"]),
               default="none", show_default=True,
               help="Normalise features over each group of files before the model sees them "
-                   "(models trained for it, e.g. cnn-spk, and SVMs; best with >= 10 clips of mixed "
+                   "(models trained for it, e.g. cnn-spk-ens, and SVMs; best with >= 10 clips of mixed "
                    "emotions per group): folder = parent "
                    "folder; speaker = a manifest's speaker column, else the speaker in a corpus "
                    "file name (RAVDESS, CREMA-D, TESS, SAVEE, EmoDB, JL), else the folder.")
@@ -500,7 +501,8 @@ def train(data, recipe, out, epochs, jobs, seed, threads, cache, manifest, debug
               help="Labelled data: a folder (corpus file names at any depth, one folder per label, "
                    "CSV manifests) or a CSV manifest (path,label[,speaker][,corpus]).")
 @click.option("--model", "-m", default="cnn", show_default=True,
-              help="Bundled model (cnn, cnn-spk, seed-cnn, svm) or a model file (.pt state dict or .npz).")
+              help="Bundled model (cnn, cnn-spk, cnn-spk-ens, seed-cnn, svm) or a model file "
+                   "(.pt state dict, .npz SVM or .json ensemble).")
 @click.option("--split", type=click.Choice(["test", "val", "train", "all"]), default=None,
               help="Score the clips of these speakers of the canonical split (sercli/data/speakers.csv); "
                    "clips of speakers not in it are kept only for 'all'. Default: test when the data "
@@ -516,7 +518,7 @@ def train(data, recipe, out, epochs, jobs, seed, threads, cache, manifest, debug
               help="Feature cache folder (default: $SERCLI_CACHE or ~/.cache/sercli).")
 @click.option("--normalize-by", "normalize_by", type=click.Choice(["none", "folder", "speaker"]),
               default="none", show_default=True,
-              help="Normalise features over each group of scored clips (cnn-spk, SVMs): speaker = "
+              help="Normalise features over each group of scored clips (cnn-spk, cnn-spk-ens, SVMs): speaker = "
                    "the clip's speaker (file name or manifest), else its folder; folder = the "
                    "parent folder.")
 @click.option("--debug", is_flag=True, help="Show Python tracebacks.")

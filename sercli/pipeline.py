@@ -561,7 +561,8 @@ def classify(paths: Iterable[str], *, model="cnn", jobs: int | None = None,
              started: "StartedAnalysis | None" = None) -> Iterator[ClipResult]:
     """Classify audio files; yields one ClipResult per path, in input order.
 
-    `model` is a bundled name (cnn, cnn-spk, seed-cnn, svm), a model file path, or a loaded Model.
+    `model` is a bundled name (cnn, cnn-spk, cnn-spk-ens, seed-cnn, svm), a model file path,
+    or a loaded Model.
     Bad files give a result with `error` set; nothing is raised for them.
 
     `normalize_by="folder"|"speaker"` normalises the features over each group of files
