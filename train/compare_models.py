@@ -44,6 +44,30 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def val_test_parts(data: str, labels: list[str], jobs: int, cache: str | None) -> dict:
+    """The clips of `labels` of the canonical val and test speakers, with their features
+    (from the cache when there)."""
+    table = speaker_split()
+    clips = [c for c in scan(data).clips if c.label in labels]
+    fs = extract_dataset(clips, jobs=jobs, cache_dir=cache, progress=False)
+    return {s: subset(fs, [i for i, c in enumerate(fs.clips) if split_of(c, table) == s])
+            for s in ("val", "test")}
+
+
+def proba_in_mode(m, part, mode: str) -> np.ndarray:
+    """A model's probabilities on `part`: each clip alone ("single") or with each speaker's
+    clips normalised together ("speaker")."""
+    if mode == "single":
+        return predict_clips(m, part)
+    return predict_clips_grouped(m, part, clip_groups(part.clips, "speaker"))
+
+
+def slim(r: dict) -> dict:
+    """The headline numbers of a metrics dict, with per-corpus UAR."""
+    return {**{k: r[k] for k in ("n", "accuracy", "uar", "macro_f1")},
+            "per_corpus_uar": {c: v["uar"] for c, v in r["per_corpus"].items()}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True)
@@ -57,13 +81,7 @@ def main() -> None:
     labels = list(next(iter(loaded.values())).labels)
     if any(list(m.labels) != labels for m in loaded.values()):
         raise SystemExit("all models must share one label order")
-    table = speaker_split()
-    clips = [c for c in scan(a.data).clips if c.label in labels]
-    fs = extract_dataset(clips, jobs=a.jobs, cache_dir=a.cache, progress=False)
-    parts = {}
-    for split in ("val", "test"):
-        idx = [i for i, c in enumerate(fs.clips) if split_of(c, table) == split]
-        parts[split] = subset(fs, idx)
+    parts = val_test_parts(a.data, labels, a.jobs, a.cache)
     truth = {s: [c.label for c in p.clips] for s, p in parts.items()}
     corpora = {s: [c.corpus for c in p.clips] for s, p in parts.items()}
 
@@ -73,9 +91,7 @@ def main() -> None:
         for mode in modes:
             key = f"{name} / {mode}"
             log(f"scoring {key} ...")
-            proba[key] = {s: (predict_clips(m, p) if mode == "single" else
-                              predict_clips_grouped(m, p, clip_groups(p.clips, "speaker")))
-                          for s, p in parts.items()}
+            proba[key] = {s: proba_in_mode(m, p, mode) for s, p in parts.items()}
 
     def score(p: dict[str, np.ndarray]) -> dict:
         return {s: evaluate(truth[s], [labels[i] for i in p[s].argmax(1)], labels, corpora[s])
@@ -116,13 +132,10 @@ def main() -> None:
         sizes[name] = row
 
     a.out.mkdir(parents=True, exist_ok=True)
-    slim = [{"what": r["what"], "weight": r["weight"],
-             **{s: {k: r[s][k] for k in ("n", "accuracy", "uar", "macro_f1")} |
-                {"per_corpus_uar": {c: v["uar"] for c, v in r[s]["per_corpus"].items()}}
-                for s in parts}} for r in rows]
-    (a.out / "compare.json").write_text(json.dumps({"models": models, "rows": slim, "group_size": sizes},
+    slimmed = [{"what": r["what"], "weight": r["weight"], **{s: slim(r[s]) for s in parts}} for r in rows]
+    (a.out / "compare.json").write_text(json.dumps({"models": models, "rows": slimmed, "group_size": sizes},
                                                    indent=1) + "\n")
-    corp = sorted(slim[0]["test"]["per_corpus_uar"])
+    corp = sorted(slimmed[0]["test"]["per_corpus_uar"])
     lines = ["# Models alone and in pairs, canonical speaker split (train/compare_models.py)", "",
              "Single: each clip alone (`classify` without `--normalize-by`). Speaker: each speaker's "
              "clips of the split normalised together (`--normalize-by speaker`). Pairs: the mean of "
@@ -132,12 +145,12 @@ def main() -> None:
              "| model / mode | val acc | val UAR | test acc | test UAR | test macro-F1 | "
              + " | ".join(f"test UAR {c}" for c in corp) + " |",
              "|---|---|---|---|---|---|" + "---|" * len(corp)]
-    for r in slim:
+    for r in slimmed:
         v, t = r["val"], r["test"]
         lines.append(f"| {r['what']} | {v['accuracy']:.3f} | {v['uar']:.3f} | {t['accuracy']:.3f} | "
                      f"**{t['uar']:.3f}** | {t['macro_f1']:.3f} | "
                      + " | ".join(f"{t['per_corpus_uar'][c]:.3f}" for c in corp) + " |")
-    lines += ["", f"n: val {slim[0]['val']['n']}, test {slim[0]['test']['n']} clips."]
+    lines += ["", f"n: val {slimmed[0]['val']['n']}, test {slimmed[0]['test']['n']} clips."]
     if sizes:
         cols = [str(n) for n in GROUP_SIZES] + ["one emotion"]
         lines += ["", "## UAR by group size (`--normalize-by`)", "",

@@ -25,17 +25,11 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "train"))
 
-from sercli.corpora import scan, speaker_split, split_of  # noqa: E402
-from sercli.dataset import extract_dataset  # noqa: E402
-from sercli.evaluate import clip_groups, predict_clips, predict_clips_grouped  # noqa: E402
 from sercli.metrics import evaluate  # noqa: E402
 from sercli.models import ENSEMBLE_FORMAT, load_file  # noqa: E402
-from sercli.train import subset  # noqa: E402
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+from compare_models import log, proba_in_mode, slim, val_test_parts  # noqa: E402
 
 
 def simplex(n: int, step: float) -> list[tuple[float, ...]]:
@@ -43,11 +37,6 @@ def simplex(n: int, step: float) -> list[tuple[float, ...]]:
     k = round(1 / step)
     return [tuple(c / k for c in combo) for combo in itertools.product(range(k + 1), repeat=n)
             if sum(combo) == k]
-
-
-def slim(r: dict) -> dict:
-    return {"n": r["n"], "accuracy": r["accuracy"], "uar": r["uar"], "macro_f1": r["macro_f1"],
-            "per_corpus_uar": {c: v["uar"] for c, v in sorted(r["per_corpus"].items())}}
 
 
 def main(argv=None) -> int:
@@ -79,20 +68,14 @@ def main(argv=None) -> int:
     if a.mode == "speaker" and not all(m.supports_group_norm for m in members):
         raise SystemExit("--mode speaker needs members that support --normalize-by")
 
-    table = speaker_split()
-    clips = [c for c in scan(a.data).clips if c.label in labels]
-    fs = extract_dataset(clips, jobs=a.jobs, cache_dir=a.cache, progress=False)
-    parts = {s: subset(fs, [i for i, c in enumerate(fs.clips) if split_of(c, table) == s])
-             for s in ("val", "test")}
+    parts = val_test_parts(a.data, labels, a.jobs, a.cache)
     truth = {s: [c.label for c in p.clips] for s, p in parts.items()}
     corpora = {s: [c.corpus for c in p.clips] for s, p in parts.items()}
 
     proba = []
     for m in members:
         log(f"scoring {m.name} ({a.mode}) ...")
-        proba.append({s: predict_clips(m, p) if a.mode == "single" else
-                      predict_clips_grouped(m, p, clip_groups(p.clips, "speaker"))
-                      for s, p in parts.items()})
+        proba.append({s: proba_in_mode(m, p, a.mode) for s, p in parts.items()})
 
     def metrics(w, split, by_corpus=False) -> dict:
         p = sum(wi * pr[split] for wi, pr in zip(w, proba))
