@@ -210,7 +210,10 @@ def load_ensemble(path: Path, digest: str, name: str | None) -> Model:
     for f, pin, e in zip(files, pins, entries):
         if f.suffix.lower() == ".json":
             raise ModelError(f"{path}: member {f.name} is an ensemble (members must be model files)")
-        members.append(load_file(f, name=str(e.get("name") or f.stem), sha256=pin))
+        try:
+            members.append(load_file(f, name=str(e.get("name") or f.stem), sha256=pin))
+        except ModelError as exc:      # name the ensemble too: the member path is relative to it
+            raise ModelError(f"{path}: member {exc}") from exc
     labels = members[0].labels
     for m in members[1:]:
         if m.labels != labels:

@@ -75,7 +75,7 @@ def test_a_replaced_member_is_refused(two_cnns, tmp_path):
     shutil.copy(b, tmp_path / "m2.pt")
     spec = write_spec(tmp_path / "ens.json", [(tmp_path / "m1.pt", 0.5), (tmp_path / "m2.pt", 0.5)])
     shutil.copy(a, tmp_path / "m2.pt")         # a member swapped after the spec pinned it
-    with pytest.raises(ModelError, match=r"m2\.pt: sha256 .* does not match the pinned"):
+    with pytest.raises(ModelError, match=r"ens\.json: member .*m2\.pt: sha256 .* does not match the pinned"):
         load_file(spec)
 
 
@@ -85,7 +85,7 @@ def test_a_replaced_member_is_refused(two_cnns, tmp_path):
     (lambda s: s["members"][0].pop("sha256"), "not a valid sercli ensemble file"),
     (lambda s: s["members"][0].update(weight=0.9), "weights must be non-negative and sum to 1"),
     (lambda s: s["members"][0].update(weight="x"), "not a valid sercli ensemble file"),
-    (lambda s: s["members"][0].update(file="nope.pt"), r"nope\.pt: model file not found"),
+    (lambda s: s["members"][0].update(file="nope.pt"), r"bad\.json: member .*nope\.pt: model file not found"),
 ])
 def test_bad_ensemble_files_give_one_line_errors(two_cnns, tmp_path, mutate, message):
     import shutil
@@ -181,3 +181,10 @@ def test_ensemble_script_refuses_a_step_that_does_not_divide_one(tmp_path, step)
     with pytest.raises(SystemExit, match="whole steps"):
         load_script().main(["--data", str(tmp_path), "--member", "a.pt", "--member", "b.pt",
                             "--mode", "single", "--step", step, "--out", str(tmp_path / "e.json")])
+
+
+def test_ensemble_script_reports_a_bad_member_in_one_line(tmp_path):
+    with pytest.raises(SystemExit, match=r"nope\.pt: model file not found"):
+        load_script().main(["--data", str(tmp_path), "--member", str(tmp_path / "nope.pt"),
+                            "--member", str(tmp_path / "b.pt"), "--mode", "single",
+                            "--out", str(tmp_path / "e.json")])

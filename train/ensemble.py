@@ -28,6 +28,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "train"))
 
 from sercli.metrics import evaluate  # noqa: E402
+from sercli.errors import ModelError  # noqa: E402
 from sercli.models import ENSEMBLE_FORMAT, load_file  # noqa: E402
 from compare_models import log, proba_in_mode, slim, val_test_parts  # noqa: E402
 
@@ -61,7 +62,10 @@ def main(argv=None) -> int:
     named = [m.split("=", 1) if "=" in m else [Path(m).stem, m] for m in a.member]
     if len({n for n, _ in named}) < len(named):
         raise SystemExit("two members have the same name: give them NAME=MODEL_FILE")
-    members = [load_file(p, name=n) for n, p in named]
+    try:
+        members = [load_file(p, name=n) for n, p in named]
+    except ModelError as exc:
+        raise SystemExit(str(exc)) from None
     labels = list(members[0].labels)
     if any(list(m.labels) != labels for m in members):
         raise SystemExit("all members must share one label order")
