@@ -15,7 +15,6 @@ import math
 import os
 import sys
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 from typing import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
@@ -24,6 +23,7 @@ from .audio import AudioInfo, audio_info, iter_blocks, load_audio
 from .constants import (DEFAULT_WINDOW_S, MIN_DURATION_S, SAMPLE_RATE, SILENCE_DBFS,
                         WINDOW_OVERLAP)
 from .errors import AudioError, ModelError, SercliError, display_path
+from .threads import one_blas_thread
 
 LONG_FILE_S = 600.0   # longer files are streamed in the main process instead of a worker
 BATCH_WINDOWS = 32
@@ -318,22 +318,8 @@ class _TorchThreads:
         return False
 
 
-def _one_blas_thread():
-    """Caps BLAS at one thread while features are computed in this process, as in the workers:
-    a matrix product split over more threads sums in another order, and the scores would then
-    depend on --jobs in their last digit."""
-    return _blas_controller().limit(limits=1, user_api="blas")
-
-
-@lru_cache(maxsize=1)
-def _blas_controller():
-    # finding the loaded libraries is most of threadpool_limits' 0.6 ms; this is done per file
-    from threadpoolctl import ThreadpoolController
-    return ThreadpoolController()
-
-
 def _analyse_here(path: str, needs, window_s: float, overlap: float, debug: bool) -> "Analysed":
-    with _one_blas_thread():
+    with one_blas_thread():
         return analyse_file(path, needs, window_s, overlap, debug)
 
 
@@ -639,7 +625,7 @@ def classify(paths: Iterable[str], *, model="cnn", jobs: int | None = None,
             if a.error is None and a.stream:
                 yield from flush()
                 n_windows = 0
-                with cap, _one_blas_thread():
+                with cap, one_blas_thread():
                     r = _stream_result(m, a, needs, window_s, overlap, top_k, segments)
                 yield r
                 continue
@@ -757,7 +743,7 @@ def _stream_windows(a: Analysed, needs, window_s, overlap, debug: bool = False) 
     """A long recording's windows with their features, streamed here (the grouped mode keeps
     them); a failure becomes the file's error."""
     try:
-        with _one_blas_thread():
+        with one_blas_thread():
             wins = list(iter_windows(a.path, a.info, needs, window_s=window_s, overlap=overlap))
     except Exception as exc:
         return Analysed(a.path, a.info, error=_file_error(a.path, exc, debug))
