@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -133,8 +134,9 @@ def main() -> None:
 
     a.out.mkdir(parents=True, exist_ok=True)
     slimmed = [{"what": r["what"], "weight": r["weight"], **{s: slim(r[s]) for s in parts}} for r in rows]
-    (a.out / "compare.json").write_text(json.dumps({"models": models, "rows": slimmed, "group_size": sizes},
-                                                   indent=1) + "\n")
+    command = shlex.join(["python", "train/compare_models.py", *sys.argv[1:]])
+    (a.out / "compare.json").write_text(json.dumps({"command": command, "models": models, "rows": slimmed,
+                                                    "group_size": sizes}, indent=1) + "\n")
     corp = sorted(slimmed[0]["test"]["per_corpus_uar"])
     lines = ["# Models alone and in pairs, canonical speaker split (train/compare_models.py)", "",
              "Single: each clip alone (`classify` without `--normalize-by`). Speaker: each speaker's "
@@ -142,6 +144,7 @@ def main() -> None:
              "the two models' probabilities weighted w : 1-w, w chosen on the val speakers. Mean of: "
              "every model of one mode (three or more), equal weights.", "",
              "Models: " + ", ".join(f"`{k}` = `{v}`" for k, v in models.items()), "",
+             f"Command: `{command}`", "",
              "| model / mode | val acc | val UAR | test acc | test UAR | test macro-F1 | "
              + " | ".join(f"test UAR {c}" for c in corp) + " |",
              "|---|---|---|---|---|---|" + "---|" * len(corp)]
