@@ -206,3 +206,28 @@ def test_room_and_noise_add_power_as_sound_does(rng):
     assert np.abs(quiet[:, 50:60] - m[:, 50:60]).max() < 0.2
     assert quiet[:, :50].mean() > m[:, :50].mean() + 5
     assert loud[:, :50].mean() > quiet[:, :50].mean() + 30
+
+
+def test_recipe_runs_groups_reruns_by_training_keys(tmp_path, capsys):
+    """train/recipe_runs.py: a rerun under another name joins its recipe; means come from the cards."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("recipe_runs", REPO / "train" / "recipe_runs.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+
+    def card(name, epochs, val, test, description="d"):
+        m = {"val": {"uar": val}, "test": {"uar": test, "per_corpus": {"tess": {"uar": test}}}}
+        p = tmp_path / f"{name}-{val}.card.json"
+        p.write_text(json.dumps({"recipe": {"name": name, "description": description, "epochs": epochs},
+                                 "metrics": m, "seconds": {"total": 120.0}, "command": f"sercli train {name}"}))
+        return str(p)
+    files = [card("a", 45, 0.6, 0.7), card("b", 45, 0.4, 0.5, "other prose"), card("c", 30, 0.3, 0.3)]
+    assert mod.main(files) == 0
+    out = capsys.readouterr().out
+    assert out.count("## ") == 2
+    assert "| mean of 2 runs | 0.500 | 0.600 |" in out and "| range | 0.400 to 0.600 | 0.500 to 0.700 |" in out
+    assert "| 2.0 |" in out and "mean of 1" not in out
+    bad = tmp_path / "bad.card.json"
+    bad.write_text("[]")
+    with pytest.raises(SystemExit, match="bad.card.json: not a model card"):
+        mod.main([str(bad)])
