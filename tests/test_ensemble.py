@@ -188,3 +188,23 @@ def test_ensemble_script_reports_a_bad_member_in_one_line(tmp_path):
         load_script().main(["--data", str(tmp_path), "--member", str(tmp_path / "nope.pt"),
                             "--member", str(tmp_path / "b.pt"), "--mode", "single",
                             "--out", str(tmp_path / "e.json")])
+
+
+def test_ensemble_script_loco_protocol_tests_on_the_held_out_corpus(two_cnns, tiny_corpus, tmp_path, capsys):
+    """--protocol loco:CORPUS scores the test part on every clip of CORPUS and nothing else."""
+    from sercli.corpora import scan
+    a, b = two_cnns
+    out = tmp_path / "loco.json"
+    assert load_script().main(["--data", str(tiny_corpus), "--member", str(a), "--member", str(b),
+                               "--mode", "single", "--protocol", "loco:tess", "--jobs", "1",
+                               "--out", str(out)]) == 0
+    spec = json.loads(out.read_text())
+    labels = set(spec["labels"])
+    n_tess = sum(1 for c in scan(tiny_corpus).clips if c.corpus == "tess" and c.label in labels)
+    assert spec["protocol"] == "loco:tess"
+    assert spec["metrics"]["test"]["n"] == n_tess > 0
+    assert set(spec["metrics"]["test"]["per_corpus_uar"]) == {"tess"}
+    assert "tess" not in spec["metrics"]["val"]["per_corpus_uar"]
+    with pytest.raises(SystemExit, match="--protocol must be"):
+        load_script().main(["--data", str(tiny_corpus), "--member", str(a), "--member", str(b),
+                            "--mode", "single", "--protocol", "paper", "--out", str(out)])

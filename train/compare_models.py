@@ -30,12 +30,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "train"))
 
-from sercli.corpora import scan, speaker_split, split_of  # noqa: E402
+from sercli.corpora import scan  # noqa: E402
 from sercli.dataset import extract_dataset  # noqa: E402
 from sercli.evaluate import clip_groups, predict_clips, predict_clips_grouped  # noqa: E402
 from sercli.metrics import evaluate  # noqa: E402
 from sercli.models import load_file  # noqa: E402
-from sercli.train import subset  # noqa: E402
+from sercli.train import make_splits, subset  # noqa: E402
 from normalize_experiment import GROUP_SIZES, one_emotion_groups, sized_groups, uar  # noqa: E402
 
 WEIGHTS = np.round(np.linspace(0, 1, 11), 2)
@@ -45,14 +45,17 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def val_test_parts(data: str, labels: list[str], jobs: int, cache: str | None) -> dict:
-    """The clips of `labels` of the canonical val and test speakers, with their features
-    (from the cache when there)."""
-    table = speaker_split()
-    clips = [c for c in scan(data).clips if c.label in labels]
+def val_test_parts(data: str, labels: list[str], jobs: int, cache: str | None,
+                   protocol: str = "speaker") -> dict:
+    """The clips of `labels` of the val and test parts of `protocol` (the canonical speaker
+    split, or loco:CORPUS: val = the other corpora's val speakers, test = every clip of
+    CORPUS), with their features (from the cache when there)."""
+    splits = make_splits(scan(data).clips, {"labels": labels, "protocol": protocol}, 0)
+    clips = splits["val"] + splits["test"]
     fs = extract_dataset(clips, jobs=jobs, cache_dir=cache, progress=False)
-    return {s: subset(fs, [i for i, c in enumerate(fs.clips) if split_of(c, table) == s])
-            for s in ("val", "test")}
+    val = {c.path for c in splits["val"]}
+    return {"val": subset(fs, [i for i, c in enumerate(fs.clips) if c.path in val]),
+            "test": subset(fs, [i for i, c in enumerate(fs.clips) if c.path not in val])}
 
 
 def proba_in_mode(m, part, mode: str) -> np.ndarray:

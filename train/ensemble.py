@@ -3,7 +3,8 @@
     python train/ensemble.py --data ~/corpora --cache ~/.cache/sercli/features --mode speaker \
         --member weights/cnn-spk.pt --member weights/cnn-spk3.pt --out weights/cnn-spk-ens.json
 
-Scores every member on the canonical split's val and test speakers, either each clip alone
+Scores every member on the canonical split's val and test speakers (or, with --protocol
+loco:CORPUS, on the other corpora's val speakers and every clip of CORPUS), either each clip alone
 (`--mode single`, as `classify`) or with each speaker's clips normalised together (`--mode
 speaker`, as `classify --normalize-by speaker`). The weights (a grid of step --step over the
 simplex) are those with the best val UAR; test speakers only score the result. The output is a
@@ -48,6 +49,10 @@ def main(argv=None) -> int:
     ap.add_argument("--member", action="append", required=True, metavar="[NAME=]MODEL_FILE",
                     help="A member model file; its name is the file's stem unless NAME= is given.")
     ap.add_argument("--mode", choices=("single", "speaker"), required=True)
+    ap.add_argument("--protocol", default="speaker",
+                    help="speaker (the canonical split, default) or loco:CORPUS (val: the other "
+                         "corpora's val speakers; test: every clip of CORPUS), for members "
+                         "trained without CORPUS.")
     ap.add_argument("--step", type=float, default=0.1,
                     help="Grid step of the weights (1/step must be a whole number; default 0.1).")
     ap.add_argument("--description", default=None)
@@ -72,7 +77,11 @@ def main(argv=None) -> int:
     if a.mode == "speaker" and not all(m.supports_group_norm for m in members):
         raise SystemExit("--mode speaker needs members that support --normalize-by")
 
-    parts = val_test_parts(a.data, labels, a.jobs, a.cache)
+    if a.protocol != "speaker" and not a.protocol.startswith("loco:"):
+        raise SystemExit(f"--protocol must be speaker or loco:CORPUS, got {a.protocol!r}")
+    parts = val_test_parts(a.data, labels, a.jobs, a.cache, a.protocol)
+    if not len(parts["val"].clips) or not len(parts["test"].clips):
+        raise SystemExit(f"{a.data}: no val or no test clips under protocol {a.protocol}")
     truth = {s: [c.label for c in p.clips] for s, p in parts.items()}
     corpora = {s: [c.corpus for c in p.clips] for s, p in parts.items()}
 
@@ -98,7 +107,7 @@ def main(argv=None) -> int:
             f"Ensemble of {', '.join(m.name for m in members)} ({a.mode} mode), weights chosen on "
             "the val speakers."),
         "labels": labels,
-        "protocol": "speaker",
+        "protocol": a.protocol,
         "mode": a.mode,
         "weights_chosen_on": f"val UAR, simplex grid of step {a.step:g} ({len(grid)} candidates)",
         "metrics": {s: slim(metrics(best, s, True)) for s in parts},
