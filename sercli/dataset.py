@@ -17,9 +17,9 @@ from .audio import load_audio
 from .constants import HOP_LENGTH, N_FFT, N_MFCC, SAMPLE_RATE, WIN_LENGTH
 from .corpora import Clip
 from .errors import AudioError
-from .threads import one_blas_thread
 from .features import (mel_filterbank, mfcc_from_log_mel, power_spectrogram, power_to_db,
                        remove_dc, summary_vector)
+from .threads import one_blas_thread
 
 CNN_MELS = 64
 #: Changing anything here changes the cache key, so stale features are never reused.

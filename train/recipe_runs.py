@@ -44,10 +44,9 @@ def main(argv=None) -> int:
             vals.append(v)
             tests.append(t)
             corp = ", ".join(f"{c} {r['uar']:.3f}" for c, r in sorted(m["test"].get("per_corpus", {}).items()))
-            minutes = (card.get("seconds") or {}).get("total")
-            out.append(f"| `{path}` | {v:.3f} | {t:.3f} | {corp} | "
-                       f"{minutes / 60:.1f} | `{card.get('command', '')}` |" if minutes else
-                       f"| `{path}` | {v:.3f} | {t:.3f} | {corp} | – | `{card.get('command', '')}` |")
+            seconds = (card.get("seconds") or {}).get("total")
+            minutes = f"{seconds / 60:.1f}" if seconds else "–"
+            out.append(f"| `{path}` | {v:.3f} | {t:.3f} | {corp} | {minutes} | `{card.get('command', '')}` |")
         if len(runs) > 1:
             out.append(f"| mean of {len(runs)} runs | {sum(vals) / len(vals):.3f} | "
                        f"{sum(tests) / len(tests):.3f} | | | |")
