@@ -78,12 +78,13 @@ def test_speaker_split_keeps_test_speakers_out_of_training(tiny_corpus, tmp_path
     assert "tess:YAF" in test_spk and "cremad:1004" in test_spk
 
 
-def test_training_is_deterministic(tiny_corpus, tmp_path):
+@pytest.mark.parametrize("threads", [1, 2])
+def test_training_is_deterministic(tiny_corpus, tmp_path, threads):
     from sercli.train import run
     shas = []
     for i in range(2):
         card = run(tiny_corpus, recipe=load_recipe("cnn"), out=tmp_path / f"o{i}", epochs=1, jobs=1,
-                   threads=1, cache_dir=str(tmp_path / "cache"), progress=False)
+                   threads=threads, cache_dir=str(tmp_path / "cache"), progress=False)
         shas.append(card["sha256"])
     assert shas[0] == shas[1]
 
