@@ -7,6 +7,7 @@ are returned separately, never dropped silently.
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 import re
 from collections import Counter
@@ -171,11 +172,25 @@ def scan(data: str | os.PathLike, *, extensions: Iterable[str] = AUDIO_EXTENSION
     for path in walk_audio(data, extensions=extensions):
         clip = parse_name(path)
         (clips.append(clip) if clip else unmatched.append(path))
+    listed = []
     for manifest in sorted(data.glob("*.csv")):
         try:
-            clips.extend(read_manifest(manifest))
+            listed.extend(read_manifest(manifest))
         except CorpusError:
             continue  # a CSV that is not a manifest (e.g. a report) is not an error here
+    if listed:
+        # a file a manifest lists is that manifest's clip (it may give the speaker), never
+        # also a clip of its own name or folder, nor unmatched: each file counts once
+        seen, unique = set(), []
+        for c in listed:
+            real = os.path.realpath(c.path)
+            if real not in seen:
+                seen.add(real)
+                unique.append(c)
+        listed = unique
+        clips = [c for c in clips if os.path.realpath(c.path) not in seen]
+        unmatched = [p for p in unmatched if os.path.realpath(p) not in seen]
+        clips.extend(listed)
     sex = speaker_sex()
     clips = [c if c.sex or (c.corpus, c.speaker) not in sex else
              Clip(c.path, c.corpus, c.speaker, c.label, sex[(c.corpus, c.speaker)]) for c in clips]
@@ -202,6 +217,41 @@ def split_of(clip: Clip, table: dict | None = None) -> str | None:
     return table.get((clip.corpus, clip.speaker))
 
 
+#: shares of train / val / test for speakers outside speakers.csv (a lab's own corpus)
+OWN_SPLIT = (("train", 0.70), ("val", 0.15), ("test", 0.15))
+
+
+_OWN_CUTS = [(s, sum(f for _, f in OWN_SPLIT[:i + 1])) for i, (s, _) in enumerate(OWN_SPLIT)]
+
+
+def _hash01(text: str) -> float:
+    return int(hashlib.sha256(text.encode()).hexdigest()[:12], 16) / 16 ** 12
+
+
+def splits_of(clips: list[Clip], table: dict | None = None) -> list[str]:
+    """The split of each clip: its speaker's canonical split (speakers.csv); for a speaker not
+    in it, a split drawn from a hash of corpus:speaker with the shares of OWN_SPLIT, so that a
+    lab's own corpus trains and evaluates speaker-independently too. The hash depends on the
+    speaker alone, so a speaker keeps its split in any subset of the data and on any machine.
+    A clip without a speaker (one folder per label) cannot be split by speaker: it goes by a
+    hash of its file name (`unsplittable` counts those clips)."""
+    table = speaker_split() if table is None else table
+    out = []
+    for c in clips:
+        split = table.get((c.corpus, c.speaker))
+        if split is None:
+            u = _hash01(f"{c.corpus}:{c.speaker}" if c.speaker else os.path.basename(c.path))
+            split = next((s for s, upto in _OWN_CUTS if u < upto), "test")
+        out.append(split)
+    return out
+
+
+def unsplittable(clips: list[Clip], table: dict | None = None) -> int:
+    """Clips that neither speakers.csv nor a speaker column places: split by file, not by speaker."""
+    table = speaker_split() if table is None else table
+    return sum(1 for c in clips if not c.speaker and (c.corpus, c.speaker) not in table)
+
+
 def paper_split(clips: list[Clip], *, seed: int = 0,
                 labels: tuple[str, ...] = PAPER_CLASSES) -> dict[str, list[Clip]]:
     """The seed paper's protocol: its 5 classes, balanced by downsampling each class to the
@@ -224,9 +274,8 @@ def paper_split(clips: list[Clip], *, seed: int = 0,
 
 
 def write_manifest(clips: list[Clip], path: str | os.PathLike) -> None:
-    """Write clips (with their canonical split) as a CSV manifest via pandas."""
+    """Write clips (with their split, see splits_of) as a CSV manifest via pandas."""
     import pandas as pd
-    table = speaker_split()
-    rows = [{**asdict(c), "split": split_of(c, table)} for c in clips]
+    rows = [{**asdict(c), "split": s} for c, s in zip(clips, splits_of(clips))]
     pd.DataFrame(rows, columns=["path", "corpus", "speaker", "label", "sex", "split"]).to_csv(
         path, index=False)

@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from .corpora import Clip, harmonise, scan, speaker_split, split_of
+from .corpora import Clip, harmonise, scan, speaker_split, split_of, splits_of
 from .errors import CorpusError
 
 SPLITS = ("test", "val", "train", "all")
@@ -37,7 +37,8 @@ def select_split(clips: list[Clip], split: str | None,
     """Clips of one canonical split ("test", "val", "train") or all of them ("all").
 
     split None: "test" when some clip belongs to a test speaker of the canonical split, else
-    "all". Clips of speakers not in speakers.csv are kept only for "all".
+    "all". Speakers not in speakers.csv get the split that `train` gives them (splits_of);
+    clips without a speaker (one folder per label) count only for "all".
     """
     table = speaker_split() if table is None else table
     if split is None:
@@ -46,7 +47,8 @@ def select_split(clips: list[Clip], split: str | None,
         raise CorpusError(f"unknown split {split!r} (choose {', '.join(SPLITS)})")
     if split == "all":
         return list(clips), split
-    return [c for c in clips if split_of(c, table) == split], split
+    # clips without a speaker have no speaker-independent split: they count only for "all"
+    return [c for c, s in zip(clips, splits_of(list(clips), table)) if s == split and c.speaker], split
 
 
 def predict_clips(model, fs) -> np.ndarray:

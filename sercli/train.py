@@ -19,7 +19,7 @@ import numpy as np
 
 from . import __version__
 from .constants import HOP_LENGTH, SAMPLE_RATE
-from .corpora import Clip, paper_split, scan, speaker_split, split_of
+from .corpora import Clip, paper_split, scan, speaker_split, split_of, splits_of, unsplittable
 from .dataset import FEATURE_SETTINGS, FeatureSet, extract_dataset
 from .errors import CorpusError
 from .features import power_to_db
@@ -85,10 +85,8 @@ def make_splits(clips: list[Clip], recipe: dict, seed: int) -> dict[str, list[Cl
     if protocol != "speaker":
         raise CorpusError(f"unknown protocol {protocol!r} (speaker, paper or loco:<corpus>)")
     out: dict[str, list[Clip]] = {"train": [], "val": [], "test": []}
-    for c in clips:
-        s = split_of(c, table)
-        if s in out:
-            out[s].append(c)
+    for c, s in zip(clips, splits_of(clips, table)):
+        out[s].append(c)
     return out
 
 
@@ -560,8 +558,23 @@ def run(data: str | os.PathLike, *, recipe: dict, out: str | os.PathLike, epochs
     sc = scan(data)
     log(f"found {len(sc.clips)} labelled clips in {data} ({len(sc.unmatched)} unmatched files)")
     splits = make_splits(sc.clips, recipe, seed)
+    loose = unsplittable([c for c in sc.clips if c.label in labels])
+    if loose and recipe.get("protocol", "speaker") == "speaker":
+        log(f"warning: {loose} clips have no speaker (one folder per label): they are split by file, "
+            "so val and test hold voices that training heard; a CSV manifest with a speaker column "
+            "gives a speaker-independent split")
     if not splits["train"]:
         raise CorpusError(f"{data}: no training clips with labels {', '.join(labels)}")
+    missing = [lab for lab in labels if not any(c.label == lab for c in splits["train"])]
+    if missing:
+        name = recipe.get("name", "cnn")
+        raise CorpusError(f"{data}: no training clips of {', '.join(missing)}, which recipe {name} "
+                          f"predicts; give --recipe a file with extends = \"{name}\" and the labels "
+                          "your data has (labels = [...])")
+    for part, what in (("val", "nothing is selected or calibrated on val (a CNN keeps its last epoch)"),
+                       ("test", "the card has no test metrics")):
+        if not splits[part]:
+            log(f"warning: no {part} clips in {data} under protocol {recipe.get('protocol', 'speaker')}: {what}")
     order = splits["train"] + splits["val"] + splits["test"]
     fs = extract_dataset(order, jobs=jobs, cache_dir=cache_dir, progress=progress)
     for f in fs.failed:

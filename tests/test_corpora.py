@@ -3,7 +3,7 @@ import csv
 import pytest
 
 from sercli.corpora import (PAPER_CLASSES, Clip, harmonise, paper_split, parse_name, read_manifest,
-                            scan, speaker_split, split_of, write_manifest)
+                            scan, speaker_split, split_of, splits_of, unsplittable, write_manifest)
 from sercli.errors import CorpusError
 
 from .conftest import CORPUS_NAMES, speechlike
@@ -88,3 +88,54 @@ def test_paper_split_is_balanced_stratified_and_seeded():
     paths = [c.path for part in a.values() for c in part]
     assert len(paths) == len(set(paths)) == 100
     assert paper_split(clips, seed=4) != a
+
+
+# A lab's own corpus: speakers outside speakers.csv
+
+def test_own_speakers_get_whole_speaker_splits_stable_in_any_subset():
+    canon = Clip("/c/1001_DFA_ANG_XX.wav", "cremad", "1001", "angry", None)
+    own = [Clip(f"/own/s{i}/{j}.wav", "lab", f"s{i}", "sad", None) for i in range(400) for j in range(3)]
+    splits = splits_of([canon] + own)
+    assert splits[0] == split_of(canon)                      # the canonical split is kept
+    by_speaker = {}
+    for c, s in zip(own, splits[1:]):
+        by_speaker.setdefault(c.speaker, set()).add(s)
+    assert all(len(v) == 1 for v in by_speaker.values())    # a speaker is never in two splits
+    shares = {s: sum(1 for v in by_speaker.values() if v == {s}) / 400 for s in ("train", "val", "test")}
+    assert shares["train"] == pytest.approx(0.70, abs=0.07)
+    assert shares["val"] == pytest.approx(0.15, abs=0.05) and shares["test"] == pytest.approx(0.15, abs=0.05)
+    # a subset (another folder, another run) keeps every speaker's split
+    subset = own[::7]
+    assert splits_of(subset) == [splits[1 + own.index(c)] for c in subset]
+    # the corpus is part of the key: the same speaker id in another corpus is another speaker
+    other = [Clip(f"/x/s{i}.wav", "lab2", f"s{i}", "sad", None) for i in range(400)]
+    assert splits_of(other) != [by_speaker[f"s{i}"].copy().pop() for i in range(400)]
+
+
+def test_clips_without_a_speaker_are_split_by_file_and_counted():
+    clips = [Clip(f"/own/{lab}/take{i}.wav", "folder", None, lab, None) for lab in ("sad", "happy")
+             for i in range(300)]
+    splits = splits_of(clips)
+    assert {"train", "val", "test"} == set(splits)
+    assert unsplittable(clips) == 600
+    # by file name: the same file elsewhere gets the same split
+    moved = [Clip(c.path.replace("/own/", "/mnt/backup/"), c.corpus, None, c.label, None) for c in clips]
+    assert splits_of(moved) == splits
+    assert unsplittable([Clip("/c/1001_DFA_ANG_XX.wav", "cremad", "1001", "angry", None)]) == 0
+
+
+def test_scan_counts_a_file_a_manifest_lists_once(tmp_path, rng):
+    """A manifest inside a folder-per-label tree: each file is one clip, with the manifest's speaker."""
+    import soundfile as sf
+    rows = ["path,label,speaker"]
+    for lab in ("angry", "sad"):
+        for i in range(3):
+            p = tmp_path / lab / f"t{i}.wav"
+            p.parent.mkdir(exist_ok=True)
+            sf.write(p, speechlike(rng, 0.3), 16000)
+            rows.append(f"{lab}/t{i}.wav,{lab},spk{i}")
+    (tmp_path / "list.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "again.csv").write_text("\n".join(rows[:2]) + "\n")     # listed twice: still once
+    s = scan(tmp_path)
+    assert len(s.clips) == 6 and not s.unmatched
+    assert {c.speaker for c in s.clips} == {"spk0", "spk1", "spk2"}

@@ -232,3 +232,38 @@ def test_recipe_runs_groups_reruns_by_training_keys(tmp_path, capsys):
     bad.write_text("[]")
     with pytest.raises(SystemExit, match="bad.card.json: not a model card"):
         mod.main([str(bad)])
+
+
+def test_train_and_evaluate_a_labs_own_corpus_split_by_its_speakers(tmp_path, rng):
+    """Speakers outside speakers.csv (a CSV manifest of a lab's corpus) are split whole into
+    train / val / test, and `evaluate --split test` scores the same test speakers."""
+    import soundfile as sf
+    from .conftest import speechlike
+    data = tmp_path / "lab"
+    rows = ["path,label,speaker"]
+    for spk in range(20):
+        for lab in ("angry", "happy", "sad", "neutral"):
+            p = data / f"p{spk}" / f"{lab}.wav"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(p, speechlike(rng, 0.5), 16000)
+            rows.append(f"{p.relative_to(data)},{lab},p{spk}")
+    (data / "labels.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "out"
+    # the default recipes predict six emotions: a corpus of four says which are missing, in one line
+    r = CliRunner().invoke(cli, ["train", "--data", str(data), "--recipe", "svm", "--out", str(out),
+                                 "--jobs", "1", "--cache", str(tmp_path / "c")])
+    assert r.exit_code == 1 and "no training clips of disgust, fear" in r.output
+    assert "Traceback" not in r.output and len(r.output.strip().splitlines()) == 2   # scan line + error
+    recipe = tmp_path / "lab-svm.toml"
+    recipe.write_text('extends = "svm"\nlabels = ["angry", "happy", "neutral", "sad"]\n')
+    r = CliRunner().invoke(cli, ["train", "--data", str(data), "--recipe", str(recipe), "--out", str(out),
+                                 "--jobs", "1", "--cache", str(tmp_path / "c")], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    card = json.loads((out / "lab-svm.card.json").read_text())
+    d = card["data"]
+    assert d["train"]["speakers"] and d["val"]["speakers"] and d["test"]["speakers"]
+    assert d["train"]["speakers"] + d["val"]["speakers"] + d["test"]["speakers"] == 20
+    r = CliRunner().invoke(cli, ["evaluate", "--data", str(data), "--model", str(out / "lab-svm.npz"),
+                                 "--split", "test", "--format", "json", "--jobs", "1"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["n"] == d["test"]["clips"] == 4 * d["test"]["speakers"]
