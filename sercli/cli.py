@@ -476,7 +476,11 @@ def info(model, fmt, debug):
               help="Also write the clip manifest (CSV) and emotion distribution plots next to it.")
 @click.option("--debug", is_flag=True)
 def train(data, recipe, out, epochs, jobs, seed, threads, cache, manifest, debug):
-    """Train a model from labelled corpora and write its weights and model card."""
+    """Train a model from labelled corpora and write its weights and model card.
+
+    Speakers are split as sercli/data/speakers.csv says; speakers it does not list (your own
+    corpus) are split whole 70/15/15 by a hash of corpus and speaker. Test speakers never
+    touch training or model selection."""
     from .errors import SercliError
     from . import train as tr
     try:
@@ -505,8 +509,9 @@ def train(data, recipe, out, epochs, jobs, seed, threads, cache, manifest, debug
                    "(.pt state dict, .npz SVM or .json ensemble).")
 @click.option("--split", type=click.Choice(["test", "val", "train", "all"]), default=None,
               help="Score the clips of these speakers of the canonical split (sercli/data/speakers.csv); "
-                   "clips of speakers not in it are kept only for 'all'. Default: test when the data "
-                   "holds clips of the split's test speakers, else all.")
+                   "other speakers get the split `train` gives them (a hash of corpus and speaker), "
+                   "clips without a speaker count only for 'all'. Default: test when the data holds "
+                   "clips of the canonical test speakers, else all.")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Also write metrics.json, per_class.csv, per_corpus.csv, confusion.csv, "
                    "confusion_normalized.csv, predictions.csv and confusion.png to this folder.")
