@@ -26,8 +26,9 @@ of files and bounded for long recordings; training < 30 min.
 It also times each stage per clip on one thread (bench/cpu_per_clip.py), which gives the
 ceilings of the two ratios whatever the load. The full run (about 700 clips, 22,000 short clips,
 one hour of audio, five hours in 5-minute files) took 90 s on an idle 2-core machine (its last
-run, bench/results.md), longer on a busy one; --quick takes under a minute. Run it on an otherwise idle machine: on a busy one the peer's
-default torch/BLAS threads slow it down many times over, which flatters sercli.
+run, bench/results.md), longer on a busy one; --quick takes under a minute. Run it on an
+otherwise idle machine: on a busy one the peer's default torch/BLAS threads slow it down many
+times over, which flatters sercli.
 """
 from __future__ import annotations
 

@@ -219,8 +219,6 @@ def split_of(clip: Clip, table: dict | None = None) -> str | None:
 
 #: shares of train / val / test for speakers outside speakers.csv (a lab's own corpus)
 OWN_SPLIT = (("train", 0.70), ("val", 0.15), ("test", 0.15))
-
-
 _OWN_CUTS = [(s, sum(f for _, f in OWN_SPLIT[:i + 1])) for i, (s, _) in enumerate(OWN_SPLIT)]
 
 
@@ -246,10 +244,9 @@ def splits_of(clips: list[Clip], table: dict | None = None) -> list[str]:
     return out
 
 
-def unsplittable(clips: list[Clip], table: dict | None = None) -> int:
-    """Clips that neither speakers.csv nor a speaker column places: split by file, not by speaker."""
-    table = speaker_split() if table is None else table
-    return sum(1 for c in clips if not c.speaker and (c.corpus, c.speaker) not in table)
+def unsplittable(clips: list[Clip]) -> int:
+    """Clips without a speaker (speakers.csv lists none such): split by file, not by speaker."""
+    return sum(1 for c in clips if not c.speaker)
 
 
 def paper_split(clips: list[Clip], *, seed: int = 0,

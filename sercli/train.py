@@ -73,6 +73,11 @@ def load_recipe(name_or_path: str, _seen: tuple[str, ...] = ()) -> dict:
     return recipe
 
 
+def training_keys(recipe: dict) -> dict:
+    """What decides a recipe's training: every key but its name and description, which are
+    prose (a rerun under another name, or a recipe inheriting a description, trains the same)."""
+    return {k: v for k, v in recipe.items() if k not in ("name", "description")}
+
 def make_splits(clips: list[Clip], recipe: dict, seed: int) -> dict[str, list[Clip]]:
     labels = tuple(recipe["labels"])
     clips = [c for c in clips if c.label in labels]
@@ -558,14 +563,16 @@ def run(data: str | os.PathLike, *, recipe: dict, out: str | os.PathLike, epochs
     sc = scan(data)
     log(f"found {len(sc.clips)} labelled clips in {data} ({len(sc.unmatched)} unmatched files)")
     splits = make_splits(sc.clips, recipe, seed)
+    protocol = recipe.get("protocol", "speaker")
     loose = unsplittable([c for c in sc.clips if c.label in labels])
-    if loose and recipe.get("protocol", "speaker") == "speaker":
+    if loose and protocol == "speaker":
         log(f"warning: {loose} clips have no speaker (one folder per label): they are split by file, "
             "so val and test hold voices that training heard; a CSV manifest with a speaker column "
             "gives a speaker-independent split")
     if not splits["train"]:
         raise CorpusError(f"{data}: no training clips with labels {', '.join(labels)}")
-    missing = [lab for lab in labels if not any(c.label == lab for c in splits["train"])]
+    present = {c.label for c in splits["train"]}
+    missing = [lab for lab in labels if lab not in present]
     if missing:
         name = recipe.get("name", "cnn")
         raise CorpusError(f"{data}: no training clips of {', '.join(missing)}, which recipe {name} "
@@ -574,7 +581,7 @@ def run(data: str | os.PathLike, *, recipe: dict, out: str | os.PathLike, epochs
     for part, what in (("val", "nothing is selected or calibrated on val (a CNN keeps its last epoch)"),
                        ("test", "the card has no test metrics")):
         if not splits[part]:
-            log(f"warning: no {part} clips in {data} under protocol {recipe.get('protocol', 'speaker')}: {what}")
+            log(f"warning: no {part} clips in {data} under protocol {protocol}: {what}")
     order = splits["train"] + splits["val"] + splits["test"]
     fs = extract_dataset(order, jobs=jobs, cache_dir=cache_dir, progress=progress)
     for f in fs.failed:

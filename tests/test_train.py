@@ -10,7 +10,7 @@ from sercli.cli import cli
 from sercli.corpora import scan
 from sercli.errors import CorpusError
 from sercli.models import load_file, sha256_file
-from sercli.train import load_recipe, recipe_dir
+from sercli.train import load_recipe, recipe_dir, training_keys
 
 RECIPES = sorted(p.stem for p in recipe_dir().glob("*.toml"))
 
@@ -39,9 +39,8 @@ def test_committed_cards_match_their_recipe_files(card):
     name = RENAMED.get(card.name, recipe["name"])
     if name not in RECIPES:
         pytest.skip(f"{card.name}: recipe {name} was a one-off file outside train/recipes")
-    now = load_recipe(name)
-    diff = {k: (recipe.get(k), now.get(k)) for k in set(recipe) | set(now)
-            if k not in ("name", "description") and recipe.get(k) != now.get(k)}
+    then, now = training_keys(recipe), training_keys(load_recipe(name))
+    diff = {k: (then.get(k), now.get(k)) for k in set(then) | set(now) if then.get(k) != now.get(k)}
     assert not diff, diff
 
 

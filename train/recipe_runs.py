@@ -14,7 +14,8 @@ import json
 import sys
 from pathlib import Path
 
-PROSE = ("name", "description")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from sercli.train import training_keys  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -25,7 +26,7 @@ def main(argv=None) -> int:
     for path in a.cards:
         try:
             card = json.loads(path.read_text())
-            keys = {k: v for k, v in card["recipe"].items() if k not in PROSE}
+            keys = training_keys(card["recipe"])
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise SystemExit(f"{path}: not a model card ({exc})") from None
         groups.setdefault(json.dumps(keys, sort_keys=True), []).append((path, card))

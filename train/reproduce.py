@@ -123,11 +123,8 @@ def run_one(r: dict, args, command: str) -> dict:
     if args.resume and card_file.is_file():
         try:
             old = json.loads(card_file.read_text())
-            # the training keys decide; name and description are prose (cnn-loco inherits
-            # the default's description, which changes with the default's epochs)
-            prose = ("name", "description")
-            same = {k: v for k, v in old.get("recipe", {}).items() if k not in prose} == \
-                {k: v for k, v in recipe.items() if k not in prose}
+            # cnn-loco inherits the default's description: only the training keys decide
+            same = tr.training_keys(old.get("recipe", {})) == tr.training_keys(recipe)
             if same and old.get("epochs") == epochs:
                 card, reused = old, True
         except (OSError, ValueError):
