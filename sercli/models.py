@@ -25,7 +25,7 @@ REGISTRY: dict[str, tuple[str, str]] = {
     # for --normalize-by speaker|folder on batches of about 20 or more clips per speaker (README)
     "cnn-spk": ("cnn-spk.pt", "3114d4488b3713fdf6d8f5c729b7d7602c5f6b2ba1205fb71c850c9a5a9731df"),
     # cnn-spk2, cnn-spk3 and svm-spk averaged (train/ensemble.py); the file pins their hashes
-    "cnn-spk-ens": ("cnn-spk-ens.json", "f40db16f0f51d0a901e24cdf4c53aa29d39578740afa9d024256ee3a3685578b"),
+    "cnn-spk-ens": ("cnn-spk-ens.json", "7aa0463addd41f332a0e3c30e8b67d8287b79b30c327eb19f3c32d3d6e40a033"),
     "seed-cnn": ("seed-cnn.pt", "cc22e21e7184d4ab15cfaf679eda740fdf5af966b797456f666865a560bae10e"),
     "svm": ("svm.npz", "fe3dd4a06b996880d07d13aa06081a72fc36bb20744d6d6338c3b043ed04354b"),
 }
@@ -95,9 +95,11 @@ class Model:
     def supports_group_norm(self) -> bool:
         """Whether group normalisation (--normalize-by) applies: SVMs, whose input is one small
         vector per clip, and CNNs trained on group-normalised inputs (a per-band offset of the
-        log-mel, from one vector of band means per clip); an ensemble when all its members do."""
+        log-mel, from one vector of band means per clip); an ensemble when all its members do,
+        leaving out those it runs per clip, and at least one is left."""
         if self.kind == "ensemble":
-            return all(m.supports_group_norm for m in self.impl.members)
+            grouped = self.impl.grouped_members()
+            return bool(grouped) and all(m.supports_group_norm for m in grouped)
         return self.kind == "svm" or self.group_trained
 
     @property
@@ -119,7 +121,8 @@ class Model:
         if not feats:
             return np.zeros((0, len(self.labels)), np.float32)
         if self.kind == "ensemble":
-            return self.impl.combine([m.predict_proba_grouped(feats, groups) for m in self.impl.members])
+            return self.impl.combine([m.predict_proba(feats) if per_clip else m.predict_proba_grouped(feats, groups)
+                                      for m, per_clip in zip(self.impl.members, self.impl.per_clip)])
         if self.kind == "cnn":
             return self._predict_cnn(feats, groups)
         X = self.impl.group_normalize(self.impl.inputs(feats), groups)
@@ -177,9 +180,20 @@ class Model:
 
 @dataclass
 class Ensemble:
-    """Models whose class probabilities are averaged with fixed weights (summing to 1)."""
+    """Models whose class probabilities are averaged with fixed weights (summing to 1).
+
+    A member marked per_clip sees each clip alone even under --normalize-by: a single-clip
+    model (`cnn`) beside group-normalised ones keeps the ensemble sound on small groups and on
+    groups of one emotion, where group normalisation fails."""
     members: list[Model]
     weights: np.ndarray
+    per_clip: list[bool] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.per_clip = list(self.per_clip) or [False] * len(self.members)
+
+    def grouped_members(self) -> list[Model]:
+        return [m for m, pc in zip(self.members, self.per_clip) if not pc]
 
     def combine(self, probs: list[np.ndarray]) -> np.ndarray:
         return sum(w * p for w, p in zip(self.weights, probs)).astype(np.float32)
@@ -202,6 +216,9 @@ def load_ensemble(path: Path, digest: str, name: str | None) -> Model:
         files = [path.parent / str(e["file"]) for e in entries]
         pins = [str(e["sha256"]) for e in entries]
         weights = np.array([float(e["weight"]) for e in entries])
+        per_clip = [e.get("per_clip", False) for e in entries]
+        if not all(isinstance(pc, bool) for pc in per_clip):
+            raise ValueError("per_clip must be true or false")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelError(f"{path}: not a valid sercli ensemble file ({' '.join(str(exc).split())[:160]})") from exc
     if not np.all(np.isfinite(weights)) or np.any(weights < 0) or abs(weights.sum() - 1) > 1e-6:
@@ -220,10 +237,11 @@ def load_ensemble(path: Path, digest: str, name: str | None) -> Model:
             raise ModelError(f"{path}: member {m.name} has labels {', '.join(m.labels)}, "
                              f"{members[0].name} has {', '.join(labels)} (they must be the same, in order)")
     card = {k: v for k, v in spec.items() if k not in ("format", "members")}
-    card["members"] = [{"name": m.name, "file": Path(m.path).name, "sha256": m.sha256, "weight": float(w)}
-                       for m, w in zip(members, weights)]
+    card["members"] = [{"name": m.name, "file": Path(m.path).name, "sha256": m.sha256, "weight": float(w),
+                        **({"per_clip": True} if pc else {})}
+                       for m, w, pc in zip(members, weights, per_clip)]
     return Model(name or path.stem, "ensemble", labels, str(path), digest, card,
-                 Ensemble(members, weights))
+                 Ensemble(members, weights, per_clip))
 
 
 def pad_batch(mels: list[np.ndarray]):

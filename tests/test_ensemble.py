@@ -27,9 +27,26 @@ def two_cnns(tmp_path_factory):
     return paths
 
 
-def write_spec(path, members, **extra):
+@pytest.fixture(scope="module")
+def group_cnn(two_cnns):
+    """A tiny CNN marked as trained on group-normalised inputs (prior statistics 0 and 1)."""
+    import torch
+    from sercli import nets
+    from sercli.corpora import SIX_CLASSES
+    from sercli.models import save_torch
+    torch.manual_seed(3)
+    net = nets.EmotionCNN(nets.CNNDims(n_mels=64, n_labels=6, channels=[4, 8], hidden=8,
+                                       group_norm=True, group_prior=1.0))
+    p = two_cnns[0].parent / "g.pt"
+    save_torch(p, net, {"kind": "cnn", "labels": list(SIX_CLASSES), "recipe": "test"})
+    return p
+
+
+def write_spec(path, members, per_clip=(), **extra):
     spec = {"format": ENSEMBLE_FORMAT, "description": "test ensemble", **extra,
             "members": [{"file": p.name, "sha256": sha256_file(p), "weight": w} for p, w in members]}
+    for i in per_clip:
+        spec["members"][i]["per_clip"] = True
     path.write_text(json.dumps(spec))
     return path
 
@@ -55,6 +72,25 @@ def test_ensemble_is_the_weighted_mean_of_its_members(two_cnns, rng):
     assert not ens.supports_group_norm and not ens.group_trained
     assert [m["weight"] for m in ens.card["members"]] == [0.3, 0.7]
     assert ens.card["description"] == "test ensemble" and ens.sha256 == sha256_file(spec)
+
+
+def test_a_per_clip_member_sees_each_clip_alone_under_group_normalisation(two_cnns, group_cnn, rng):
+    a, _ = two_cnns                       # a single-clip CNN: it cannot be normalised by group
+    d = a.parent
+    plain = load_file(write_spec(d / "mix0.json", [(a, 0.4), (group_cnn, 0.6)]))
+    assert not plain.supports_group_norm  # without per_clip the single-clip member refuses groups
+    ens = load_file(write_spec(d / "mix.json", [(a, 0.4), (group_cnn, 0.6)], per_clip=[0]))
+    assert ens.supports_group_norm and ens.group_trained
+    assert [m.get("per_clip", False) for m in ens.card["members"]] == [True, False]
+    ma, mg = load_file(a), load_file(group_cnn)
+    x = feats(rng, 4)
+    groups = ["s1", "s1", "s2", "s2"]
+    got = ens.predict_proba_grouped(x, groups)      # ma would refuse groups: it must run per clip
+    want = 0.4 * ma.predict_proba(x) + 0.6 * mg.predict_proba_grouped(x, groups)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    # every member per clip: nothing is left to normalise by group
+    alone = load_file(write_spec(d / "mix2.json", [(a, 0.4), (group_cnn, 0.6)], per_clip=[0, 1]))
+    assert not alone.supports_group_norm
 
 
 def test_ensemble_classifies_files(two_cnns, write_wav, rng):
@@ -86,6 +122,7 @@ def test_a_replaced_member_is_refused(two_cnns, tmp_path):
     (lambda s: s["members"][0].update(weight=0.9), "weights must be non-negative and sum to 1"),
     (lambda s: s["members"][0].update(weight="x"), "not a valid sercli ensemble file"),
     (lambda s: s["members"][0].update(file="nope.pt"), r"bad\.json: member .*nope\.pt: model file not found"),
+    (lambda s: s["members"][0].update(per_clip="yes"), "per_clip must be true or false"),
 ])
 def test_bad_ensemble_files_give_one_line_errors(two_cnns, tmp_path, mutate, message):
     import shutil
@@ -167,6 +204,34 @@ def test_ensemble_script_chooses_on_val_and_its_numbers_hold(two_cnns, tiny_corp
     assert r["n"] == spec["metrics"]["test"]["n"] > 0
     assert r["uar"] == pytest.approx(spec["metrics"]["test"]["uar"])
     assert r["accuracy"] == pytest.approx(spec["metrics"]["test"]["accuracy"])
+
+
+def test_ensemble_script_speaker_mode_runs_a_single_clip_member_per_clip(two_cnns, group_cnn, tiny_corpus,
+                                                                         tmp_path, capsys):
+    from sercli.corpora import scan, speaker_split, split_of
+    from sercli.dataset import extract_dataset
+    from sercli.evaluate import clip_groups, predict_clips_grouped
+    from sercli.metrics import evaluate
+    from sercli.train import subset
+    a, _ = two_cnns
+    out = tmp_path / "spk.json"
+    assert load_script().main(["--data", str(tiny_corpus), "--member", str(a), "--member", str(group_cnn),
+                               "--mode", "speaker", "--step", "0.25", "--jobs", "1", "--out", str(out)]) == 0
+    spec = json.loads(out.read_text())
+    assert [m.get("per_clip", False) for m in spec["members"]] == [True, False]
+    ens = load_file(out)
+    assert ens.supports_group_norm
+    # the file's test numbers are what the loaded ensemble scores with each speaker's clips together
+    fs = extract_dataset(scan(tiny_corpus).clips, jobs=1)
+    test = subset(fs, [i for i, c in enumerate(fs.clips) if split_of(c, speaker_split()) == "test"])
+    p = predict_clips_grouped(ens, test, clip_groups(test.clips, "speaker"))
+    r = evaluate([c.label for c in test.clips], [ens.labels[i] for i in p.argmax(1)], list(ens.labels))
+    assert r["n"] == spec["metrics"]["test"]["n"] > 0
+    assert r["uar"] == pytest.approx(spec["metrics"]["test"]["uar"])
+    # a speaker-mode ensemble needs a member that can be normalised by group
+    with pytest.raises(SystemExit, match="at least one member that supports --normalize-by"):
+        load_script().main(["--data", str(tiny_corpus), "--member", str(a), "--member", str(two_cnns[1]),
+                            "--mode", "speaker", "--out", str(tmp_path / "no.json")])
 
 
 def test_ensemble_script_needs_distinct_member_names(two_cnns, tmp_path):

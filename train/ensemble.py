@@ -6,8 +6,9 @@
 Scores every member on the canonical split's val and test speakers (or, with --protocol
 loco:CORPUS, on the other corpora's val speakers and every clip of CORPUS), either each clip alone
 (`--mode single`, as `classify`) or with each speaker's clips normalised together (`--mode
-speaker`, as `classify --normalize-by speaker`). The weights (a grid of step --step over the
-simplex) are those with the best val UAR; test speakers only score the result. The output is a
+speaker`, as `classify --normalize-by speaker`; a member that cannot be normalised by group,
+such as `cnn`, then sees each clip alone and is marked per_clip in the file). The weights (a
+grid of step --step over the simplex) are those with the best val UAR; test speakers only score the result. The output is a
 JSON file that sercli loads as a model (sercli.models.load_ensemble): the members' files
 relative to it, each pinned by sha256, their weights, and the val and test metrics measured
 here. Every number in it is computed here; nothing is typed by hand.
@@ -74,8 +75,11 @@ def main(argv=None) -> int:
     labels = list(members[0].labels)
     if any(list(m.labels) != labels for m in members):
         raise SystemExit("all members must share one label order")
-    if a.mode == "speaker" and not all(m.supports_group_norm for m in members):
-        raise SystemExit("--mode speaker needs members that support --normalize-by")
+    # In speaker mode a member that cannot be normalised by group (a single-clip CNN) sees each
+    # clip alone, in this scoring and in the written file, as classify --normalize-by runs it.
+    per_clip = [a.mode == "speaker" and not m.supports_group_norm for m in members]
+    if a.mode == "speaker" and all(per_clip):
+        raise SystemExit("--mode speaker needs at least one member that supports --normalize-by")
 
     if a.protocol != "speaker" and not a.protocol.startswith("loco:"):
         raise SystemExit(f"--protocol must be speaker or loco:CORPUS, got {a.protocol!r}")
@@ -86,9 +90,10 @@ def main(argv=None) -> int:
     corpora = {s: [c.corpus for c in p.clips] for s, p in parts.items()}
 
     proba = []
-    for m in members:
-        log(f"scoring {m.name} ({a.mode}) ...")
-        proba.append({s: proba_in_mode(m, p, a.mode) for s, p in parts.items()})
+    for m, pc in zip(members, per_clip):
+        mode = "single" if pc else a.mode
+        log(f"scoring {m.name} ({mode}) ...")
+        proba.append({s: proba_in_mode(m, p, mode) for s, p in parts.items()})
 
     def metrics(w, split, by_corpus=False) -> dict:
         p = sum(wi * pr[split] for wi, pr in zip(w, proba))
@@ -116,7 +121,8 @@ def main(argv=None) -> int:
                            for m, pr in zip(members, proba)},
         "command": shlex.join(["python", "train/ensemble.py", *(sys.argv[1:] if argv is None else argv)]),
         "members": [{"name": m.name, "file": os.path.relpath(Path(m.path).resolve(), out_dir),
-                     "sha256": m.sha256, "weight": w} for m, w in zip(members, best)],
+                     "sha256": m.sha256, "weight": w, **({"per_clip": True} if pc else {})}
+                    for m, w, pc in zip(members, best, per_clip)],
     }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(spec, indent=1) + "\n")
