@@ -435,7 +435,8 @@ def info(model, fmt, debug):
     con.print(f"[bold]{m.name}[/bold] ({m.kind}) {card.get('description', '')}")
     con.print(f"weights: {m.path}\nsha256: {m.sha256}\nlabels: {', '.join(m.labels)}")
     for e in card.get("members") or []:     # an ensemble
-        con.print(f"member: {e['name']} ({e['file']}, weight {e['weight']:g}, sha256 {e['sha256'][:12]}…)")
+        alone = ", each clip alone" if e.get("per_clip") else ""
+        con.print(f"member: {e['name']} ({e['file']}, weight {e['weight']:g}{alone}, sha256 {e['sha256'][:12]}…)")
     if card.get("protocol"):
         con.print(f"protocol: {card['protocol']}")
     data = card.get("data") or {}

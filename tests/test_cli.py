@@ -158,6 +158,13 @@ def test_info_json():
     assert r.exit_code == 0 and "UAR" in r.stdout
 
 
+def test_info_ensemble_lists_members_and_which_run_per_clip():
+    r = run(["info", "--model", "cnn-spk-ens"])
+    members = [line for line in r.stdout.splitlines() if line.startswith("member: ")]
+    assert r.exit_code == 0 and len(members) == 4
+    assert [("each clip alone" in m) for m in members] == [True, False, False, False]   # cnn first
+
+
 def test_python_api(clips, tiny_cnn):
     import sercli
     r = sercli.classify_file(clips / "s0" / "00_take.wav", model=str(tiny_cnn))
