@@ -24,7 +24,8 @@ REGISTRY: dict[str, tuple[str, str]] = {
     "cnn": ("cnn.pt", "9234e15c69dbc0f3072a391f67a2f6f24f7288ad82c99a82f948a6586d785372"),
     # for --normalize-by speaker|folder on batches of about 20 or more clips per speaker (README)
     "cnn-spk": ("cnn-spk.pt", "3114d4488b3713fdf6d8f5c729b7d7602c5f6b2ba1205fb71c850c9a5a9731df"),
-    # cnn-spk2, cnn-spk3 and svm-spk averaged (train/ensemble.py); the file pins their hashes
+    # cnn (each clip alone), cnn-spk2, cnn-spk3 and svm-spk averaged (train/ensemble.py); the file
+    # pins their hashes
     "cnn-spk-ens": ("cnn-spk-ens.json", "7aa0463addd41f332a0e3c30e8b67d8287b79b30c327eb19f3c32d3d6e40a033"),
     "seed-cnn": ("seed-cnn.pt", "cc22e21e7184d4ab15cfaf679eda740fdf5af966b797456f666865a560bae10e"),
     "svm": ("svm.npz", "fe3dd4a06b996880d07d13aa06081a72fc36bb20744d6d6338c3b043ed04354b"),

@@ -1,17 +1,18 @@
 """Build an ensemble file: member models' probabilities averaged, weights chosen on the val speakers.
 
     python train/ensemble.py --data ~/corpora --cache ~/.cache/sercli/features --mode speaker \
-        --member weights/cnn-spk.pt --member weights/cnn-spk3.pt --out weights/cnn-spk-ens.json
+        --member weights/cnn.pt --member weights/cnn-spk3.pt --out runs/ens.json
 
 Scores every member on the canonical split's val and test speakers (or, with --protocol
 loco:CORPUS, on the other corpora's val speakers and every clip of CORPUS), either each clip alone
 (`--mode single`, as `classify`) or with each speaker's clips normalised together (`--mode
 speaker`, as `classify --normalize-by speaker`; a member that cannot be normalised by group,
 such as `cnn`, then sees each clip alone and is marked per_clip in the file). The weights (a
-grid of step --step over the simplex) are those with the best val UAR; test speakers only score the result. The output is a
-JSON file that sercli loads as a model (sercli.models.load_ensemble): the members' files
-relative to it, each pinned by sha256, their weights, and the val and test metrics measured
-here. Every number in it is computed here; nothing is typed by hand.
+grid of step --step over the simplex) are those with the best val UAR; test speakers only
+score the result. The output is a JSON file that sercli loads as a model
+(sercli.models.load_ensemble): the members' files relative to it, each pinned by sha256, their
+weights, and the val and test metrics measured here. Every number in it is computed here;
+nothing is typed by hand.
 """
 from __future__ import annotations
 
