@@ -188,10 +188,7 @@ class Ensemble:
     groups of one emotion, where group normalisation fails."""
     members: list[Model]
     weights: np.ndarray
-    per_clip: list[bool] = field(default_factory=list)
-
-    def __post_init__(self):
-        self.per_clip = list(self.per_clip) or [False] * len(self.members)
+    per_clip: list[bool]        # one flag per member
 
     def grouped_members(self) -> list[Model]:
         return [m for m, pc in zip(self.members, self.per_clip) if not pc]

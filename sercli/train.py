@@ -78,6 +78,7 @@ def training_keys(recipe: dict) -> dict:
     prose (a rerun under another name, or a recipe inheriting a description, trains the same)."""
     return {k: v for k, v in recipe.items() if k not in ("name", "description")}
 
+
 def make_splits(clips: list[Clip], recipe: dict, seed: int) -> dict[str, list[Clip]]:
     labels = tuple(recipe["labels"])
     clips = [c for c in clips if c.label in labels]
