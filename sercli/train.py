@@ -301,6 +301,34 @@ def predict_torch(model_kind: str, net, fs: FeatureSet) -> np.ndarray:
     return predict_clips(model, fs)
 
 
+def corpus_adversary(emb: int, hidden: int, n_corpora: int):
+    """A corpus classifier on the CNN's embedding behind a gradient reversal (Ganin & Lempitsky,
+    2015): it learns to tell the training corpora apart while the reversed gradient teaches the
+    CNN an embedding it cannot tell them apart by. Used in training only; never saved."""
+    import torch
+    from torch import nn
+
+    class Reverse(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, scale):
+            ctx.scale = scale
+            return x.view_as(x)
+
+        @staticmethod
+        def backward(ctx, grad):
+            return -ctx.scale * grad, None
+
+    class Adversary(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Sequential(nn.Linear(emb, hidden), nn.ReLU(), nn.Linear(hidden, n_corpora))
+
+        def forward(self, e, scale: float):
+            return self.net(Reverse.apply(e, scale))
+
+    return Adversary()
+
+
 def train_torch(data: dict[str, FeatureSet], labels, recipe, seed, epochs, threads):
     import torch
     from torch import nn
@@ -355,7 +383,17 @@ def train_torch(data: dict[str, FeatureSet], labels, recipe, seed, epochs, threa
             net.summary_std.copy_(torch.from_numpy(train_summary.std(0) + 1e-3))
     bs = int(recipe.get("batch_size", 64))
     steps = epochs * int(np.ceil(len(y) / bs))
-    opt = torch.optim.AdamW(net.parameters(), lr=float(recipe.get("lr", 2e-3)),
+    adv_weight, adversary = float(recipe.get("corpus_adversary", 0.0)), None
+    if adv_weight:
+        corpora = sorted({c.corpus for c in tr.clips})      # two or more: checked by run()
+        y_corpus = np.array([corpora.index(c.corpus) for c in tr.clips])
+        emb = 2 * dims.channels[-1] + (dims.hidden if dims.n_summary else 0)   # EmotionCNN.embed
+        adversary = corpus_adversary(emb, dims.hidden, len(corpora))
+        # each corpus weighs the same in the adversary's loss, however many clips it has
+        cc = np.bincount(y_corpus, minlength=len(corpora)).astype(np.float64)
+        adv_loss_fn = nn.CrossEntropyLoss(weight=torch.tensor(cc.sum() / cc / len(corpora), dtype=torch.float32))
+    params = list(net.parameters()) + (list(adversary.parameters()) if adversary is not None else [])
+    opt = torch.optim.AdamW(params, lr=float(recipe.get("lr", 2e-3)),
                             weight_decay=float(recipe.get("weight_decay", 1e-4)))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=float(recipe.get("lr", 2e-3)),
                                                 total_steps=max(1, steps), pct_start=0.15)
@@ -370,7 +408,7 @@ def train_torch(data: dict[str, FeatureSet], labels, recipe, seed, epochs, threa
     yv = [c.label for c in va.clips]
     for epoch in range(1, epochs + 1):
         net.train()
-        t0, tot, correct, seen = time.time(), 0.0, 0, 0
+        t0, tot, correct, seen, adv_correct = time.time(), 0.0, 0, 0, 0
         perm = rng.permutation(len(y))
         for s in range(0, len(perm), bs):
             idx = perm[s:s + bs]
@@ -394,11 +432,24 @@ def train_torch(data: dict[str, FeatureSet], labels, recipe, seed, epochs, threa
                 summ = torch.from_numpy(summ_b.astype(np.float32)) if net.dims.n_summary else None
                 if mixup:
                     x, lengths, summ, lam, other = mix_batch(x, lengths, summ, rng, mixup)
-                logits = net(x, lengths, summ)
+                e = net.embed(x, lengths, summ)
+                logits = net.head(e)
             if kind not in SEED_KINDS and mixup:
                 loss = lam * loss_fn(logits, yb) + (1 - lam) * loss_fn(logits, yb[other])
             else:
                 loss = loss_fn(logits, yb)
+            if adversary is not None:
+                # the reversal grows from 0 to 1 over training (DANN's schedule), so the
+                # emotion classes are learnt before the corpora are unlearnt
+                p = (epoch - 1 + s / len(perm)) / epochs
+                scale = 2.0 / (1.0 + np.exp(-10.0 * p)) - 1.0
+                adv_logits, yc = adversary(e, scale), torch.from_numpy(y_corpus[idx])
+                if mixup:
+                    adv_loss = lam * adv_loss_fn(adv_logits, yc) + (1 - lam) * adv_loss_fn(adv_logits, yc[other])
+                else:
+                    adv_loss = adv_loss_fn(adv_logits, yc)
+                loss = loss + adv_weight * adv_loss
+                adv_correct += int((adv_logits.argmax(1) == yc).sum())
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -408,6 +459,8 @@ def train_torch(data: dict[str, FeatureSet], labels, recipe, seed, epochs, threa
             seen += len(idx)
         row = {"epoch": epoch, "train_loss": tot / seen, "train_accuracy": correct / seen,
                "seconds": round(time.time() - t0, 1)}
+        if adversary is not None:   # how well the corpora can still be told apart (chance: 1/n)
+            row["corpus_accuracy"] = adv_correct / seen
         if len(va.clips):
             pv = predict_torch(kind, net, va)
             m = evaluate(yv, [labels[i] for i in pv.argmax(1)], labels)
@@ -419,6 +472,7 @@ def train_torch(data: dict[str, FeatureSet], labels, recipe, seed, epochs, threa
         history.append(row)
         log(f"epoch {epoch}/{epochs}  loss {row['train_loss']:.3f}  train acc {row['train_accuracy']:.3f}"
             + (f"  val acc {row['val_accuracy']:.3f}  val UAR {row['val_uar']:.3f}" if "val_uar" in row else "")
+            + (f"  corpus acc {row['corpus_accuracy']:.3f}" if "corpus_accuracy" in row else "")
             + f"  ({row['seconds']} s)")
     if best_state is not None:
         net.load_state_dict(best_state)
@@ -525,7 +579,7 @@ def plot_confusion(metrics: dict, path: Path, title: str) -> None:
 
 def check_cnn_options(recipe: dict) -> None:
     """A one-line CorpusError for a CNN recipe's time_pool, band_norm, pooling, mixup,
-    noise_snr_db, reverb_rt60_s, noise_prob or reverb_prob of the wrong kind, before any data is
+    noise_snr_db, reverb_rt60_s, noise_prob, reverb_prob or corpus_adversary of the wrong kind, before any data is
     read (a time_pool of 0 would otherwise train on a wrong frame mask)."""
     if recipe.get("model") != "cnn":
         return
@@ -546,6 +600,10 @@ def check_cnn_options(recipe: dict) -> None:
         v = recipe.get(key, 0.0)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
             raise CorpusError(f"recipe {recipe.get('name')}: {key} must be a number from 0 to 1, got {v!r}")
+    adv = recipe.get("corpus_adversary", 0.0)
+    if isinstance(adv, bool) or not isinstance(adv, (int, float)) or adv < 0:
+        raise CorpusError(f"recipe {recipe.get('name')}: corpus_adversary must be a number >= 0 "
+                          f"(the weight of the corpus adversary's loss), got {adv!r}")
     if isinstance(tp, bool) or not isinstance(tp, int) or tp < 1:
         raise CorpusError(f"recipe {recipe.get('name')}: time_pool must be a whole number >= 1, got {tp!r}")
     if not isinstance(bn, bool):
@@ -583,6 +641,10 @@ def run(data: str | os.PathLike, *, recipe: dict, out: str | os.PathLike, epochs
                        ("test", "the card has no test metrics")):
         if not splits[part]:
             log(f"warning: no {part} clips in {data} under protocol {protocol}: {what}")
+    corpora = sorted({c.corpus for c in splits["train"]})
+    if recipe.get("corpus_adversary") and (recipe["model"] != "cnn" or len(corpora) < 2):
+        raise CorpusError(f"recipe {recipe.get('name')}: corpus_adversary needs model cnn and "
+                          f"training clips from two or more corpora (found {', '.join(corpora)})")
     order = splits["train"] + splits["val"] + splits["test"]
     fs = extract_dataset(order, jobs=jobs, cache_dir=cache_dir, progress=progress)
     for f in fs.failed:

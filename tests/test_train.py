@@ -165,7 +165,9 @@ def test_recipe_extends_another(tmp_path):
                                          ("reverb_rt60_s = [0, 1]",
                                           "reverb_rt60_s must be [low, high] with 0 < low and low <= high"),
                                          ('noise_prob = "half"', "noise_prob must be a number from 0 to 1"),
-                                         ("reverb_prob = 1.5", "reverb_prob must be a number from 0 to 1")])
+                                         ("reverb_prob = 1.5", "reverb_prob must be a number from 0 to 1"),
+                                         ("corpus_adversary = -1", "corpus_adversary must be a number >= 0 "
+                                                                   "(the weight of the corpus adversary's loss)")])
 def test_bad_cnn_options_are_one_line_errors(tiny_corpus, tmp_path, line, reason):
     (tmp_path / "bad.toml").write_text(f'extends = "cnn"\n{line}\n')
     r = CliRunner().invoke(cli, ["train", "--data", str(tiny_corpus), "--recipe", str(tmp_path / "bad.toml"),
@@ -266,3 +268,46 @@ def test_train_and_evaluate_a_labs_own_corpus_split_by_its_speakers(tmp_path, rn
                                  "--split", "test", "--format", "json", "--jobs", "1"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["n"] == d["test"]["clips"] == 4 * d["test"]["speakers"]
+
+
+def test_corpus_adversary_reverses_and_scales_the_gradient(rng):
+    import torch
+    from sercli.train import corpus_adversary
+    torch.manual_seed(0)
+    adv = corpus_adversary(6, 5, 3)
+    e = torch.from_numpy(rng.normal(size=(4, 6)).astype(np.float32)).requires_grad_()
+    adv(e, 0.25).square().sum().backward()
+    reversed_grad = e.grad.clone()
+    e.grad = None
+    out = adv.net(e)                    # the same classifier without the reversal
+    assert torch.equal(adv(e, 0.25), out)   # forward is untouched
+    out.square().sum().backward()
+    assert torch.allclose(reversed_grad, -0.25 * e.grad)
+
+
+def test_corpus_adversary_trains_and_is_not_saved(tiny_corpus, tmp_path):
+    (tmp_path / "adv.toml").write_text('extends = "cnn"\ncorpus_adversary = 0.5\nchannels = [4, 8]\nhidden = 8\n')
+    out = tmp_path / "out"
+    r = CliRunner().invoke(cli, ["train", "--data", str(tiny_corpus), "--recipe", str(tmp_path / "adv.toml"),
+                                 "--out", str(out), "--epochs", "2", "--jobs", "1", "--threads", "1",
+                                 "--cache", str(tmp_path / "cache")], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    card = json.loads((out / "adv.card.json").read_text())
+    acc = [row["corpus_accuracy"] for row in card["history"]]
+    assert len(acc) == 2 and all(0.0 <= a <= 1.0 for a in acc)
+    # the saved net is a plain EmotionCNN: it loads and its state holds no adversary
+    import torch
+    blob = torch.load(out / card["weights"], weights_only=True)
+    assert not any("adversary" in k or k.startswith("net.") for k in blob["state_dict"])
+    assert load_file(out / card["weights"]).kind == "cnn"
+
+
+def test_corpus_adversary_needs_two_corpora(tiny_corpus, tmp_path):
+    (tmp_path / "adv.toml").write_text('extends = "cnn"\ncorpus_adversary = 0.5\n')
+    r = CliRunner().invoke(cli, ["train", "--data", str(tiny_corpus / "cremad"), "--recipe", str(tmp_path / "adv.toml"),
+                                 "--out", str(tmp_path / "out"), "--epochs", "1", "--jobs", "1",
+                                 "--cache", str(tmp_path / "cache")])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert r.stderr.strip().splitlines()[-1] == ("Error: recipe adv: corpus_adversary needs model cnn and "
+                                                 "training clips from two or more corpora (found cremad)")
+    assert not (tmp_path / "cache").exists()      # refused before any feature was extracted
