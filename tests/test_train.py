@@ -235,6 +235,27 @@ def test_recipe_runs_groups_reruns_by_training_keys(tmp_path, capsys):
         mod.main([str(bad)])
 
 
+def test_loco_table_sets_each_held_out_corpus_against_its_in_corpus_uar(tmp_path, capsys):
+    """train/loco_table.py: per corpus, held-out UAR and the gap to the in-corpus UAR, in points."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("loco_table", REPO / "train" / "loco_table.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    inside = tmp_path / "in.card.json"
+    inside.write_text(json.dumps({"name": "m", "metrics": {"test": {"per_corpus": {
+        "cremad": {"uar": 0.64}, "tess": {"uar": 0.5}}}}}))
+    for corpus, uar in (("cremad", 0.50), ("tess", 0.55)):
+        (tmp_path / f"lo-{corpus}.card.json").write_text(json.dumps({
+            "recipe": {"protocol": f"loco:{corpus}"}, "metrics": {"test": {"uar": uar}},
+            "epochs": 8, "seconds": {"total": 90.0}}))
+    mod.main(["--in-corpus", str(inside), "--row", f"r={tmp_path}/lo-*.card.json"])
+    out = capsys.readouterr().out
+    assert "| r | 50.0% / 14.0 | 55.0% / -5.0 | 52.5% | 4.5 | 1 of 2 | 8 | 3 |" in out
+    (tmp_path / "sp.card.json").write_text(json.dumps({"recipe": {"protocol": "speaker"}}))
+    with pytest.raises(SystemExit, match="not a leave-one-corpus-out card"):
+        mod.main(["--in-corpus", str(inside), "--row", f"r={tmp_path}/sp.card.json"])
+
+
 def test_train_and_evaluate_a_labs_own_corpus_split_by_its_speakers(tmp_path, rng):
     """Speakers outside speakers.csv (a CSV manifest of a lab's corpus) are split whole into
     train / val / test, and `evaluate --split test` scores the same test speakers."""

@@ -1,0 +1,71 @@
+"""Leave-one-corpus-out runs set against the in-corpus run, per corpus, read from model cards.
+
+    python train/loco_table.py --in-corpus train/results/cnn-spk3/speaker/cnn-spk3-speaker.card.json \
+        --row "cnn-spk3, 8 epochs=train/results/cnn-spk3/loco-*/*.card.json" \
+        --row "cnn-spk3, 30 epochs=train/results/experiments/cnn-spk3-loco30-*.card.json" \
+        > train/results/experiments/loco-methods.md
+
+Each --row is LABEL=GLOB; the glob's cards are leave-one-corpus-out runs (protocol loco:CORPUS),
+one per held-out corpus. A cell is the test UAR on the held-out corpus; the in-corpus UAR is the
+--in-corpus card's test UAR on that corpus's test speakers; the gap is in-corpus minus held-out,
+in points (the aim of #4: under 10). Every number is read from the cards.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import sys
+
+
+def loco_cards(pattern: str) -> dict[str, dict]:
+    cards = {}
+    for path in sorted(glob.glob(pattern)):
+        card = json.loads(open(path).read())
+        proto = card["recipe"].get("protocol", "")
+        if not proto.startswith("loco:"):
+            sys.exit(f"{path}: not a leave-one-corpus-out card (protocol {proto!r})")
+        cards[proto.split(":", 1)[1]] = card
+    if not cards:
+        sys.exit(f"{pattern}: no cards")
+    return cards
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--in-corpus", required=True, help="the speaker-independent run's card")
+    ap.add_argument("--row", action="append", required=True, metavar="LABEL=GLOB")
+    a = ap.parse_args(argv)
+    inside = json.loads(open(a.in_corpus).read())
+    within = {c: m["uar"] for c, m in inside["metrics"]["test"]["per_corpus"].items()}
+    corpora = sorted(within)
+    print("# Leave one corpus out against unseen speakers of seen corpora (train/loco_table.py)\n")
+    print("Command: `python train/loco_table.py " + " ".join(
+        [f"--in-corpus {a.in_corpus}"] + [f'--row "{r}"' for r in a.row]) + "`\n")
+    print(f"In-corpus: `{inside['name']}`, test UAR on each corpus's test speakers: "
+          + ", ".join(f"{c} {within[c]:.1%}" for c in corpora) + ".\n")
+    print("| run | " + " | ".join(f"{c}: held out / gap" for c in corpora)
+          + " | mean UAR held out | mean gap | corpora within 10 points | epochs | minutes |")
+    print("|---|" + "---|" * (len(corpora) + 5))
+    for spec in a.row:
+        label, _, pattern = spec.partition("=")
+        cards = loco_cards(pattern)
+        cells, uars, gaps = [], [], []
+        for c in corpora:
+            if c not in cards:
+                cells.append("–")
+                continue
+            u = cards[c]["metrics"]["test"]["uar"]
+            gap = 100 * (within[c] - u)
+            uars.append(u)
+            gaps.append(gap)
+            cells.append(f"{u:.1%} / {gap:.1f}")
+        epochs = sorted({card["epochs"] for card in cards.values()})
+        minutes = sum(card["seconds"]["total"] for card in cards.values()) / 60
+        print(f"| {label} | " + " | ".join(cells)
+              + f" | {sum(uars) / len(uars):.1%} | {sum(gaps) / len(gaps):.1f} | "
+              f"{sum(g < 10 for g in gaps)} of {len(gaps)} | {', '.join(map(str, epochs))} | {minutes:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
