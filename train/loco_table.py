@@ -40,8 +40,8 @@ def main(argv=None) -> None:
     within = {c: m["uar"] for c, m in inside["metrics"]["test"]["per_corpus"].items()}
     corpora = sorted(within)
     print("# Leave one corpus out against unseen speakers of seen corpora (train/loco_table.py)\n")
-    print("Command: `python train/loco_table.py " + " ".join(
-        [f"--in-corpus {a.in_corpus}"] + [f'--row "{r}"' for r in a.row]) + "`\n")
+    print("Command:\n\n```sh\npython train/loco_table.py " + " \\\n    ".join(
+        [f"--in-corpus {a.in_corpus}"] + [f"--row '{r}'" for r in a.row]) + "\n```\n")
     print(f"In-corpus: `{inside['name']}`, test UAR on each corpus's test speakers: "
           + ", ".join(f"{c} {within[c]:.1%}" for c in corpora) + ".\n")
     print("| run | " + " | ".join(f"{c}: held out / gap" for c in corpora)
