@@ -579,8 +579,8 @@ def plot_confusion(metrics: dict, path: Path, title: str) -> None:
 
 def check_cnn_options(recipe: dict) -> None:
     """A one-line CorpusError for a CNN recipe's time_pool, band_norm, pooling, mixup,
-    noise_snr_db, reverb_rt60_s, noise_prob, reverb_prob or corpus_adversary of the wrong kind, before any data is
-    read (a time_pool of 0 would otherwise train on a wrong frame mask)."""
+    noise_snr_db, reverb_rt60_s, noise_prob, reverb_prob or corpus_adversary of the wrong kind,
+    before any data is read (a time_pool of 0 would otherwise train on a wrong frame mask)."""
     if recipe.get("model") != "cnn":
         return
     tp, bn = recipe.get("time_pool", 1), recipe.get("band_norm", False)
