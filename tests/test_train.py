@@ -251,6 +251,14 @@ def test_loco_table_sets_each_held_out_corpus_against_its_in_corpus_uar(tmp_path
     mod.main(["--in-corpus", str(inside), "--row", f"r={tmp_path}/lo-*.card.json"])
     out = capsys.readouterr().out
     assert "| r | 50.0% / 14.0 | 55.0% / -5.0 | 52.5% | 4.5 | 1 of 2 | 8 | 3 |" in out
+    # ensemble files (train/ensemble.py): the protocol at the top, no epochs or times
+    (tmp_path / "ens-in.json").write_text(json.dumps({"protocol": "speaker", "metrics": {"test": {
+        "per_corpus_uar": {"cremad": 0.6, "tess": 0.7}}}}))
+    (tmp_path / "ens-lo.json").write_text(json.dumps({"protocol": "loco:tess", "metrics": {"test": {"uar": 0.65}}}))
+    mod.main(["--in-corpus", str(tmp_path / "ens-in.json"), "--row", f"e={tmp_path}/ens-lo.json"])
+    out = capsys.readouterr().out
+    assert "`ens-in.json`, test UAR on each corpus's test speakers: cremad 60.0%, tess 70.0%." in out
+    assert "| e | – | 65.0% / 5.0 | 65.0% | 5.0 | 1 of 1 | – | – |" in out
     (tmp_path / "sp.card.json").write_text(json.dumps({"recipe": {"protocol": "speaker"}}))
     with pytest.raises(SystemExit, match="not a leave-one-corpus-out card"):
         mod.main(["--in-corpus", str(inside), "--row", f"r={tmp_path}/sp.card.json"])

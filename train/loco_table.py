@@ -5,8 +5,9 @@
         --row "cnn-spk3, 30 epochs=train/results/experiments/cnn-spk3-loco30-*.card.json" \
         > train/results/experiments/loco-methods.md
 
-Each --row is LABEL=GLOB; the glob's cards are leave-one-corpus-out runs (protocol loco:CORPUS),
-one per held-out corpus. A cell is the test UAR on the held-out corpus; the in-corpus UAR is the
+Each --row is LABEL=GLOB; the glob's cards (or ensemble files of train/ensemble.py) are
+leave-one-corpus-out runs (protocol loco:CORPUS), one per held-out corpus; --in-corpus is a card
+or an ensemble file of the canonical split. A cell is the test UAR on the held-out corpus; the in-corpus UAR is the
 --in-corpus card's test UAR on that corpus's test speakers; the gap is in-corpus minus held-out,
 in points (the aim of #4: under 10). Every number is read from the cards.
 """
@@ -15,14 +16,27 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import os
 import sys
+
+
+def protocol(d: dict) -> str:
+    """A model card's protocol (in its recipe) or an ensemble file's (train/ensemble.py)."""
+    return d["recipe"].get("protocol", "") if "recipe" in d else d.get("protocol", "")
+
+
+def per_corpus_uar(d: dict) -> dict[str, float]:
+    t = d["metrics"]["test"]
+    if "per_corpus_uar" in t:         # an ensemble file
+        return dict(t["per_corpus_uar"])
+    return {c: m["uar"] for c, m in t["per_corpus"].items()}
 
 
 def loco_cards(pattern: str) -> dict[str, dict]:
     cards = {}
     for path in sorted(glob.glob(pattern)):
         card = json.loads(open(path).read())
-        proto = card["recipe"].get("protocol", "")
+        proto = protocol(card)
         if not proto.startswith("loco:"):
             sys.exit(f"{path}: not a leave-one-corpus-out card (protocol {proto!r})")
         cards[proto.split(":", 1)[1]] = card
@@ -37,12 +51,13 @@ def main(argv=None) -> None:
     ap.add_argument("--row", action="append", required=True, metavar="LABEL=GLOB")
     a = ap.parse_args(argv)
     inside = json.loads(open(a.in_corpus).read())
-    within = {c: m["uar"] for c, m in inside["metrics"]["test"]["per_corpus"].items()}
+    within = per_corpus_uar(inside)
     corpora = sorted(within)
     print("# Leave one corpus out against unseen speakers of seen corpora (train/loco_table.py)\n")
     print("Command:\n\n```sh\npython train/loco_table.py " + " \\\n    ".join(
         [f"--in-corpus {a.in_corpus}"] + [f"--row '{r}'" for r in a.row]) + "\n```\n")
-    print(f"In-corpus: `{inside['name']}`, test UAR on each corpus's test speakers: "
+    name = inside.get("name") or os.path.basename(a.in_corpus)
+    print(f"In-corpus: `{name}`, test UAR on each corpus's test speakers: "
           + ", ".join(f"{c} {within[c]:.1%}" for c in corpora) + ".\n")
     print("| run | " + " | ".join(f"{c}: held out / gap" for c in corpora)
           + " | mean UAR held out | mean gap | corpora within 10 points | epochs | minutes |")
@@ -60,11 +75,14 @@ def main(argv=None) -> None:
             uars.append(u)
             gaps.append(gap)
             cells.append(f"{u:.1%} / {gap:.1f}")
-        epochs = sorted({card["epochs"] for card in cards.values()})
-        minutes = sum(card["seconds"]["total"] for card in cards.values()) / 60
+        # an ensemble file has neither: its members' cards have them
+        epochs = ", ".join(map(str, sorted({c["epochs"] for c in cards.values()}))) if all(
+            "epochs" in c for c in cards.values()) else "–"
+        minutes = (f"{sum(c['seconds']['total'] for c in cards.values()) / 60:.0f}"
+                   if all("seconds" in c for c in cards.values()) else "–")
         print(f"| {label} | " + " | ".join(cells)
               + f" | {sum(uars) / len(uars):.1%} | {sum(gaps) / len(gaps):.1f} | "
-              f"{sum(g < 10 for g in gaps)} of {len(gaps)} | {', '.join(map(str, epochs))} | {minutes:.0f} |")
+              f"{sum(g < 10 for g in gaps)} of {len(gaps)} | {epochs} | {minutes} |")
 
 
 if __name__ == "__main__":
