@@ -7,9 +7,10 @@
 
 Each --row is LABEL=GLOB; the glob's cards (or ensemble files of train/ensemble.py) are
 leave-one-corpus-out runs (protocol loco:CORPUS), one per held-out corpus; --in-corpus is a card
-or an ensemble file of the canonical split. A cell is the test UAR on the held-out corpus; the in-corpus UAR is the
---in-corpus card's test UAR on that corpus's test speakers; the gap is in-corpus minus held-out,
-in points (the aim of #4: under 10). Every number is read from the cards.
+or an ensemble file of the canonical split. A cell is the test UAR on the held-out corpus; the
+in-corpus UAR is the --in-corpus run's test UAR on that corpus's test speakers; the gap is
+in-corpus minus held-out, in points (the aim of #4: under 10). Every number is read from the
+files.
 """
 from __future__ import annotations
 
@@ -47,7 +48,8 @@ def loco_cards(pattern: str) -> dict[str, dict]:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--in-corpus", required=True, help="the speaker-independent run's card")
+    ap.add_argument("--in-corpus", required=True,
+                    help="the speaker-independent run's card (or ensemble file)")
     ap.add_argument("--row", action="append", required=True, metavar="LABEL=GLOB")
     a = ap.parse_args(argv)
     inside = json.loads(open(a.in_corpus).read())
@@ -75,11 +77,14 @@ def main(argv=None) -> None:
             uars.append(u)
             gaps.append(gap)
             cells.append(f"{u:.1%} / {gap:.1f}")
+        if not gaps:
+            sys.exit(f"{pattern}: no held-out corpus of these runs is in {a.in_corpus}")
+        runs = list(cards.values())
         # an ensemble file has neither: its members' cards have them
-        epochs = ", ".join(map(str, sorted({c["epochs"] for c in cards.values()}))) if all(
-            "epochs" in c for c in cards.values()) else "–"
-        minutes = (f"{sum(c['seconds']['total'] for c in cards.values()) / 60:.0f}"
-                   if all("seconds" in c for c in cards.values()) else "–")
+        epochs = (", ".join(map(str, sorted({r["epochs"] for r in runs})))
+                  if all("epochs" in r for r in runs) else "–")
+        minutes = (f"{sum(r['seconds']['total'] for r in runs) / 60:.0f}"
+                   if all("seconds" in r for r in runs) else "–")
         print(f"| {label} | " + " | ".join(cells)
               + f" | {sum(uars) / len(uars):.1%} | {sum(gaps) / len(gaps):.1f} | "
               f"{sum(g < 10 for g in gaps)} of {len(gaps)} | {epochs} | {minutes} |")
