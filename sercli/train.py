@@ -459,7 +459,7 @@ def train_torch(data: dict[str, FeatureSet], labels, recipe, seed, epochs, threa
             seen += len(idx)
         row = {"epoch": epoch, "train_loss": tot / seen, "train_accuracy": correct / seen,
                "seconds": round(time.time() - t0, 1)}
-        if adversary is not None:   # how well the corpora can still be told apart (chance: 1/n)
+        if adversary is not None:   # how well the corpora can still be told apart (a uniform guess: 1/n)
             row["corpus_accuracy"] = adv_correct / seen
         if len(va.clips):
             pv = predict_torch(kind, net, va)
