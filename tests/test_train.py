@@ -331,6 +331,15 @@ def test_corpus_adversary_trains_and_is_not_saved(tiny_corpus, tmp_path):
     assert load_file(out / card["weights"]).kind == "cnn"
 
 
+def test_corpus_adversary_needs_a_cnn(tiny_corpus, tmp_path):
+    (tmp_path / "adv.toml").write_text('extends = "svm"\ncorpus_adversary = 0.5\n')
+    r = CliRunner().invoke(cli, ["train", "--data", str(tiny_corpus), "--recipe", str(tmp_path / "adv.toml"),
+                                 "--out", str(tmp_path / "out"), "--jobs", "1", "--cache", str(tmp_path / "cache")])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert r.stderr.strip().splitlines()[-1].startswith("Error: recipe adv: corpus_adversary needs model cnn")
+    assert not (tmp_path / "cache").exists()
+
+
 def test_corpus_adversary_needs_two_corpora(tiny_corpus, tmp_path):
     (tmp_path / "adv.toml").write_text('extends = "cnn"\ncorpus_adversary = 0.5\n')
     r = CliRunner().invoke(cli, ["train", "--data", str(tiny_corpus / "cremad"), "--recipe", str(tmp_path / "adv.toml"),
