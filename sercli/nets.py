@@ -84,6 +84,7 @@ class EmotionCNN(nn.Module):
         if dims.group_norm:
             self.register_buffer("group_mean", torch.zeros(dims.n_mels + dims.n_summary))
             self.register_buffer("group_std", torch.ones(dims.n_mels + dims.n_summary))
+        self.embed_dim = emb        # width of embed()'s output, the head's input
         self.head = nn.Sequential(nn.Dropout(dims.dropout), nn.Linear(emb, dims.hidden), nn.ReLU(),
                                   nn.Dropout(dims.dropout), nn.Linear(dims.hidden, dims.n_labels))
         self.fused_mkldnn = False

@@ -387,8 +387,7 @@ def train_torch(data: dict[str, FeatureSet], labels, recipe, seed, epochs, threa
     if adv_weight:
         corpora = sorted({c.corpus for c in tr.clips})      # two or more: checked by run()
         y_corpus = np.array([corpora.index(c.corpus) for c in tr.clips])
-        emb = 2 * dims.channels[-1] + (dims.hidden if dims.n_summary else 0)   # EmotionCNN.embed
-        adversary = corpus_adversary(emb, dims.hidden, len(corpora))
+        adversary = corpus_adversary(net.embed_dim, dims.hidden, len(corpora))
         # each corpus weighs the same in the adversary's loss, however many clips it has
         cc = np.bincount(y_corpus, minlength=len(corpora)).astype(np.float64)
         adv_loss_fn = nn.CrossEntropyLoss(weight=torch.tensor(cc.sum() / cc / len(corpora), dtype=torch.float32))
@@ -406,6 +405,13 @@ def train_torch(data: dict[str, FeatureSet], labels, recipe, seed, epochs, threa
     mixup = float(recipe.get("mixup", 0.0))
     history, best, best_state = [], -1.0, None
     yv = [c.label for c in va.clips]
+
+    def batch_loss(fn, out, target):
+        # under mixup each row is two clips blended by the batch's lam: so is its loss
+        if kind not in SEED_KINDS and mixup:
+            return lam * fn(out, target) + (1 - lam) * fn(out, target[other])
+        return fn(out, target)
+
     for epoch in range(1, epochs + 1):
         net.train()
         t0, tot, correct, seen, adv_correct = time.time(), 0.0, 0, 0, 0
@@ -434,21 +440,14 @@ def train_torch(data: dict[str, FeatureSet], labels, recipe, seed, epochs, threa
                     x, lengths, summ, lam, other = mix_batch(x, lengths, summ, rng, mixup)
                 e = net.embed(x, lengths, summ)
                 logits = net.head(e)
-            if kind not in SEED_KINDS and mixup:
-                loss = lam * loss_fn(logits, yb) + (1 - lam) * loss_fn(logits, yb[other])
-            else:
-                loss = loss_fn(logits, yb)
+            loss = batch_loss(loss_fn, logits, yb)
             if adversary is not None:
                 # the reversal grows from 0 to 1 over training (DANN's schedule), so the
                 # emotion classes are learnt before the corpora are unlearnt
                 p = (epoch - 1 + s / len(perm)) / epochs
                 scale = 2.0 / (1.0 + np.exp(-10.0 * p)) - 1.0
                 adv_logits, yc = adversary(e, scale), torch.from_numpy(y_corpus[idx])
-                if mixup:
-                    adv_loss = lam * adv_loss_fn(adv_logits, yc) + (1 - lam) * adv_loss_fn(adv_logits, yc[other])
-                else:
-                    adv_loss = adv_loss_fn(adv_logits, yc)
-                loss = loss + adv_weight * adv_loss
+                loss = loss + adv_weight * batch_loss(adv_loss_fn, adv_logits, yc)
                 adv_correct += int((adv_logits.argmax(1) == yc).sum())
             opt.zero_grad()
             loss.backward()
