@@ -262,6 +262,14 @@ def test_loco_table_sets_each_held_out_corpus_against_its_in_corpus_uar(tmp_path
     (tmp_path / "sp.card.json").write_text(json.dumps({"recipe": {"protocol": "speaker"}}))
     with pytest.raises(SystemExit, match="not a leave-one-corpus-out card"):
         mod.main(["--in-corpus", str(inside), "--row", f"r={tmp_path}/sp.card.json"])
+    (tmp_path / "broken.json").write_text("[1")
+    with pytest.raises(SystemExit, match=r"broken.json: not a model card or ensemble file \(JSONDecodeError"):
+        mod.main(["--in-corpus", str(tmp_path / "broken.json"), "--row", f"r={tmp_path}/lo-*.card.json"])
+    with pytest.raises(SystemExit, match=r"missing.json: not a model card or ensemble file \(FileNotFoundError"):
+        mod.main(["--in-corpus", str(tmp_path / "missing.json"), "--row", f"r={tmp_path}/lo-*.card.json"])
+    (tmp_path / "nometrics.card.json").write_text(json.dumps({"recipe": {"protocol": "loco:tess"}}))
+    with pytest.raises(SystemExit, match=r"nometrics.card.json: not a model card or ensemble file \(KeyError"):
+        mod.main(["--in-corpus", str(inside), "--row", f"r={tmp_path}/nometrics.card.json"])
 
 
 def test_train_and_evaluate_a_labs_own_corpus_split_by_its_speakers(tmp_path, rng):

@@ -33,13 +33,35 @@ def per_corpus_uar(d: dict) -> dict[str, float]:
     return {c: m["uar"] for c, m in t["per_corpus"].items()}
 
 
+BAD = (OSError, ValueError, KeyError, TypeError, AttributeError)
+
+
+def bad(path: str, exc: Exception):
+    sys.exit(f"{path}: not a model card or ensemble file ({type(exc).__name__}: {exc})")
+
+
+def read(path: str, check) -> dict:
+    """A card or ensemble file, with check(d) run on it; anything unreadable or missing exits
+    with one line naming the file."""
+    try:
+        d = json.loads(open(path).read())
+        check(d)
+    except BAD as exc:
+        bad(path, exc)
+    return d
+
+
 def loco_cards(pattern: str) -> dict[str, dict]:
     cards = {}
     for path in sorted(glob.glob(pattern)):
-        card = json.loads(open(path).read())
+        card = read(path, protocol)
         proto = protocol(card)
         if not proto.startswith("loco:"):
             sys.exit(f"{path}: not a leave-one-corpus-out card (protocol {proto!r})")
+        try:
+            float(card["metrics"]["test"]["uar"])
+        except BAD as exc:
+            bad(path, exc)
         cards[proto.split(":", 1)[1]] = card
     if not cards:
         sys.exit(f"{pattern}: no cards")
@@ -52,7 +74,7 @@ def main(argv=None) -> None:
                     help="the speaker-independent run's card (or ensemble file)")
     ap.add_argument("--row", action="append", required=True, metavar="LABEL=GLOB")
     a = ap.parse_args(argv)
-    inside = json.loads(open(a.in_corpus).read())
+    inside = read(a.in_corpus, per_corpus_uar)
     within = per_corpus_uar(inside)
     corpora = sorted(within)
     print("# Leave one corpus out against unseen speakers of seen corpora (train/loco_table.py)\n")
