@@ -40,11 +40,23 @@ def clip_features(y: np.ndarray, needs: tuple[str, ...] = ALL_FEATURES) -> dict[
     """The features models need, from one power spectrogram of the DC-free signal.
 
     The one feature path for training, evaluation and classify. Returns (as asked for)
-    logmel (CNN_MELS, T), paper_mel (128,), paper_mfcc (20,), summary (SUMMARY_DIM,); float32.
+    logmel (CNN_MELS, T), paper_mel (128,), paper_mfcc (20,), summary (SUMMARY_DIM,); float32;
+    and for a key "encoder:FILE:LAYERS" the mean and std over time of those Whisper blocks'
+    hidden states, (2 * len(layers) * n_state,) (sercli.heads_np.pooled_stats).
     """
     y = remove_dc(y)
-    P = power_spectrogram(y)
     out: dict[str, np.ndarray] = {}
+    for key in needs:       # Whisper encoder outputs (sercli.heads.encoded_key)
+        if key.startswith("encoder:"):
+            from .encoded import encode_signal
+            from .heads_np import parse_encoded_key
+            from .models import weights_dir
+            fname, layers = parse_encoded_key(key)
+            from .heads_np import pooled_stats
+            out[key] = pooled_stats(encode_signal(y, str(weights_dir() / fname), layers))
+    if not any(k in needs for k in ALL_FEATURES):
+        return out
+    P = power_spectrogram(y)
     if "logmel" in needs:
         out["logmel"] = power_to_db(mel_filterbank(n_mels=CNN_MELS) @ P)
     if "paper_mel" in needs or "paper_mfcc" in needs:

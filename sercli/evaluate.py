@@ -51,6 +51,63 @@ def select_split(clips: list[Clip], split: str | None,
     return [c for c, s in zip(clips, splits_of(list(clips), table)) if s == split and c.speaker], split
 
 
+class EncodedSet:
+    """Clips with their feature dicts, for models that read a Whisper encoder's outputs (and
+    whatever classic features an ensemble's other members need)."""
+
+    def __init__(self, clips, feats, failed):
+        self.clips, self.feats, self.failed = clips, feats, failed
+
+
+def extract_for_model(m, clips: list[Clip], *, jobs: int, cache_dir, progress: bool):
+    """A dataset.FeatureSet, or an EncodedSet when the model reads encoder outputs."""
+    from .dataset import extract_dataset
+    from .heads_np import parse_encoded_key, pooled_stats
+    keys = [k for k in m.needs if parse_encoded_key(k)]
+    if not keys:
+        return extract_dataset(clips, jobs=jobs, cache_dir=cache_dir, progress=progress)
+    from .encoded import encode_clips
+    from .models import weights_dir
+    # encoder outputs are large (about 0.3 MB per clip): cached only where --cache asks
+    enc_cache = Path(cache_dir) / "encoded" if cache_dir is not None else None
+    kept = {c.path: {} for c in clips}
+    failed: list[str] = []
+    for key in keys:
+        fname, layers = parse_encoded_key(key)
+        full = tuple(range(1, max(layers) + 1))     # the cache holds every block up to the top one
+        got, hs, bad = encode_clips(clips, weights_dir() / fname, full, jobs=jobs,
+                                    cache_dir=enc_cache, progress=progress)
+        failed += bad
+        have = {c.path: h for c, h in zip(got, hs)}
+        for p in list(kept):
+            if p in have:
+                kept[p][key] = pooled_stats(have[p][[x - 1 for x in layers]])
+            else:
+                del kept[p]
+    classic = [k for k in m.needs if not parse_encoded_key(k)]
+    if classic:
+        fs = extract_dataset([c for c in clips if c.path in kept], jobs=jobs, cache_dir=cache_dir,
+                             progress=progress)
+        failed += fs.failed
+        rest = {c.path: i for i, c in enumerate(fs.clips)}
+        for p in list(kept):
+            if p not in rest:
+                del kept[p]
+                continue
+            i = rest[p]
+            kept[p].update(logmel=fs.logmel[i], paper_mel=fs.paper_mel[i], paper_mfcc=fs.paper_mfcc[i],
+                           summary=fs.summary[i])
+    out = [c for c in clips if c.path in kept]
+    return EncodedSet(out, [kept[c.path] for c in out], sorted(set(failed)))
+
+
+def _feature_dicts(fs, idx) -> list[dict]:
+    if isinstance(fs, EncodedSet):
+        return [fs.feats[i] for i in idx]
+    return [{"logmel": fs.logmel[i], "paper_mel": fs.paper_mel[i],
+             "paper_mfcc": fs.paper_mfcc[i], "summary": fs.summary[i]} for i in idx]
+
+
 def predict_clips(model, fs) -> np.ndarray:
     """Probabilities (n, n_labels) of every clip of a dataset.FeatureSet, whole clips.
 
@@ -61,8 +118,7 @@ def predict_clips(model, fs) -> np.ndarray:
     out = np.zeros((n, len(model.labels)), np.float32)
     for s in range(0, n, BATCH_CLIPS):
         idx = range(s, min(n, s + BATCH_CLIPS))
-        feats = [{"logmel": fs.logmel[i], "paper_mel": fs.paper_mel[i],
-                  "paper_mfcc": fs.paper_mfcc[i], "summary": fs.summary[i]} for i in idx]
+        feats = _feature_dicts(fs, idx)
         out[s:s + len(feats)] = model.predict_proba(feats)
     return out
 
@@ -80,9 +136,7 @@ def clip_groups(clips: list[Clip], by: str) -> list[tuple]:
 def predict_clips_grouped(model, fs, groups: list) -> np.ndarray:
     """Like predict_clips, with each group's inputs normalised together (models with
     supports_group_norm)."""
-    feats = [{"logmel": fs.logmel[i], "paper_mel": fs.paper_mel[i], "paper_mfcc": fs.paper_mfcc[i],
-              "summary": fs.summary[i]} for i in range(len(fs.clips))]
-    return model.predict_proba_grouped(feats, groups)
+    return model.predict_proba_grouped(_feature_dicts(fs, range(len(fs.clips))), groups)
 
 
 def evaluate_model(data: str | os.PathLike, model="cnn", split: str | None = None, *,
@@ -100,7 +154,6 @@ def evaluate_model(data: str | os.PathLike, model="cnn", split: str | None = Non
     (files whose names no convention matched), and predictions (one dict per scored clip).
     Raises CorpusError when nothing is left to score.
     """
-    from .dataset import extract_dataset
     from .metrics import evaluate
     from .pipeline import group_setup, resolve_model
     m = resolve_model(model, warn=warn)
@@ -125,7 +178,7 @@ def evaluate_model(data: str | os.PathLike, model="cnn", split: str | None = Non
         raise CorpusError(f"{data}: no clip in the {split} split has a label of model {m.name} "
                           f"({', '.join(m.labels)}); skipped: "
                           + ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())))
-    fs = extract_dataset(kept, jobs=jobs, cache_dir=cache_dir, progress=progress)
+    fs = extract_for_model(m, kept, jobs=jobs, cache_dir=cache_dir, progress=progress)
     if not fs.clips:
         raise CorpusError(f"{data}: none of the {len(kept)} clips could be decoded "
                           f"(first error: {fs.failed[0] if fs.failed else '?'})")

@@ -224,3 +224,28 @@ def summary_vector(y: np.ndarray, P: np.ndarray | None = None) -> np.ndarray:
         frame_feats.mean(1), frame_feats.std(1), pitch, [voiced.size / max(1, f0.size)],
     ]).astype(np.float32)
     return np.nan_to_num(out)
+
+
+#: Whisper's front end: 80 (or 128) mel bands of a 25 ms window every 10 ms at 16 kHz
+WHISPER_N_FFT = 400
+WHISPER_HOP = 160
+
+
+def whisper_log_mel(y: np.ndarray, *, n_mels: int = 80) -> np.ndarray:
+    """Whisper's log-mel spectrogram (openai/whisper audio.log_mel_spectrogram, without its
+    padding to 30 s): periodic Hann, centred frames with reflect padding, the last frame
+    dropped, Slaney mel filters, log10 floored 8 below the maximum, then (x + 4) / 4.
+
+    (n,) 16 kHz float32 -> (n_mels, n // 160), float32.
+    """
+    y = as_signal(y)
+    pad = WHISPER_N_FFT // 2
+    y = np.pad(y, (pad, pad), mode="reflect" if y.size > pad else "constant")
+    frames = np.lib.stride_tricks.sliding_window_view(y, WHISPER_N_FFT)[::WHISPER_HOP][:-1]
+    spec = _fft.rfft(frames * _window(WHISPER_N_FFT, WHISPER_N_FFT), axis=1)
+    power = (spec.real ** 2 + spec.imag ** 2).astype(np.float32)
+    mel = mel_filterbank(sr=SAMPLE_RATE, n_fft=WHISPER_N_FFT, n_mels=n_mels) @ power.T
+    log_spec = np.log10(np.maximum(mel, 1e-10))
+    if log_spec.size:
+        log_spec = np.maximum(log_spec, log_spec.max() - 8.0)
+    return ((log_spec + 4.0) / 4.0).astype(np.float32)

@@ -30,6 +30,14 @@ REGISTRY: dict[str, tuple[str, str]] = {
     "seed-cnn": ("seed-cnn.pt", "cc22e21e7184d4ab15cfaf679eda740fdf5af966b797456f666865a560bae10e"),
     "svm": ("svm.npz", "fe3dd4a06b996880d07d13aa06081a72fc36bb20744d6d6338c3b043ed04354b"),
 }
+#: Whisper encoders the heads run on: name -> (file in weights/, pinned sha256, blocks in the
+#: file). Written by train/whisper_weights.py from OpenAI's MIT-licensed weights.
+ENCODERS: dict[str, tuple[str, str, int]] = {
+    "whisper-tiny.en": ("whisper-tiny.en-encoder.pt",
+                        "26f15445c3d9e63cdc01bbf591e7b9e8f6923a0909a1f7e991b8f84191319293", 4),
+    "whisper-base": ("whisper-base-encoder.pt",
+                     "c7290a3eca4cd011c0b673aa68d430e58bfefe7464cd14e13fb6ca0f583b43f6", 6),
+}
 DEFAULT_MODEL = "cnn"
 FALLBACK_MODEL = "svm"
 #: The features each bundled model needs (its Model.needs; a test keeps the two equal), known
@@ -90,6 +98,8 @@ class Model:
             return ("logmel", "summary") if self.impl.dims.n_summary else ("logmel",)
         if self.kind in SEED_KINDS:
             return ("paper_mel", "paper_mfcc")
+        if self.kind == "whisper-head":
+            return (self.impl.feature_key,)
         return self.impl.needs
 
     @property
@@ -104,6 +114,14 @@ class Model:
         return self.kind == "svm" or self.group_trained
 
     @property
+    def encoder(self) -> str | None:
+        """The pretrained encoder the model runs on (an ensemble: its members'), or None."""
+        if self.kind == "ensemble":
+            names = [m.encoder for m in self.impl.members if m.encoder]
+            return ", ".join(dict.fromkeys(names)) or None
+        return self.impl.dims.encoder if self.kind == "whisper-head" else None
+
+    @property
     def group_trained(self) -> bool:
         """Trained on group-normalised inputs (recipe normalize = "group"); an ensemble when any
         of its members was."""
@@ -111,6 +129,8 @@ class Model:
             return any(m.group_trained for m in self.impl.members)
         if self.kind == "svm":
             return self.impl.normalize == "group"
+        if self.kind == "whisper-head":
+            return self.impl.dims.group_norm
         return self.kind == "cnn" and self.impl.dims.group_norm
 
     def predict_proba_grouped(self, feats: list[dict[str, np.ndarray]], groups: list) -> np.ndarray:
@@ -126,6 +146,8 @@ class Model:
                                       for m, per_clip in zip(self.impl.members, self.impl.per_clip)])
         if self.kind == "cnn":
             return self._predict_cnn(feats, groups)
+        if self.kind == "whisper-head":
+            return self.impl.predict_proba([f[self.impl.feature_key] for f in feats], groups, grouped=True)
         X = self.impl.group_normalize(self.impl.inputs(feats), groups)
         # batches bound the kernel matrix (rows x support vectors)
         return np.concatenate([self.impl.predict_proba(X[s:s + 256]) for s in range(0, len(X), 256)])
@@ -136,6 +158,8 @@ class Model:
             return np.zeros((0, len(self.labels)), np.float32)
         if self.kind == "ensemble":
             return self.impl.combine([m.predict_proba(feats) for m in self.impl.members])
+        if self.kind == "whisper-head":
+            return self.impl.predict_proba([f[self.impl.feature_key] for f in feats])
         if self.kind == "svm":
             X = self.impl.inputs(feats)
             if self.impl.normalize == "group":   # no groups given: each clip is a group of one
@@ -443,6 +467,8 @@ def load_file(path: str | os.PathLike, *, name: str | None = None, sha256: str |
         blob = torch.load(path, map_location="cpu", weights_only=True)
         cfg, dims = blob["config"], blob["dims"]
         from . import nets
+        if cfg["kind"] == "whisper-head":
+            return _load_head(path, digest, name, card, blob)
         if cfg["kind"] == "seed-cnn":
             net = nets.SeedCNN(nets.SeedCNNDims(**dims))
         elif cfg["kind"] == "seed-rnn":
@@ -459,6 +485,48 @@ def load_file(path: str | os.PathLike, *, name: str | None = None, sha256: str |
     if isinstance(net, nets.EmotionCNN):
         net = net.fuse_for_inference()
     return Model(name or path.stem, cfg["kind"], tuple(cfg["labels"]), str(path), digest, card, net)
+
+
+def encoder_path(name: str, expected_sha256: str | None = None) -> Path:
+    """The bundled encoder file of `name`, checked against its pinned sha256 (and the one the
+    head was trained on, if given)."""
+    if name not in ENCODERS:
+        raise ModelError(f"unknown encoder {name!r} (bundled: {', '.join(ENCODERS)})")
+    fname, pinned, _ = ENCODERS[name]
+    path = weights_dir() / fname
+    if not path.is_file():
+        raise ModelError(f"{path}: encoder weights file not found (reinstall sercli)")
+    if expected_sha256 is not None and expected_sha256 != pinned:
+        raise ModelError(f"the model was trained on another {name} encoder (sha256 "
+                         f"{expected_sha256[:12]}…, bundled {pinned[:12]}…)")
+    digest = _verified.get(str(path)) or sha256_file(path)
+    if digest != pinned:
+        raise ModelError(f"{path}: sha256 {digest[:12]}… does not match the pinned {pinned[:12]}… "
+                         "(corrupted or replaced encoder file)")
+    _verified[str(path)] = digest
+    return path
+
+
+_verified: dict[str, str] = {}
+
+
+def _load_head(path: Path, digest: str, name: str | None, card: dict, blob: dict) -> Model:
+    """A whisper-head file: the head's state dict, its dims, and the encoder it reads (by
+    bundled name and sha256; the encoder's own file is checked and loaded by the workers)."""
+    from .heads import HeadDims, HeadModel, WhisperHead
+    cfg = blob["config"]
+    dims = HeadDims(**blob["dims"])
+    enc = encoder_path(dims.encoder, cfg.get("encoder_sha256"))
+    if max(dims.layers) > ENCODERS[dims.encoder][2] or min(dims.layers) < 1:
+        raise ModelError(f"{path}: layers {dims.layers} outside the encoder's blocks")
+    labels = tuple(cfg["labels"])
+    if len(labels) != dims.n_labels:
+        raise ModelError(f"{path}: {len(labels)} labels for {dims.n_labels} outputs")
+    net = WhisperHead(dims)
+    net.load_state_dict(blob["state_dict"])
+    net.eval()
+    return Model(name or path.stem, "whisper-head", labels, str(path), digest, card,
+                 HeadModel(net, enc.name, ENCODERS[dims.encoder][1]))
 
 
 def load_model(name_or_path: str | os.PathLike = DEFAULT_MODEL) -> Model:

@@ -534,10 +534,34 @@ def card_markdown(card: dict) -> str:
                   "| | " + " | ".join(card["labels"]) + " |", "|---" * (len(card["labels"]) + 1) + "|"]
         for lab, row in zip(card["labels"], m["confusion"]):
             lines.append(f"| {lab} | " + " | ".join(str(v) for v in row) + " |")
+    if card.get("encoder"):
+        e = card["encoder"]
+        lines += ["", "## Encoder", "", f"- {e['name']}: {e['source']}",
+                  f"- file `{e['file']}` (sha256 `{e['sha256']}`), blocks read: {card['features'].get('layers')}",
+                  f"- from PyPI {e['package']}; licence: {e['licence']}"]
+    cal = card["metrics"].get("test", {}).get("calibration")
+    if cal:
+        lines += ["", "## Calibration", "",
+                  f"Temperature {card.get('temperature', 1.0):.3f}, fitted on the val speakers. Expected calibration "
+                  f"error on test: {cal['ece']:.3f} ({cal['bins']} equal-width confidence bins; val "
+                  f"{card['metrics'].get('val', {}).get('calibration', {}).get('ece', float('nan')):.3f}).", "",
+                  "| confidence | clips | accuracy | mean confidence |", "|---|---|---|---|"]
+        for b in cal["table"]:
+            lines.append(f"| {b['low']:.1f}-{b['high']:.1f} | {b['n']} | {b['accuracy']:.3f} | {b['confidence']:.3f} |")
     lines += ["", "## Licence", "", card["licence"], "", "## Intended use", "", card["intended_use"],
               "", "## Ethical caveats", ""] + [f"- {c}" for c in card["caveats"]]
     lines += ["", f"Library versions: {json.dumps(card['library_versions'])}", ""]
     return "\n".join(lines)
+
+
+def encoder_card(name: str) -> dict:
+    """What a model card says of the encoder a head runs on (from its file's own provenance)."""
+    import torch
+    from .models import ENCODERS, weights_dir
+    fname, pinned, _ = ENCODERS[name]
+    cfg = torch.load(weights_dir() / fname, map_location="cpu", weights_only=True)["config"]
+    return {"name": name, "file": fname, "sha256": pinned, "source": cfg["source"],
+            "package": cfg["package"], "wheels": cfg["wheels"], "licence": cfg["licence"]}
 
 
 def plot_curves(history: list[dict], path: Path) -> None:
@@ -645,54 +669,80 @@ def run(data: str | os.PathLike, *, recipe: dict, out: str | os.PathLike, epochs
         raise CorpusError(f"recipe {recipe.get('name')}: corpus_adversary needs model cnn and "
                           f"training clips from two or more corpora (found {', '.join(corpora)})")
     order = splits["train"] + splits["val"] + splits["test"]
-    fs = extract_dataset(order, jobs=jobs, cache_dir=cache_dir, progress=progress)
-    for f in fs.failed:
-        log(f"skipped: {f}")
-    pos = {c.path: i for i, c in enumerate(fs.clips)}
-    split_fs = {k: subset(fs, [pos[c.path] for c in v if c.path in pos]) for k, v in splits.items()}
-    t_feat = time.time() - t_start
     kind = recipe["model"]
-    if kind == "svm":
-        model, extra = train_svm(split_fs, labels, recipe, seed)
+    probas = {}
+    if kind == "whisper-head":
+        from .train_head import fit_head
+        model, extra, split_fs, failed, probas = fit_head(order, splits, labels, recipe, seed, epochs,
+                                                          threads, jobs, cache_dir, progress, t_start)
+        features = extra.pop("features")
+        t_feat = extra.pop("t_feat")
     else:
-        model, extra = train_torch(split_fs, labels, recipe, seed, epochs, threads)
+        fs = extract_dataset(order, jobs=jobs, cache_dir=cache_dir, progress=progress)
+        failed = fs.failed
+        for f in fs.failed:
+            log(f"skipped: {f}")
+        pos = {c.path: i for i, c in enumerate(fs.clips)}
+        split_fs = {k: subset(fs, [pos[c.path] for c in v if c.path in pos]) for k, v in splits.items()}
+        t_feat = time.time() - t_start
+        features = FEATURE_SETTINGS
+        if kind == "svm":
+            model, extra = train_svm(split_fs, labels, recipe, seed)
+        else:
+            model, extra = train_torch(split_fs, labels, recipe, seed, epochs, threads)
     metrics = {}
     for name in ("val", "test"):
         part = split_fs[name]
         if not part.clips:
             continue
-        proba = (model.predict_proba(svm_split_inputs(model, part)) if kind == "svm"
-                 else predict_torch(kind, model, part))
+        if name in probas:
+            proba = probas[name]
+        else:
+            proba = (model.predict_proba(svm_split_inputs(model, part)) if kind == "svm"
+                     else predict_torch(kind, model, part))
         metrics[name] = evaluate([c.label for c in part.clips], [labels[i] for i in proba.argmax(1)],
                                  labels, [c.corpus for c in part.clips])
+        if kind == "whisper-head":
+            from .calibration import calibration
+            metrics[name]["calibration"] = calibration(proba, [labels.index(c.label) for c in part.clips])
         log(f"{name}: accuracy {metrics[name]['accuracy']:.3f}  UAR {metrics[name]['uar']:.3f}  "
             f"macro-F1 {metrics[name]['macro_f1']:.3f}  (n={metrics[name]['n']})")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     name = recipe["name"]
     config = {"kind": kind, "labels": labels, "recipe": name}
+    if kind == "whisper-head":
+        config["encoder_sha256"] = model.encoder_sha256
     weights = out / (f"{name}.npz" if kind == "svm" else f"{name}.pt")
-    (save_svm if kind == "svm" else save_torch)(weights, model, config)
+    (save_svm if kind == "svm" else save_torch)(weights, model.net if kind == "whisper-head" else model, config)
     digest = sha256_file(weights)
     protocol = protocol_description(recipe, seed)
-    if (kind == "svm" and model.normalize == "group") or (kind == "cnn" and model.dims.group_norm):
+    if ((kind == "svm" and model.normalize == "group")
+            or (kind in ("cnn", "whisper-head") and model.dims.group_norm)):
         protocol += ("; inputs z-scored per speaker (val / test metrics normalise over each "
                      "speaker's clips of the split, as --normalize-by speaker does)")
     card = {
         "name": name, "kind": kind, "description": recipe.get("description", ""),
         "weights": weights.name, "sha256": digest, "labels": labels, "sample_rate": FEATURE_SETTINGS["sr"],
-        "features": FEATURE_SETTINGS, "recipe": recipe, "protocol": protocol,
-        "data": data_summary(split_fs), "skipped_files": fs.failed, "unmatched_files": len(sc.unmatched),
+        "features": features, "recipe": recipe, "protocol": protocol,
+        "data": data_summary(split_fs), "skipped_files": failed, "unmatched_files": len(sc.unmatched),
         "metrics": metrics, "history": extra.get("history", []), "seed": seed, "epochs": epochs,
         "threads": threads, "command": command, "sercli_version": __version__,
         "library_versions": library_versions(), "licence": LICENCE, "intended_use": INTENDED_USE,
         "caveats": CAVEATS, "seconds": {"features": round(t_feat, 1), "total": round(time.time() - t_start, 1)},
     }
+    if kind == "whisper-head":
+        card.update(encoder=encoder_card(model.dims.encoder), temperature=model.dims.temperature,
+                    layer_weights=extra.get("layer_weights"), best_epoch=extra.get("best_epoch"))
     (out / f"{name}.card.json").write_text(json.dumps(card, indent=1) + "\n")
     (out / f"{name}.card.md").write_text(card_markdown(card))
     if card["history"]:
         plot_curves(card["history"], out / f"{name}.curves.png")
     if "test" in metrics:
         plot_confusion(metrics["test"], out / f"{name}.confusion.png", f"{name} on test")
+    if "calibration" in metrics.get("test", {}):
+        from .calibration import plot_reliability
+        plot_reliability(metrics["test"]["calibration"], out / f"{name}.reliability.png",
+                         f"{name}: confidence on test speakers (temperature fitted on val)")
     log(f"wrote {weights} (sha256 {digest}) in {card['seconds']['total']} s")
     return card

@@ -1,0 +1,107 @@
+"""Whisper encoder outputs of labelled clips, computed in parallel and cached, so that the
+heads (sercli.heads) train in minutes on frames instead of re-running the encoder each epoch.
+
+Per clip the cache holds, for every encoder block, its hidden states averaged over pairs of
+frames (25 per second), float16: shape (n_layer, ceil(T' / 2), n_state). That is exactly what
+a head sees at classify time (sercli.heads.head_inputs), so training and inference share one
+path. Keyed by the file's content, the encoder file's sha256 and these settings.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from .audio import load_audio
+from .corpora import Clip
+from .errors import AudioError
+
+#: encoder frames averaged per stored frame (50 -> 25 frames per second)
+FRAME_POOL = 2
+ENCODED_SETTINGS = dict(mel="whisper-v1", dc="removed", pool=FRAME_POOL, dtype="float16")
+
+
+@lru_cache(maxsize=2)
+def _encoder(path: str):
+    import torch
+    from .whisper import load_encoder
+    torch.set_num_threads(1)
+    return load_encoder(path)[0]
+
+
+def pool_frames(h, pool: int = FRAME_POOL):
+    """(..., T, C) -> (..., ceil(T / pool), C): means of consecutive frames (last group may be short)."""
+    import torch
+    T = h.shape[-2]
+    pad = (-T) % pool
+    if pad:   # repeat the last frame so that the short group's mean is its own frames' mean
+        h = torch.cat([h, h[..., -1:, :].expand(*h.shape[:-2], pad, h.shape[-1])], dim=-2)
+    return h.unflatten(-2, (-1, pool)).mean(-2)
+
+
+def encode_signal(y: np.ndarray, encoder_file: str, layers: tuple[int, ...]) -> np.ndarray:
+    """(n,) 16 kHz audio -> (len(layers), frames, n_state) float16 pooled hidden states."""
+    import torch
+    from .features import remove_dc, whisper_log_mel
+    enc = _encoder(encoder_file)
+    mel = whisper_log_mel(remove_dc(y), n_mels=enc.dims.n_mels)
+    with torch.inference_mode():
+        hs = enc.hidden_states(torch.from_numpy(mel)[None], layers)
+        return pool_frames(torch.stack([h[0] for h in hs])).to(torch.float16).numpy()
+
+
+def _key(path: str, encoder_sha: str, layers) -> str:
+    h = hashlib.sha256(repr((sorted(ENCODED_SETTINGS.items()), encoder_sha, tuple(layers))).encode())
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _one(path: str, encoder_file: str, encoder_sha: str, layers, cache_dir: str | None):
+    try:
+        target = None
+        if cache_dir:
+            key = _key(path, encoder_sha, layers)
+            target = Path(cache_dir) / key[:2] / f"{key}.npy"
+            if target.exists():
+                return np.load(target, allow_pickle=False)
+        from .threads import one_blas_thread
+        with one_blas_thread():
+            y, _ = load_audio(path)
+        h = encode_signal(y, encoder_file, tuple(layers))
+        if target is not None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_suffix(f".{os.getpid()}.tmp.npy")
+            np.save(tmp, h)
+            os.replace(tmp, target)
+        return h
+    except (AudioError, OSError, ValueError) as exc:
+        return f"{path}: {exc}" if not str(exc).startswith(path) else str(exc)
+
+
+def encode_clips(clips: list[Clip], encoder_file: str | os.PathLike, layers: tuple[int, ...], *,
+                 jobs: int = -1, cache_dir: str | os.PathLike | None = None,
+                 progress: bool = True) -> tuple[list[Clip], list[np.ndarray], list[str]]:
+    """(kept clips, per-clip (len(layers), frames, n_state) float16 arrays, failures), in order."""
+    from joblib import Parallel, delayed
+    from tqdm import tqdm
+    from .models import sha256_file
+    encoder_file = str(encoder_file)
+    sha = sha256_file(encoder_file)
+    cache = str(cache_dir) if cache_dir is not None else None
+    it = Parallel(n_jobs=jobs, return_as="generator", batch_size=8)(
+        delayed(_one)(c.path, encoder_file, sha, tuple(layers), cache) for c in clips)
+    kept, out, failed = [], [], []
+    for clip, res in tqdm(zip(clips, it), total=len(clips), desc="encoder", unit="clip",
+                          file=sys.stderr, disable=not progress, mininterval=2.0):
+        if isinstance(res, str):
+            failed.append(res)
+        else:
+            kept.append(clip)
+            out.append(res)
+    return kept, out, failed
