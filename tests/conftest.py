@@ -31,6 +31,19 @@ CORPUS_NAMES = {
 }
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """Everything that caches (sercli's feature cache, and whatever honours XDG_CACHE_HOME)
+    writes under the session's temporary folder, never to ~/.cache (issue 18, item 9).
+    Subprocesses inherit the variables."""
+    cache = tmp_path_factory.mktemp("xdg-cache")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("XDG_CACHE_HOME", str(cache))
+    mp.setenv("SERCLI_CACHE", str(cache / "sercli"))
+    yield cache
+    mp.undo()
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

@@ -188,7 +188,8 @@ def test_ensemble_script_chooses_on_val_and_its_numbers_hold(two_cnns, tiny_corp
     a, b = two_cnns
     out = tmp_path / "w" / "ens.json"
     assert load_script().main(["--data", str(tiny_corpus), "--member", str(a), "--member", str(b),
-                               "--mode", "single", "--step", "0.25", "--jobs", "1", "--out", str(out)]) == 0
+                               "--mode", "single", "--step", "0.25", "--jobs", "1", "--out", str(out),
+                               "--cache", str(tmp_path / "cache")]) == 0
     assert "wrote" in capsys.readouterr().out
     ens = load_file(out)                   # members found relative to the file, hashes checked
     spec = json.loads(out.read_text())
@@ -196,7 +197,7 @@ def test_ensemble_script_chooses_on_val_and_its_numbers_hold(two_cnns, tiny_corp
     # the grid holds each member alone, so the chosen weights do at least as well on val
     assert spec["metrics"]["val"]["uar"] >= max(m["val"]["uar"] for m in spec["member_metrics"].values())
     # and the file's test numbers are what the loaded ensemble scores
-    fs = extract_dataset(scan(tiny_corpus).clips, jobs=1)
+    fs = extract_dataset(scan(tiny_corpus).clips, jobs=1, cache_dir=tmp_path / "cache")
     table = speaker_split()
     test = subset(fs, [i for i, c in enumerate(fs.clips) if split_of(c, table) == "test"])
     p = predict_clips(ens, test)
@@ -216,13 +217,14 @@ def test_ensemble_script_speaker_mode_runs_a_single_clip_member_per_clip(two_cnn
     a, _ = two_cnns
     out = tmp_path / "spk.json"
     assert load_script().main(["--data", str(tiny_corpus), "--member", str(a), "--member", str(group_cnn),
-                               "--mode", "speaker", "--step", "0.25", "--jobs", "1", "--out", str(out)]) == 0
+                               "--mode", "speaker", "--step", "0.25", "--jobs", "1", "--out", str(out),
+                               "--cache", str(tmp_path / "cache")]) == 0
     spec = json.loads(out.read_text())
     assert [m.get("per_clip", False) for m in spec["members"]] == [True, False]
     ens = load_file(out)
     assert ens.supports_group_norm
     # the file's test numbers are what the loaded ensemble scores with each speaker's clips together
-    fs = extract_dataset(scan(tiny_corpus).clips, jobs=1)
+    fs = extract_dataset(scan(tiny_corpus).clips, jobs=1, cache_dir=tmp_path / "cache")
     test = subset(fs, [i for i, c in enumerate(fs.clips) if split_of(c, speaker_split()) == "test"])
     p = predict_clips_grouped(ens, test, clip_groups(test.clips, "speaker"))
     r = evaluate([c.label for c in test.clips], [ens.labels[i] for i in p.argmax(1)], list(ens.labels))
