@@ -23,6 +23,7 @@ from .audio import AudioInfo, audio_info, iter_blocks, load_audio
 from .constants import (DEFAULT_WINDOW_S, MIN_DURATION_S, SAMPLE_RATE, SILENCE_DBFS,
                         WINDOW_OVERLAP)
 from .errors import AudioError, ModelError, SercliError, display_path
+from .silence import REASON as SILENT_REASON, is_silent
 from .threads import one_blas_thread
 
 LONG_FILE_S = 600.0   # longer files are streamed in the main process instead of a worker
@@ -144,9 +145,9 @@ def _window(y: np.ndarray, start: float, end: float, needs) -> Window:
     from .dataset import clip_features
     from .features import remove_dc
     y = remove_dc(y)      # a DC offset is not sound: it must not make silence look loud
-    if dbfs(y) < SILENCE_DBFS:
+    if is_silent(y):
         return Window(round(start, 3), round(end, 3), True, None)
-    return Window(round(start, 3), round(end, 3), False, clip_features(y, needs))
+    return Window(round(start, 3), round(end, 3), False, clip_features(y, needs) if needs else {})
 
 
 @dataclass
@@ -157,6 +158,25 @@ class Analysed:
     windows: list[Window] | None = None
     stream: bool = False         # too long for a worker: the main process streams it
     error: str | None = None
+
+
+def refusal(path: str, window_s: float = DEFAULT_WINDOW_S,
+            overlap: float = WINDOW_OVERLAP) -> str | None:
+    """The error row `classify` would give `path` for its audio (undecodable, too short,
+    silent: the same rule, silence.is_silent on each window), or None when it would classify
+    it. `evaluate` uses it, so that the two commands refuse the same clips."""
+    with one_blas_thread():
+        a = analyse_file(path, (), window_s, overlap)
+        if a.error:
+            return a.error
+        try:
+            wins = a.windows if not a.stream else iter_windows(path, a.info, (), window_s=window_s,
+                                                                overlap=overlap)
+            if all(w.silent for w in wins):
+                return f"{display_path(path)}: silent: {SILENT_REASON}"
+        except Exception as exc:
+            return _file_error(path, exc, False)
+    return None
 
 
 def _analyse_in_worker(path: str, needs, window_s: float, overlap: float, debug: bool,
@@ -239,8 +259,7 @@ def _result(model, a: Analysed, wins: list[Window], probs: dict[int, np.ndarray]
                 channels=info.channels, model=model.name)
     if not voiced:
         return ClipResult(label=None, confidence=None, scores=None,
-                          error=f"{display_path(a.path)}: silent: no window louder than "
-                                f"{SILENCE_DBFS:.0f} dBFS",
+                          error=f"{display_path(a.path)}: silent: {SILENT_REASON}",
                           segments=segs if with_segments else None, **base)
     if not all(np.isfinite(p).all() for p in voiced):
         # never NaN in a report (JSON has no NaN): say so instead

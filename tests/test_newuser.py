@@ -36,3 +36,71 @@ def test_the_suite_feature_cache_is_a_temporary_folder(tmp_path_factory, tiny_co
     out = subprocess.run([sys.executable, "-c", "from sercli.dataset import default_cache_dir as d; "
                           "print(d())"], capture_output=True, text=True, check=True).stdout.strip()
     assert Path(out).resolve().is_relative_to(base)
+
+
+# --- item 1: quiet real speech is classified; silence and steady low-level noise are not -------
+
+def _first_sample_clip(sample_dir) -> Path:
+    return sorted(sample_dir.rglob("*.wav"))[0]
+
+
+def _at_level(y: np.ndarray, rms_dbfs: float) -> np.ndarray:
+    return (y / np.sqrt(np.mean(np.square(y, dtype=np.float64))) * 10 ** (rms_dbfs / 20)).astype(np.float32)
+
+
+@pytest.fixture
+def quiet_and_silent(sample_dir, tmp_path):
+    """One folder per label: a real clip as recorded and 42 dB quieter (RMS -66 dBFS, 16-bit, as
+    a distant microphone gives it), digital silence, steady 16-bit noise and hum below -60 dBFS."""
+    y, sr = sf.read(_first_sample_clip(sample_dir), dtype="float32")
+    rng = np.random.default_rng(0)
+    t = np.arange(3 * 16000) / 16000
+    files = {
+        "happy/loud.wav": (y, sr),
+        "happy/quiet.wav": (_at_level(y, -66.0), sr),
+        "sad/digital_silence.wav": (np.zeros(3 * 16000, np.float32), 16000),
+        "sad/noise.wav": (_at_level(rng.standard_normal(3 * 16000), -68.0), 16000),
+        "sad/hum.wav": (_at_level(np.sin(2 * np.pi * 50 * t), -62.0), 16000),
+        "sad/dither.wav": (rng.integers(-1, 2, 3 * 16000) / 32768, 16000),
+    }
+    for rel, (x, rate) in files.items():
+        p = tmp_path / "d" / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(p, x, rate, subtype="PCM_16")
+    return tmp_path / "d"
+
+
+def test_quiet_real_speech_is_classified_silence_and_low_noise_are_refused(quiet_and_silent, tiny_cnn):
+    r = run(["classify", str(quiet_and_silent), "-m", str(tiny_cnn), "--format", "jsonl", "-q"])
+    rows = {Path(x["path"]).name: x for x in map(json.loads, r.stdout.splitlines())}
+    assert rows["quiet.wav"]["error"] is None and rows["quiet.wav"]["label"], rows["quiet.wav"]
+    assert rows["loud.wav"]["error"] is None
+    for name in ("digital_silence.wav", "noise.wav", "hum.wav", "dither.wav"):
+        assert rows[name]["label"] is None and ": silent: " in rows[name]["error"], rows[name]
+    assert r.exit_code == 1
+
+
+def test_silence_rule_by_level_and_activity():
+    """The rule itself: speech-like audio at -66 dBFS RMS is sound; the same level of steady
+    noise is not; digital silence and a DC offset (removed first) are not."""
+    from sercli.features import remove_dc
+    from sercli.silence import is_silent
+    rng = np.random.default_rng(3)
+    speech = speechlike(rng, 3.0)
+    speech = np.concatenate([np.zeros(8000, np.float32), speech, np.zeros(8000, np.float32)])
+    assert not is_silent(_at_level(speech, -66.0))
+    assert not is_silent(_at_level(speech, -20.0))
+    assert is_silent(_at_level(rng.standard_normal(48000), -66.0))
+    assert is_silent(np.zeros(48000, np.float32))
+    assert is_silent(remove_dc(np.full(48000, 0.5, np.float32)))
+
+
+def test_classify_and_evaluate_refuse_the_same_clips(quiet_and_silent, tiny_cnn):
+    c = run(["classify", str(quiet_and_silent), "-m", str(tiny_cnn), "--format", "jsonl", "-q"])
+    refused = sorted(x["error"] for x in map(json.loads, c.stdout.splitlines()) if x["error"])
+    e = run(["evaluate", "--data", str(quiet_and_silent), "-m", str(tiny_cnn), "--split", "all",
+             "--format", "json", "--jobs", "1"])
+    assert e.exit_code == 0, e.output
+    rep = json.loads(e.stdout)
+    assert rep["n"] == 2 and rep["n_failed"] == 4
+    assert sorted(rep["failed"]) == refused
