@@ -258,6 +258,8 @@ def classify(paths, model, fmt, output, jobs, backend, scheduler, no_recursive, 
                     progress.update(1)
                 guard.release()
             guard.hold()        # finishing: a signal now changes nothing
+            if progress:        # the bar ends before the table is drawn below it
+                progress.close()
             writer.close()
             if sink:
                 sink.commit()
@@ -266,6 +268,8 @@ def classify(paths, model, fmt, output, jobs, backend, scheduler, no_recursive, 
             # keep what is done: a finished, valid report of the files processed so far
             # the report first: whatever happens to the workers below, nothing done is lost
             guard.hold()
+            if progress:
+                progress.close()
             if writer:
                 writer.close()
             if sink:

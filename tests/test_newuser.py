@@ -104,3 +104,48 @@ def test_classify_and_evaluate_refuse_the_same_clips(quiet_and_silent, tiny_cnn)
     rep = json.loads(e.stdout)
     assert rep["n"] == 2 and rep["n_failed"] == 4
     assert sorted(rep["failed"]) == refused
+
+
+# --- item 2: on a terminal, the progress bar ends before the table is drawn --------------------
+
+def _on_a_terminal(args, cwd=None, timeout=120) -> str:
+    """Run `python -m sercli ARGS` with stdout and stderr on a pseudo-terminal; its output."""
+    import pty
+    import select
+    import fcntl
+    import struct
+    import termios
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 160, 0, 0))   # 50 x 160
+    env = {**os.environ, "COLUMNS": "160", "LINES": "50", "TERM": "xterm"}
+    p = subprocess.Popen([sys.executable, "-m", "sercli", *args], stdin=subprocess.DEVNULL,
+                         stdout=slave, stderr=slave, cwd=cwd, env=env, close_fds=True)
+    os.close(slave)
+    chunks = []
+    try:
+        while True:
+            r, _, _ = select.select([master], [], [], timeout)
+            if not r:
+                raise TimeoutError("no output")
+            try:
+                data = os.read(master, 65536)
+            except OSError:         # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(master)
+        p.wait(timeout=timeout)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_progress_bar_ends_before_the_table_on_a_terminal(tmp_path, rng, write_wav, tiny_cnn):
+    for i in range(6):
+        write_wav(f"rec/{i:02d}.wav", speechlike(rng, 1.0))
+    out = _on_a_terminal(["classify", str(tmp_path / "rec"), "-m", str(tiny_cnn), "-j", "1"])
+    top = out.index("\u250f")           # the table's top-left corner
+    assert "classify:" in out[:top], out
+    assert "classify:" not in out[top:], out   # the bar's last refresh came after the table
+    line_start = out.rfind("\n", 0, top) + 1
+    assert out[line_start:top].strip("\r ") == "", out   # the border starts a line of its own
