@@ -168,9 +168,10 @@ def classify(paths, model, fmt, output, jobs, backend, scheduler, no_recursive, 
         raise click.UsageError("--resume needs --output FILE.jsonl")
     if scheduler and backend != "dask":
         raise click.UsageError("--scheduler goes with --backend dask")
-    for p in inputs:
-        if not os.path.lexists(p):
-            _err(f"warning: {display_path(p)}: no such file or folder", quiet)
+    for p in paths:     # a path on the command line that is not there is a usage error
+        if p != "-" and _missing(p):
+            _usage_line(f"{display_path(p)}: no such file or folder")
+    _check_model_arg(model)
     inputs, speakers = _read_manifests(inputs, debug)
     files = collect_paths(inputs, recursive=not no_recursive, extensions=ext,
                           warn=lambda msg: _err(msg, quiet))
@@ -361,6 +362,30 @@ def _usage_line(msg: str):
     sys.exit(2)
 
 
+def _missing(path: str) -> bool:
+    """`path` does not exist (a broken link exists; a path that cannot be looked up for another
+    reason is left to the file's own error row)."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except (OSError, ValueError):
+        return False
+    return False
+
+
+def _check_model_arg(model: str) -> None:
+    """--model names a bundled model or an existing file, else a usage error (exit 2)."""
+    from .errors import display_path
+    from .models import REGISTRY
+    if model in REGISTRY or not _missing(model):
+        return
+    if os.sep in model or os.path.splitext(model)[1]:
+        _usage_line(f"--model {display_path(model)}: no such model file")
+    _usage_line(f"--model {display_path(model)}: unknown model; use one of {', '.join(REGISTRY)} "
+                "(sercli models lists them) or a model file (.pt, .npz, .json)")
+
+
 def _check_group_support(m) -> None:
     from .errors import SercliError
     from .pipeline import check_group_support
@@ -423,6 +448,7 @@ def info(model, fmt, debug):
     import json
     from .errors import SercliError
     from .models import load_model
+    _check_model_arg(model)
     try:
         m = load_model(model)
     except SercliError as exc:
@@ -545,6 +571,7 @@ def evaluate(data, model, split, out, fmt, jobs, cache, normalize_by, debug):
     from .errors import SercliError
     from .evaluate import evaluate_model, render_table, report, write_outputs
     from .pipeline import resolve_model
+    _check_model_arg(model)
     try:
         model = resolve_model(model, warn=_err)
     except SercliError as exc:
@@ -583,8 +610,11 @@ def plot(file, out, model, debug):
 
     Recordings over 5 s also get a timeline of the emotion of each 4 s window (50% overlap).
     """
-    from .errors import SercliError
+    from .errors import SercliError, display_path
     from .plots import plot_clip
+    _check_model_arg(model)
+    if _missing(file):
+        _usage_line(f"{display_path(file)}: no such file")
     out = out or os.path.splitext(os.path.basename(file))[0] + ".png"
     try:
         info = plot_clip(file, out, model=model, warn=_err)

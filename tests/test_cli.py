@@ -99,9 +99,10 @@ def test_usage_errors_exit_2(clips, tmp_path):
     assert run(["classify", str(clips), "--format", "xml"]).exit_code == 2
 
 
-def test_unknown_model_is_one_line_error(clips):
+def test_unknown_model_is_one_line_usage_error(clips):
     r = run(["classify", str(clips), "--model", "nope"])
-    assert r.exit_code == 1 and "unknown model" in r.stderr and "Traceback" not in r.stderr
+    assert r.exit_code == 2 and "unknown model" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "--model nope" in r.stderr and r.stdout == ""
 
 
 def test_paths_from_stdin(clips, tiny_cnn):
@@ -190,5 +191,9 @@ def test_console_script_pipes_jsonl(clips, tiny_cnn):
     assert p.returncode == 0, p.stderr
     assert len(jsonl(p.stdout)) == 4
     p = subprocess.run(cmd + ["classify", str(clips / "nope.wav"), "--model", str(tiny_cnn)],
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and "Traceback" not in p.stderr      # a missing path: usage error
+    (clips / "bad.wav").write_bytes(b"RIFF1234WAVEjunk")
+    p = subprocess.run(cmd + ["classify", str(clips / "bad.wav"), "--model", str(tiny_cnn)],
                        capture_output=True, text=True)
     assert p.returncode == 1 and "Traceback" not in p.stderr

@@ -188,7 +188,7 @@ def test_select_split_default():
 
 def test_errors_are_one_line(tmp_path, tiny_corpus):
     r = CliRunner().invoke(cli, ["evaluate", "--data", str(tiny_corpus), "--model", "nope"])
-    assert r.exit_code == 1 and "unknown model" in r.stderr and "Traceback" not in r.stderr
+    assert r.exit_code == 2 and "unknown model" in r.stderr and "Traceback" not in r.stderr
     (tmp_path / "empty").mkdir()
     r = CliRunner().invoke(cli, ["evaluate", "--data", str(tmp_path / "empty"), "--model", "svm"])
     assert r.exit_code == 1 and "no labelled clips" in r.stderr

@@ -149,3 +149,35 @@ def test_progress_bar_ends_before_the_table_on_a_terminal(tmp_path, rng, write_w
     assert "classify:" not in out[top:], out   # the bar's last refresh came after the table
     line_start = out.rfind("\n", 0, top) + 1
     assert out[line_start:top].strip("\r ") == "", out   # the border starts a line of its own
+
+
+# --- item 4: a missing model or command-line path is a usage error (exit 2, one line, no report) --
+
+@pytest.mark.parametrize("args", [
+    ["classify", "{clip}", "--model", "xyz"],
+    ["classify", "{clip}", "--model", "{tmp}/nope.pt"],
+    ["classify", "{tmp}/nosuchdir/", "-o", "{tmp}/report.jsonl"],
+    ["classify", "{clip}", "{tmp}/nosuchdir/", "-o", "{tmp}/report.jsonl"],
+    ["evaluate", "--data", "{tmp}", "--model", "xyz"],
+    ["info", "--model", "xyz"],
+    ["plot", "{clip}", "--model", "xyz", "-o", "{tmp}/x.png"],
+    ["plot", "{tmp}/nope.wav", "-o", "{tmp}/x.png"],
+])
+def test_missing_model_or_path_is_a_usage_error(args, tmp_path, rng, write_wav):
+    clip = write_wav("clip.wav", speechlike(rng, 1.0))
+    args = [a.format(clip=clip, tmp=tmp_path) for a in args]
+    r = run(args)
+    assert r.exit_code == 2, r.output
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), r.stderr
+    assert "warning" not in r.stderr and r.stdout == ""
+    assert not (tmp_path / "report.jsonl").exists() and not (tmp_path / "x.png").exists()
+
+
+def test_a_missing_path_from_stdin_stays_an_error_row(tmp_path, tiny_cnn):
+    missing = str(tmp_path / "gone.wav")
+    r = run(["classify", "-", "-m", str(tiny_cnn), "--format", "jsonl"], input=missing + "\n")
+    assert r.exit_code == 1
+    row = json.loads(r.stdout)
+    assert row["path"] == missing and "no such file" in row["error"]
+    assert "warning" not in r.stderr and r.stderr.count(missing) == 1     # one message, not two

@@ -57,9 +57,9 @@ def test_five_seconds_is_not_long(tmp_path, rng, write_wav):
 def test_bad_files_one_line_exit_1(tmp_path):
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF1234WAVEjunk")
-    for f in (bad, tmp_path / "missing.wav"):
+    for f, status in ((bad, 1), (tmp_path / "missing.wav", 2)):     # a missing path: usage error
         r = run(["plot", str(f), "-o", str(tmp_path / "x.png")])
-        assert r.exit_code == 1
+        assert r.exit_code == status
         assert len(r.stderr.strip().splitlines()) == 1 and str(f) in r.stderr
         assert "Traceback" not in r.stderr
     assert not (tmp_path / "x.png").exists()
