@@ -163,7 +163,8 @@ def classify(paths, model, fmt, output, jobs, backend, scheduler, no_recursive, 
     if fmt is None:
         fmt = "table" if sys.stdout.isatty() else "jsonl"
     if fmt == "table" and output:
-        raise click.UsageError("--format table is for the terminal; write files as jsonl, json or csv")
+        raise click.UsageError("--format table is for the terminal: with --output use --format "
+                               "jsonl, json or csv (or a .jsonl, .json or .csv file name)")
     if resume and not (output and fmt == "jsonl"):
         raise click.UsageError("--resume needs --output FILE.jsonl")
     if scheduler and backend != "dask":

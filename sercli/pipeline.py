@@ -688,9 +688,11 @@ def _stream_result(m, a: Analysed, needs, window_s, overlap, top_k, segments,
 def check_group_support(m) -> None:
     """A one-line SercliError when model `m` cannot take group-normalised input."""
     if not m.supports_group_norm:
-        raise SercliError(f"--normalize-by needs an SVM model or a CNN trained with "
-                          f"normalize = \"group\" (e.g. recipe cnn-spk): model {m.name} is a "
-                          f"{m.kind} trained without it")
+        from .catalog import group_models
+        best, *rest = group_models() or ["cnn-spk-ens"]
+        raise SercliError(f"--normalize-by needs a model trained for it: use --model {best}"
+                          + (f" (or {', '.join(rest)})" if rest else "")
+                          + f"; model {m.name} ({m.kind}) was trained on single clips")
 
 
 def group_keys(paths: list[str], by: str, speakers: Mapping[str, str] | None = None) -> list[tuple]:
@@ -729,8 +731,8 @@ def group_setup(m, paths: list[str], normalize_by: str | None,
         if warn and m.group_trained:
             warn(f"warning: model {m.name} was trained on features normalised per speaker; "
                  "without --normalize-by each clip is normalised alone with its training "
-                 f"statistics, which scores lower (group normalisation works best with >= "
-                 f"{MIN_GROUP_CLIPS} clips per group)")
+                 f"statistics, which scores lower: add --normalize-by speaker (or folder) for "
+                 f"batches of >= {MIN_GROUP_CLIPS} clips per speaker")
         return None
     check_group_support(m)
     return group_keys(paths, by, speakers)

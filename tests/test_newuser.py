@@ -181,3 +181,31 @@ def test_a_missing_path_from_stdin_stays_an_error_row(tmp_path, tiny_cnn):
     row = json.loads(r.stdout)
     assert row["path"] == missing and "no such file" in row["error"]
     assert "warning" not in r.stderr and r.stderr.count(missing) == 1     # one message, not two
+
+
+# --- item 5: every refusal names the option or value to use --------------------------------------
+
+def test_normalize_by_with_the_default_model_names_the_model_to_use(tmp_path, rng, write_wav):
+    """The default cnn cannot take --normalize-by: the hint is --model cnn-spk-ens, the bundled
+    model with the best test UAR that can (was: 'e.g. recipe cnn-spk', a training recipe)."""
+    from sercli.catalog import group_models
+    assert group_models()[0] == "cnn-spk-ens" and "cnn" not in group_models()
+    write_wav("d/a.wav", speechlike(rng, 1.0))
+    r = run(["classify", str(tmp_path / "d"), "--normalize-by", "folder"])
+    assert r.exit_code == 2
+    line, = r.stderr.strip().splitlines()
+    assert "use --model cnn-spk-ens" in line and "recipe" not in line
+
+
+def test_table_to_a_file_names_the_formats_to_use(tmp_path, rng, write_wav):
+    write_wav("d/a.wav", speechlike(rng, 1.0))
+    r = run(["classify", str(tmp_path / "d"), "-o", str(tmp_path / "r.csv"), "--format", "table"])
+    assert r.exit_code == 2 and "--format jsonl, json or csv" in r.stderr
+
+
+def test_group_trained_model_without_normalize_by_is_told_the_option():
+    from types import SimpleNamespace
+    from sercli.pipeline import group_setup
+    said = []
+    group_setup(SimpleNamespace(name="cnn-spk", group_trained=True), [], "none", warn=said.append)
+    assert len(said) == 1 and "add --normalize-by speaker" in said[0]

@@ -1,0 +1,112 @@
+"""The bundled models as their cards describe them, read without loading any model (no torch):
+what `sercli models` lists and what hints suggest.
+
+Driven by models.REGISTRY: a model added there with a card (weights/NAME.card.json beside its
+file, or the ensemble file itself) is listed with no change here. Speeds come from
+weights/speed.json (bench/speeds.py copies them from the benchmark's results); a model the
+benchmark has not measured has none.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .models import DEFAULT_MODEL, FALLBACK_MODEL, REGISTRY, card_path, weights_dir
+
+
+@dataclass
+class Entry:
+    name: str
+    kind: str | None
+    labels: list[str]
+    test_uar: float | None
+    test_set: str | None          # what "test" means for this model: unseen speakers, ...
+    group: bool                   # takes --normalize-by speaker|folder
+    clips_per_s: float | None
+    speed_source: str | None
+    use: str
+    description: str
+    file: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _read_json(p: Path) -> dict:
+    try:
+        d = json.loads(p.read_text(encoding="utf-8"))
+        return d if isinstance(d, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def speeds() -> dict:
+    return _read_json(weights_dir() / "speed.json").get("models") or {}
+
+
+def _test_set(protocol) -> str | None:
+    p = str(protocol or "").lower()
+    if p.startswith("speaker"):
+        return "unseen speakers"
+    if p.startswith("loco") or "leave-one-corpus-out" in p:
+        return "unseen corpus"
+    if "paper" in p:
+        return "paper's random split"
+    return None
+
+
+def _use(name: str, card: dict, group: bool, test_set: str | None, description: str) -> str:
+    if card.get("use"):
+        return str(card["use"])
+    parts = []
+    if name == DEFAULT_MODEL:
+        parts.append("default: each clip on its own")
+    if group:
+        parts.append("--normalize-by speaker|folder (many clips per speaker)")
+    if name == FALLBACK_MODEL:
+        parts.append("fallback, needs no torch")
+    if test_set == "paper's random split":
+        parts.append("reproduces the seed paper (its classes and protocol)")
+    if not parts:
+        first = description.split(". ")[0].split("; ")[0]
+        parts.append(first if len(first) <= 70 else first[:69] + "…")
+    return "; ".join(parts)
+
+
+def entry(name: str) -> Entry:
+    fname = REGISTRY[name][0]
+    path = weights_dir() / fname
+    if path.suffix == ".json":        # an ensemble file is its own card
+        card = _read_json(path)
+        kind = "ensemble"
+        group = card.get("mode") == "speaker"
+    else:
+        card = _read_json(card_path(path))
+        kind = card.get("kind")
+        recipe = card.get("recipe") if isinstance(card.get("recipe"), dict) else {}
+        group = kind == "svm" or recipe.get("normalize") == "group" or card.get("normalize") == "group"
+    test = ((card.get("metrics") or {}).get("test") or {})
+    uar = test.get("uar")
+    test_set = _test_set(card.get("protocol"))
+    description = " ".join(str(card.get("description") or "").split())
+    sp = speeds().get(name) or {}
+    return Entry(name=name, kind=kind, labels=list(card.get("labels") or []),
+                 test_uar=round(float(uar), 3) if isinstance(uar, (int, float)) else None,
+                 test_set=test_set, group=bool(group),
+                 clips_per_s=sp.get("clips_per_s"),
+                 speed_source=(f"{sp.get('results')} ({sp.get('machine')})" if sp else None),
+                 use=_use(name, card, bool(group), test_set, description),
+                 description=description, file=fname)
+
+
+def bundled() -> list[Entry]:
+    """Every bundled model, in REGISTRY order."""
+    return [entry(n) for n in REGISTRY]
+
+
+def group_models() -> list[str]:
+    """Bundled models that take --normalize-by, the best test UAR on unseen speakers first."""
+    es = [e for e in bundled() if e.group]
+    return [e.name for e in sorted(es, key=lambda e: -(e.test_uar or 0)
+                                   if e.test_set == "unseen speakers" else 1)]
