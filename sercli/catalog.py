@@ -21,10 +21,11 @@ class Entry:
     kind: str | None
     labels: list[str]
     test_uar: float | None
-    test_set: str | None          # what "test" means for this model: unseen speakers, ...
+    test_set: str | None          # what "test" means for this model: new speakers, ...
     group: bool                   # takes --normalize-by speaker|folder
     clips_per_s: float | None
-    speed_source: str | None
+    speed_source: str | None      # the benchmark's results file
+    speed_machine: str | None
     use: str
     description: str
     file: str
@@ -48,11 +49,11 @@ def speeds() -> dict:
 def _test_set(protocol) -> str | None:
     p = str(protocol or "").lower()
     if p.startswith("speaker"):
-        return "unseen speakers"
+        return "new speakers"
     if p.startswith("loco") or "leave-one-corpus-out" in p:
-        return "unseen corpus"
+        return "new corpus"
     if "paper" in p:
-        return "paper's random split"
+        return "paper split"
     return None
 
 
@@ -61,13 +62,13 @@ def _use(name: str, card: dict, group: bool, test_set: str | None, description: 
         return str(card["use"])
     parts = []
     if name == DEFAULT_MODEL:
-        parts.append("default: each clip on its own")
+        parts.append("default; one clip at a time")
     if group:
-        parts.append("--normalize-by speaker|folder (many clips per speaker)")
+        parts.append("--normalize-by speaker|folder")
     if name == FALLBACK_MODEL:
-        parts.append("fallback, needs no torch")
-    if test_set == "paper's random split":
-        parts.append("reproduces the seed paper (its classes and protocol)")
+        parts.append("fallback without torch")
+    if test_set == "paper split":
+        parts.append("the seed paper's protocol")
     if not parts:
         first = description.split(". ")[0].split("; ")[0]
         parts.append(first if len(first) <= 70 else first[:69] + "…")
@@ -95,7 +96,7 @@ def entry(name: str) -> Entry:
                  test_uar=round(float(uar), 3) if isinstance(uar, (int, float)) else None,
                  test_set=test_set, group=bool(group),
                  clips_per_s=sp.get("clips_per_s"),
-                 speed_source=(f"{sp.get('results')} ({sp.get('machine')})" if sp else None),
+                 speed_source=sp.get("results"), speed_machine=sp.get("machine"),
                  use=_use(name, card, bool(group), test_set, description),
                  description=description, file=fname)
 
@@ -109,4 +110,4 @@ def group_models() -> list[str]:
     """Bundled models that take --normalize-by, the best test UAR on unseen speakers first."""
     es = [e for e in bundled() if e.group]
     return [e.name for e in sorted(es, key=lambda e: -(e.test_uar or 0)
-                                   if e.test_set == "unseen speakers" else 1)]
+                                   if e.test_set == "new speakers" else 1)]

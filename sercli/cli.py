@@ -54,6 +54,12 @@ def cli():
     """Speech emotion recognition for folders of recordings.
 
     Data goes to stdout; progress, summaries and warnings go to stderr.
+
+    \b
+    Start with:
+      sercli models                   # the bundled models, their accuracy and speed
+      sercli classify recordings/     # label every recording in a folder
+      sercli COMMAND --help           # options and examples
     """
 
 
@@ -105,7 +111,7 @@ class _SignalGuard:
 @cli.command()
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--model", "-m", default="cnn", show_default=True,
-              help="Bundled model (cnn, cnn-spk, cnn-spk-ens, seed-cnn, svm) or a model file "
+              help="Bundled model (`sercli models` lists them) or a model file "
                    "(.pt state dict, .npz SVM or .json ensemble).")
 @output_options
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
@@ -143,6 +149,13 @@ def classify(paths, model, fmt, output, jobs, backend, scheduler, no_recursive, 
     Exit status: 0 when every file was classified, 1 when some failed (their rows are still
     written, with an error), 2 for usage errors, 130 (SIGINT) or 143 (SIGTERM) when
     interrupted (the report then holds the files done so far, complete and valid).
+
+    \b
+    Examples:
+      sercli classify recordings/                    # a table on a terminal
+      sercli classify recordings/ -o report.csv      # CSV, written atomically
+      sercli classify interview.wav --segments       # one line per 4 s window
+      sercli classify sessions/ --model cnn-spk-ens --normalize-by speaker
     """
     import json
     from .errors import SercliError, display_path
@@ -301,6 +314,9 @@ def classify(paths, model, fmt, output, jobs, backend, scheduler, no_recursive, 
             _err(line)
         if prior_failed:
             _err(f"  {prior_failed} failed in the earlier run (their rows are in the report)")
+        if output:
+            _err(f"wrote {display_path(output)}: {len(done_lines) + n} rows, "
+                 f"{prior_failed + failed} failed")
     _leave(status)
 
 
@@ -441,11 +457,58 @@ def _close_quietly(gen) -> None:
 
 
 @cli.command()
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def models(fmt):
+    """List the bundled models: test UAR, speed and what each is for (read from their cards;
+    nothing is loaded).
+
+    \b
+    Examples:
+      sercli models
+      sercli models --format json | jq -r '.[] | select(.group) | .name'
+      sercli info --model cnn-spk-ens      # one model's full card
+    """
+    import json
+    from .catalog import bundled
+    entries = bundled()
+    if fmt == "json":
+        click.echo(json.dumps([e.to_dict() for e in entries], indent=1))
+        return
+    from rich.console import Console
+    from rich.table import Table
+    t = Table(title="bundled models")
+    t.add_column("model", no_wrap=True)
+    t.add_column("labels", justify="right")
+    t.add_column("test UAR", justify="right")
+    t.add_column("test set")
+    t.add_column("clips/s", justify="right")
+    t.add_column("use")
+    for e in entries:
+        t.add_row(e.name,
+                  str(len(e.labels)) if e.labels else "-",
+                  f"{e.test_uar:.3f}" if e.test_uar is not None else "-", e.test_set or "-",
+                  f"{e.clips_per_s:g}" if e.clips_per_s is not None else "-", e.use)
+    con = Console()
+    con.print(t)
+    machines = sorted({e.speed_machine for e in entries if e.speed_machine})
+    con.print("test UAR: unweighted average recall on the card's test set. clips/s: classify "
+              "end to end (bench/run.py" + (f" on {' / '.join(machines)}" if machines else "")
+              + "); -: not measured. Details: sercli info --model NAME.", highlight=False, markup=False)
+
+
+@cli.command()
 @click.option("--model", "-m", default="cnn", show_default=True, help="Bundled model name or model file.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--debug", is_flag=True)
 def info(model, fmt, debug):
-    """Show a model's card: labels, training data, metrics and weights hash."""
+    """Show a model's card: labels, training data, metrics and weights hash.
+
+    \b
+    Examples:
+      sercli info                         # the default model
+      sercli info --model cnn-spk-ens --format json
+      sercli models                       # every bundled model, one line each
+    """
     import json
     from .errors import SercliError
     from .models import load_model
@@ -512,7 +575,13 @@ def train(data, recipe, out, epochs, jobs, seed, threads, cache, manifest, debug
 
     Speakers are split as sercli/data/speakers.csv says; speakers it does not list (your own
     corpus) are split whole 70/15/15 by a hash of corpus and speaker. Test speakers never
-    touch training or model selection."""
+    touch training or model selection.
+
+    \b
+    Examples:
+      sercli train --data ~/corpora --recipe cnn          # -> runs/cnn-YYYYmmdd-HHMMSS/
+      sercli train --data labels.csv --recipe mine.toml -o runs/mine
+    """
     from .errors import SercliError
     from . import train as tr
     try:
@@ -537,7 +606,7 @@ def train(data, recipe, out, epochs, jobs, seed, threads, cache, manifest, debug
               help="Labelled data: a folder (corpus file names at any depth, one folder per label, "
                    "CSV manifests) or a CSV manifest (path,label[,speaker][,corpus]).")
 @click.option("--model", "-m", default="cnn", show_default=True,
-              help="Bundled model (cnn, cnn-spk, cnn-spk-ens, seed-cnn, svm) or a model file "
+              help="Bundled model (`sercli models` lists them) or a model file "
                    "(.pt state dict, .npz SVM or .json ensemble).")
 @click.option("--split", type=click.Choice(["test", "val", "train", "all"]), default=None,
               help="Score the clips of these speakers of the canonical split (sercli/data/speakers.csv); "
@@ -567,6 +636,11 @@ def evaluate(data, model, split, out, fmt, jobs, cache, normalize_by, debug):
     are listed on stderr and counted. Each clip is scored whole (classify averages 4 s windows
     for recordings over 5 s). Exit status: 0 when scored, 1 when nothing could be scored,
     2 for usage errors.
+
+    \b
+    Examples:
+      sercli evaluate --data ~/corpora                   # the test speakers' clips
+      sercli evaluate --data labels.csv --model svm --split all -o eval/
     """
     import json
     from .errors import SercliError
@@ -610,6 +684,11 @@ def plot(file, out, model, debug):
     """Plot FILE as the models see it (16 kHz mono): waveform, MFCCs and log-mel spectrogram.
 
     Recordings over 5 s also get a timeline of the emotion of each 4 s window (50% overlap).
+
+    \b
+    Examples:
+      sercli plot clip.wav                  # clip.png in the current folder
+      sercli plot interview.wav -o interview.png --model cnn-spk-ens
     """
     from .errors import SercliError, display_path
     from .plots import plot_clip

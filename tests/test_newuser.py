@@ -209,3 +209,75 @@ def test_group_trained_model_without_normalize_by_is_told_the_option():
     said = []
     group_setup(SimpleNamespace(name="cnn-spk", group_trained=True), [], "none", warn=said.append)
     assert len(said) == 1 and "add --normalize-by speaker" in said[0]
+
+
+# --- item 6: discoverability: sercli models, examples in --help, what was written ------------------
+
+def test_models_lists_every_bundled_model_from_the_cards_without_torch():
+    code = ("import sys, json\n"
+            "from click.testing import CliRunner\n"
+            "from sercli.cli import cli\n"
+            "r = CliRunner().invoke(cli, ['models', '--format', 'json'])\n"
+            "assert r.exit_code == 0, r.output\n"
+            "print(json.dumps({'rows': json.loads(r.stdout), 'torch': 'torch' in sys.modules}))\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["torch"] is False
+    from sercli.models import REGISTRY, card_path, weights_dir
+    rows = {r["name"]: r for r in out["rows"]}
+    assert list(rows) == list(REGISTRY)
+    speeds = json.loads((weights_dir() / "speed.json").read_text())["models"]
+    for name, (fname, _) in REGISTRY.items():
+        f = weights_dir() / fname
+        card = json.loads((f if f.suffix == ".json" else card_path(f)).read_text())
+        assert rows[name]["test_uar"] == round(card["metrics"]["test"]["uar"], 3)
+        assert rows[name]["clips_per_s"] == (speeds.get(name) or {}).get("clips_per_s")
+        assert rows[name]["use"]
+    assert rows["cnn"]["clips_per_s"] == 276.3          # bench/results.md
+    assert rows["svm"]["clips_per_s"] is None           # never measured: no number
+    r = run(["models"])
+    assert r.exit_code == 0 and all(name in r.stdout for name in REGISTRY)
+
+
+def test_a_new_registry_entry_with_a_card_is_listed(tmp_path, monkeypatch):
+    import shutil
+    from sercli import catalog, models
+    for f in models.weights_dir().glob("*.json"):
+        shutil.copy(f, tmp_path / f.name)
+    card = {"kind": "whisper-head", "labels": ["angry", "happy", "neutral", "sad"],
+            "description": "A head on a Whisper encoder's hidden states. More text.",
+            "protocol": "speaker", "metrics": {"test": {"uar": 0.7123}}}
+    (tmp_path / "whisper-x.card.json").write_text(json.dumps(card))
+    monkeypatch.setattr(catalog, "weights_dir", lambda: tmp_path)
+    monkeypatch.setitem(models.REGISTRY, "whisper-x", ("whisper-x.pt", "0" * 64))
+    rows = {r["name"]: r for r in json.loads(run(["models", "--format", "json"]).stdout)}
+    assert rows["whisper-x"]["test_uar"] == 0.712 and rows["whisper-x"]["clips_per_s"] is None
+    assert rows["whisper-x"]["use"] == "A head on a Whisper encoder's hidden states"
+    assert rows["whisper-x"]["test_set"] == "new speakers"
+
+
+def test_speed_file_is_what_the_bench_script_copies():
+    """weights/speed.json holds only numbers bench/speeds.py takes from bench/results*.md: rerun
+    `python bench/speeds.py` after a benchmark."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("speeds", REPO / "bench" / "speeds.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert json.loads((REPO / "weights" / "speed.json").read_text()) == mod.document()
+
+
+@pytest.mark.parametrize("command", ["classify", "evaluate", "plot", "train", "info", "models"])
+def test_every_command_help_has_examples(command):
+    r = run([command, "--help"])
+    assert r.exit_code == 0 and "Examples:" in r.stdout
+    assert f"sercli {command}" in r.stdout.split("Examples:")[1]
+
+
+def test_classify_says_what_it_wrote(tmp_path, rng, write_wav, tiny_cnn):
+    write_wav("d/a.wav", speechlike(rng, 1.0))
+    write_wav("d/b.wav", np.zeros(16000, np.float32))
+    out = tmp_path / "report.csv"
+    r = run(["classify", str(tmp_path / "d"), "-m", str(tiny_cnn), "-o", str(out)])
+    assert r.exit_code == 1
+    assert f"wrote {out}: 2 rows, 1 failed" in r.stderr.splitlines()[-1]
