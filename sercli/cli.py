@@ -39,6 +39,18 @@ def output_options(fn):
     return wrapper
 
 
+def _old_out(fn):
+    """--out: the old spelling of -o/--output, kept hidden so that scripts keep working."""
+    return click.option("--out", "out_alias", default=None, hidden=True,
+                        type=click.Path())(fn)
+
+
+def _output_or_alias(output, out_alias):
+    if output is not None and out_alias is not None and output != out_alias:
+        raise click.UsageError("give -o/--output once (--out is its old name)")
+    return output if output is not None else out_alias
+
+
 def _ext_list(ctx, param, value):
     if value is None:
         return None
@@ -558,8 +570,11 @@ def info(model, fmt, debug):
 @click.option("--data", required=True, type=click.Path(exists=True),
               help="Folder of corpora (any depth, mixed) or a CSV manifest (path,label[,speaker]).")
 @click.option("--recipe", default="cnn", show_default=True, help="Recipe name (train/recipes) or a .toml file.")
-@click.option("--out", default="weights", show_default=True, type=click.Path(file_okay=False),
-              help="Folder for the weights, model card and plots.")
+@click.option("--output", "-o", "out", default=None, type=click.Path(file_okay=False),
+              help="Folder for the weights, model card and plots. Default: a new folder "
+                   "runs/RECIPE-YYYYmmdd-HHMMSS.")
+@_old_out
+@click.option("--force", is_flag=True, help="Overwrite a weights file already in the output folder.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the recipe's epochs.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Feature workers (default: all cores).")
 @click.option("--seed", type=int, default=None, help="Override the recipe's seed.")
@@ -570,7 +585,7 @@ def info(model, fmt, debug):
 @click.option("--manifest", type=click.Path(dir_okay=False), default=None,
               help="Also write the clip manifest (CSV) and emotion distribution plots next to it.")
 @click.option("--debug", is_flag=True)
-def train(data, recipe, out, epochs, jobs, seed, threads, cache, manifest, debug):
+def train(data, recipe, out, out_alias, force, epochs, jobs, seed, threads, cache, manifest, debug):
     """Train a model from labelled corpora and write its weights and model card.
 
     Speakers are split as sercli/data/speakers.csv says; speakers it does not list (your own
@@ -584,8 +599,10 @@ def train(data, recipe, out, epochs, jobs, seed, threads, cache, manifest, debug
     """
     from .errors import SercliError
     from . import train as tr
+    out = _output_or_alias(out, out_alias)
     try:
         r = tr.load_recipe(recipe)
+        out = _train_output(r, out, force)
         if manifest:
             from .corpora import scan, write_manifest
             from .plots import plot_distribution
@@ -601,6 +618,26 @@ def train(data, recipe, out, epochs, jobs, seed, threads, cache, manifest, debug
         _die(exc, debug)
 
 
+def _train_output(recipe: dict, out: str | None, force: bool) -> str:
+    """The folder train writes to: `out`, or a new runs/RECIPE-YYYYmmdd-HHMMSS. A weights file
+    already there is a usage error unless --force (the bundled weights/ is one such folder)."""
+    from .errors import display_path
+    name = str(recipe.get("name", "model"))
+    if out is None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        out = os.path.join("runs", f"{name}-{stamp}")
+        n = 1
+        while os.path.exists(out):
+            n += 1
+            out = os.path.join("runs", f"{name}-{stamp}-{n}")
+        _err(f"writing to {out}/")
+    weights = os.path.join(out, f"{name}.npz" if recipe.get("model") == "svm" else f"{name}.pt")
+    if os.path.exists(weights) and not force:
+        _usage_line(f"{display_path(weights)} exists: give another -o/--output folder, or --force "
+                    "to overwrite it")
+    return out
+
+
 @cli.command()
 @click.option("--data", required=True, type=click.Path(exists=True),
               help="Labelled data: a folder (corpus file names at any depth, one folder per label, "
@@ -613,9 +650,10 @@ def train(data, recipe, out, epochs, jobs, seed, threads, cache, manifest, debug
                    "other speakers get the split `train` gives them (a hash of corpus and speaker), "
                    "clips without a speaker count only for 'all'. Default: test when the data holds "
                    "clips of the canonical test speakers, else all.")
-@click.option("--out", type=click.Path(file_okay=False), default=None,
+@click.option("--output", "-o", "out", type=click.Path(file_okay=False), default=None,
               help="Also write metrics.json, per_class.csv, per_corpus.csv, confusion.csv, "
                    "confusion_normalized.csv, predictions.csv and confusion.png to this folder.")
+@_old_out
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
               help="stdout: tables, or one JSON object (everything but per-clip predictions).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
@@ -628,7 +666,7 @@ def train(data, recipe, out, epochs, jobs, seed, threads, cache, manifest, debug
                    "the clip's speaker (file name or manifest), else its folder; folder = the "
                    "parent folder.")
 @click.option("--debug", is_flag=True, help="Show Python tracebacks.")
-def evaluate(data, model, split, out, fmt, jobs, cache, normalize_by, debug):
+def evaluate(data, model, split, out, out_alias, fmt, jobs, cache, normalize_by, debug):
     """Score a model on labelled recordings: accuracy, UAR, macro-F1, per class and per corpus.
 
     Labels are mapped onto the model's labels; clips with a label the model lacks (e.g. calm or
@@ -646,6 +684,7 @@ def evaluate(data, model, split, out, fmt, jobs, cache, normalize_by, debug):
     from .errors import SercliError
     from .evaluate import evaluate_model, render_table, report, write_outputs
     from .pipeline import resolve_model
+    out = _output_or_alias(out, out_alias)
     _check_model_arg(model)
     try:
         model = resolve_model(model, warn=_err)
@@ -675,12 +714,13 @@ def evaluate(data, model, split, out, fmt, jobs, cache, normalize_by, debug):
 
 @cli.command()
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--out", "-o", type=click.Path(dir_okay=False), default=None,
+@click.option("--output", "-o", "out", type=click.Path(dir_okay=False), default=None,
               help="PNG to write. Default: FILE's name with .png, in the current folder.")
+@_old_out
 @click.option("--model", "-m", default="cnn", show_default=True,
               help="Model for the segment timeline of recordings over 5 s.")
 @click.option("--debug", is_flag=True, help="Show Python tracebacks.")
-def plot(file, out, model, debug):
+def plot(file, out, out_alias, model, debug):
     """Plot FILE as the models see it (16 kHz mono): waveform, MFCCs and log-mel spectrogram.
 
     Recordings over 5 s also get a timeline of the emotion of each 4 s window (50% overlap).
@@ -692,6 +732,7 @@ def plot(file, out, model, debug):
     """
     from .errors import SercliError, display_path
     from .plots import plot_clip
+    out = _output_or_alias(out, out_alias)
     _check_model_arg(model)
     if _missing(file):
         _usage_line(f"{display_path(file)}: no such file")

@@ -281,3 +281,56 @@ def test_classify_says_what_it_wrote(tmp_path, rng, write_wav, tiny_cnn):
     r = run(["classify", str(tmp_path / "d"), "-m", str(tiny_cnn), "-o", str(out)])
     assert r.exit_code == 1
     assert f"wrote {out}: 2 rows, 1 failed" in r.stderr.splitlines()[-1]
+
+
+# --- item 7: -o/--output everywhere; the old --out still works, unlisted -------------------------
+
+@pytest.mark.parametrize("command", ["classify", "evaluate", "plot", "train"])
+def test_output_option_has_one_name(command):
+    help_text = run([command, "--help"]).stdout
+    assert "-o, --output" in help_text
+    assert "--out " not in help_text and "--out," not in help_text
+
+
+def test_plot_and_evaluate_take_output_and_the_old_out(tmp_path, rng, write_wav, tiny_corpus, tiny_cnn):
+    clip = write_wav("c.wav", speechlike(rng, 1.0))
+    for flag, name in (("-o", "a.png"), ("--output", "b.png"), ("--out", "c.png")):
+        r = run(["plot", str(clip), flag, str(tmp_path / name)])
+        assert r.exit_code == 0, r.output
+        assert (tmp_path / name).is_file()
+    r = run(["plot", str(clip), "-o", str(tmp_path / "x.png"), "--out", str(tmp_path / "y.png")])
+    assert r.exit_code == 2
+    for flag, name in (("-o", "e1"), ("--out", "e2")):
+        r = run(["evaluate", "--data", str(tiny_corpus), "-m", str(tiny_cnn), "--split", "all",
+                 "--cache", str(tmp_path / "cache"), "--jobs", "1", "--format", "json", flag, str(tmp_path / name)])
+        assert r.exit_code == 0, r.output
+        assert (tmp_path / name / "metrics.json").is_file()
+
+
+# --- item 8: train writes to a fresh run folder and never overwrites weights without --force ----
+
+def test_train_defaults_to_a_fresh_run_folder(tiny_corpus, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "--data", str(tiny_corpus), "--recipe", "svm", "--jobs", "1", "--cache", str(tmp_path / "c")]
+    r = run(args)
+    assert r.exit_code == 0, r.output
+    runs = sorted((tmp_path / "runs").iterdir())
+    assert len(runs) == 1 and runs[0].name.startswith("svm-")
+    assert (runs[0] / "svm.npz").is_file() and (runs[0] / "svm.card.json").is_file()
+    assert not (tmp_path / "weights").exists()
+    assert f"runs/{runs[0].name}" in r.stderr
+
+
+def test_train_refuses_to_overwrite_weights_unless_forced(tiny_corpus, tmp_path):
+    out = tmp_path / "weights"
+    out.mkdir()
+    (out / "cnn.pt").write_bytes(b"the bundled weights")
+    # as from the repository root with an editable install: `sercli train --out weights`
+    r = run(["train", "--data", str(tiny_corpus), "--recipe", "cnn", "--out", str(out)])
+    assert r.exit_code == 2 and "--force" in r.stderr and str(out / "cnn.pt") in r.stderr
+    assert (out / "cnn.pt").read_bytes() == b"the bundled weights"
+    (out / "svm.npz").write_bytes(b"old")
+    r = run(["train", "--data", str(tiny_corpus), "--recipe", "svm", "-o", str(out), "--jobs", "1",
+             "--cache", str(tmp_path / "c"), "--force"])
+    assert r.exit_code == 0, r.output
+    assert (out / "svm.npz").read_bytes() != b"old"
