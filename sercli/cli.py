@@ -257,7 +257,7 @@ def classify(paths, model, fmt, output, jobs, backend, scheduler, no_recursive, 
             if fmt == "table":      # rich only then: its import is a few % of a cold start
                 from rich.console import Console
                 console = Console(file=stream)
-            writer = Writer(stream, fmt, m.labels, segments=segments, top_k=bool(top_k), console=console)
+            writer = Writer(stream, fmt, m.labels, segments=segments, top_k=top_k or False, console=console)
             for line in done_lines:
                 stream.write(line)
             if not quiet and sys.stderr.isatty():

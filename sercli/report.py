@@ -126,10 +126,15 @@ class Writer:
         self.console = console
         if fmt == "csv":
             cols = BASE_COLUMNS + [f"score_{lab}" for lab in self.labels]
-            if top_k:
-                cols.append("top_k")
-            if segments:
-                cols.append("segments")
+            if top_k:       # top_k: K (a bool from older callers: K from each record)
+                k = top_k if type(top_k) is int else len(self.labels)
+                cols += [c for i in range(1, k + 1) for c in (f"top{i}_label", f"top{i}_score")]
+            if segments:    # long form: one row per window, the file's own label beside it
+                cols = (["path", "start_s", "end_s", "label", "confidence", "silent"]
+                        + [f"score_{lab}" for lab in self.labels]
+                        + ["file_label", "file_confidence", "duration_s", "sample_rate", "channels",
+                           "model", "error"]
+                        + [c for c in cols if c.startswith("top")])
             self.csv = csv.DictWriter(out, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
             self.csv.writeheader()
         elif fmt == "json":
@@ -145,11 +150,20 @@ class Writer:
             row = {k: text(record.get(k)) for k in BASE_COLUMNS}
             for lab in self.labels:
                 row[f"score_{lab}"] = (record.get("scores") or {}).get(lab)
-            if self.top_k:
-                row["top_k"] = json.dumps(record.get("top_k"), ensure_ascii=False)
-            if self.segments:
-                row["segments"] = json.dumps(record.get("segments"), ensure_ascii=False)
-            self.csv.writerow(row)
+            for i, d in enumerate(record.get("top_k") or [], 1):
+                row[f"top{i}_label"], row[f"top{i}_score"] = d["label"], d["score"]
+            if not self.segments:
+                self.csv.writerow(row)
+            else:
+                row["file_label"], row["file_confidence"] = row.pop("label"), row.pop("confidence")
+                for seg in record.get("segments") or [None]:    # a file without windows: one row
+                    r = dict(row)
+                    if seg is not None:
+                        r.update(start_s=seg["start_s"], end_s=seg["end_s"], label=seg["label"],
+                                 confidence=seg["confidence"], silent=int(bool(seg["silent"])))
+                        for lab in self.labels:
+                            r[f"score_{lab}"] = (seg.get("scores") or {}).get(lab)
+                    self.csv.writerow(r)
         else:
             self.rows.append(record)
         self.n += 1
@@ -162,11 +176,15 @@ class Writer:
         if self.fmt == "json":
             self.out.write("\n]\n" if self.n else "]\n")
         elif self.fmt == "table":
-            render_table(self.rows, self.out, top_k=self.top_k, console=self.console)
+            render_table(self.rows, self.out, top_k=self.top_k, console=self.console,
+                         segments=self.segments)
         self.out.flush()
 
 
-def render_table(rows: list[dict], out: IO[str], *, top_k: bool = False, console=None) -> None:
+def render_table(rows: list[dict], out: IO[str], *, top_k: bool = False, console=None,
+                 segments: bool = False) -> None:
+    """The report as a rich table; with `segments`, each window on a line of its own under its
+    file (its time span, label, confidence and runner-up; silent windows say so)."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -189,7 +207,16 @@ def render_table(rows: list[dict], out: IO[str], *, top_k: bool = False, console
         t.add_row(Text(display_path(r["path"])), r.get("label") or "-",
                   f"{r['confidence']:.2f}" if r.get("confidence") is not None else "-",
                   extra, f"{r['duration_s']:.1f}" if r.get("duration_s") is not None else "-",
-                  "" if r.get("error") is None else Text(text(_reason_only(r)), style="red"))
+                  "" if r.get("error") is None else Text(text(_reason_only(r)), style="red"),
+                  end_section=segments and not r.get("segments"))
+        segs = r.get("segments") or [] if segments else []
+        for i, sg in enumerate(segs):
+            ranked = sorted((sg.get("scores") or {}).items(), key=lambda kv: -kv[1])
+            t.add_row(Text(f"  {sg['start_s']:.1f}–{sg['end_s']:.1f} s", style="dim", no_wrap=True),
+                      sg.get("label") or "-",
+                      f"{sg['confidence']:.2f}" if sg.get("confidence") is not None else "-",
+                      ", ".join(f"{k} {v:.2f}" for k, v in ranked[1:2]),
+                      "", "silent" if sg.get("silent") else "", end_section=i == len(segs) - 1)
     con.print(t)
 
 

@@ -26,8 +26,8 @@ ABSOLUTE_FLOOR_DBFS = -80.0
 PRE_EMPHASIS = 0.97
 
 #: how classify and evaluate word a refusal (after "PATH: silent: ")
-REASON = (f"no sound to classify: every window is below {SILENCE_DBFS:.0f} dBFS and rises "
-          f"less than {ACTIVITY_DB:.0f} dB above its noise floor (digital silence or steady noise)")
+REASON = (f"every window is below {SILENCE_DBFS:.0f} dBFS with nothing {ACTIVITY_DB:.0f} dB "
+          "above its noise floor")
 
 
 def _frame_db(y: np.ndarray, n: int) -> np.ndarray:

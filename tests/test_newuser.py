@@ -334,3 +334,61 @@ def test_train_refuses_to_overwrite_weights_unless_forced(tiny_corpus, tmp_path)
              "--cache", str(tmp_path / "c"), "--force"])
     assert r.exit_code == 0, r.output
     assert (out / "svm.npz").read_bytes() != b"old"
+
+
+# --- item 3: --segments shows in the table, and CSV gets one row per window -------------------
+
+@pytest.fixture
+def long_and_short(tmp_path, rng, write_wav):
+    y = np.concatenate([speechlike(rng, 6.0), np.zeros(16000 * 5, np.float32), speechlike(rng, 4.0)])
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "bad.wav").write_bytes(b"not audio")
+    return [write_wav("d/long.wav", y), write_wav("d/short.wav", speechlike(rng, 2.0)),
+            write_wav("d/silent.wav", np.zeros(16000, np.float32)), tmp_path / "d" / "bad.wav"]
+
+
+def test_segments_in_the_table(long_and_short, tiny_cnn, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = run(["classify", *(os.path.relpath(p) for p in long_and_short), "-m", str(tiny_cnn),
+             "--segments", "--window", "4", "--format", "table", "-q"])
+    lines = r.stdout.splitlines()
+    rows = [ln for ln in lines if "–" in ln and " s " in ln]
+    assert len(rows) == 7 + 1 + 1, r.output   # 7 windows of the 15 s file, 1 of the short and silent ones
+    assert sum("silent" in ln for ln in rows) >= 1
+    at = [i for i, ln in enumerate(lines) if "long.wav" in ln][0]
+    assert "0.0–4.0 s" in lines[at + 1]           # the windows follow their file
+
+
+def test_segments_csv_is_long_form(long_and_short, tiny_cnn):
+    import csv
+    import io
+    r = run(["classify", *map(str, long_and_short), "-m", str(tiny_cnn), "--segments", "--top-k", "2",
+             "--format", "csv", "-q"])
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert not any(v and v.lstrip().startswith(("[", "{")) for row in rows for v in row.values())  # no JSON cells
+    longs = [x for x in rows if x["path"].endswith("long.wav")]
+    assert len(longs) == 7 and [float(x["start_s"]) for x in longs] == [0, 2, 4, 6, 8, 10, 11]
+    silent = [x for x in longs if x["silent"] == "1"]
+    assert silent and all(x["label"] == "" for x in silent)
+    assert len({x["file_label"] for x in longs}) == 1 and longs[0]["file_label"]
+    voiced = [x for x in longs if x["silent"] == "0"]
+    for lab in ("angry", "sad"):
+        assert np.mean([float(x[f"score_{lab}"]) for x in voiced]) == pytest.approx(
+            json.loads(run(["classify", str(long_and_short[0]), "-m", str(tiny_cnn), "-q",
+                            "--format", "jsonl"]).stdout)["scores"][lab], abs=1e-5)
+    assert {"top1_label", "top1_score", "top2_label", "top2_score"} <= set(rows[0])
+    silent_file = [x for x in rows if x["path"].endswith("silent.wav")]
+    assert len(silent_file) == 1 and "silent" in silent_file[0]["error"] and silent_file[0]["silent"] == "1"
+    bad = [x for x in rows if x["path"].endswith("bad.wav")]
+    assert len(bad) == 1 and bad[0]["error"] and bad[0]["start_s"] == ""    # no windows: one row
+    shorts = [x for x in rows if x["path"].endswith("short.wav")]
+    assert len(shorts) == 1 and float(shorts[0]["end_s"]) == pytest.approx(2.0, abs=0.01)
+
+
+def test_top_k_csv_without_segments_has_columns_not_json(long_and_short, tiny_cnn):
+    import csv
+    import io
+    r = run(["classify", str(long_and_short[1]), "-m", str(tiny_cnn), "--top-k", "3", "--format", "csv", "-q"])
+    row, = csv.DictReader(io.StringIO(r.stdout))
+    assert row["top1_label"] == row["label"] and float(row["top1_score"]) == float(row["confidence"])
+    assert "top3_score" in row and "top_k" not in row
