@@ -718,12 +718,14 @@ def evaluate(data, model, split, out, out_alias, fmt, jobs, cache, normalize_by,
               help="PNG to write. Default: FILE's name with .png, in the current folder.")
 @_old_out
 @click.option("--model", "-m", default="cnn", show_default=True,
-              help="Model for the segment timeline of recordings over 5 s.")
+              help="The model whose input is shown, and whose scores the timeline of recordings "
+                   "over 5 s shows.")
 @click.option("--debug", is_flag=True, help="Show Python tracebacks.")
 def plot(file, out, out_alias, model, debug):
-    """Plot FILE as the models see it (16 kHz mono): waveform, MFCCs and log-mel spectrogram.
+    """Plot FILE as --model sees it (16 kHz mono): waveform, the model's log-mel bands (64 for
+    the CNNs) and, for models that use them, MFCCs 1-19.
 
-    Recordings over 5 s also get a timeline of the emotion of each 4 s window (50% overlap).
+    Recordings over 5 s also get a timeline of each 4 s window's scores (50% overlap).
 
     \b
     Examples:

@@ -76,49 +76,94 @@ def _waveform(ax, y, sr: int) -> None:
     ax.set_title("waveform (16 kHz mono)")
 
 
-def _timeline(ax, result, labels) -> None:
+def _own_spans(segs, duration: float) -> list[tuple[float, float]]:
+    """Each window's own stretch of time: from midway to the previous window's centre to
+    midway to the next one's, so that overlapping windows tile the recording without overlap."""
+    centres = [(s.start_s + s.end_s) / 2 for s in segs]
+    edges = [0.0] + [(a + b) / 2 for a, b in zip(centres, centres[1:])] + [duration]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _timeline(ax, result, labels, duration: float, window_s: float) -> None:
+    """One column per window, over the stretch of time it is nearest to: its scores stacked
+    (colour = emotion, height = score, the winning emotion at the bottom and named on top when
+    there is room); silent windows grey. A legend names the colours."""
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
     colors = plt.get_cmap("tab10")
+    col = {lab: colors(i % 10) for i, lab in enumerate(labels)}
     segs = result.segments or []
-    lanes = list(labels)
-    has_silent = any(s.silent for s in segs)
-    if has_silent:
-        lanes = ["(silent)"] + lanes
-    for s in segs:
-        if s.silent or s.label is None:
-            ax.broken_barh([(s.start_s, s.end_s - s.start_s)], (-0.4, 0.8), facecolors="0.85",
-                           edgecolor="0.6", hatch="//", linewidth=0.5)
+    spans = _own_spans(segs, duration)
+    width_px = ax.get_position().width * ax.figure.get_figwidth() * ax.figure.dpi
+    px_per_s = width_px / max(duration, 1e-6)
+    for s, (a, b) in zip(segs, spans):
+        if s.silent or s.label is None or not s.scores:
+            ax.bar(a, 1.0, width=b - a, align="edge", color="0.9", edgecolor="0.6", hatch="//",
+                   linewidth=0.4)
+            if (b - a) * px_per_s >= 40:
+                ax.text((a + b) / 2, 0.5, "silent", ha="center", va="center", fontsize=9, color="0.35")
             continue
-        k = lanes.index(s.label)
-        h = 0.8 * float(s.confidence)
-        ax.broken_barh([(s.start_s, s.end_s - s.start_s)], (k - h / 2, h),
-                       facecolors=colors(list(labels).index(s.label) % 10), alpha=0.55,
-                       edgecolor="black", linewidth=0.5)
-        if len(segs) <= 40:
-            ax.text((s.start_s + s.end_s) / 2, k, f"{s.confidence:.2f}", ha="center", va="center", fontsize=7)
-    ax.set_yticks(range(len(lanes)), lanes)
-    ax.set_ylim(-0.6, len(lanes) - 0.4)
+        order = sorted(s.scores, key=lambda k: -s.scores[k])
+        bottom = 0.0
+        for lab in order:
+            v = float(s.scores[lab])
+            ax.bar(a, v, width=b - a, bottom=bottom, align="edge", color=col[lab], edgecolor="white",
+                   linewidth=0.3)
+            bottom += v
+        if (b - a) * px_per_s >= 44:
+            ax.text((a + b) / 2, min(float(s.scores[order[0]]), 0.97) / 2, f"{s.label}\n{s.confidence:.2f}",
+                    ha="center", va="center", fontsize=9, color="white", fontweight="bold")
+    ax.set_xlim(0, duration)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("score")
     ax.set_xlabel("time (s)")
+    handles = [Patch(color=col[lab], label=lab) for lab in labels]
+    if any(s.silent for s in segs):
+        handles.append(Patch(facecolor="0.9", edgecolor="0.6", hatch="//", label="silent"))
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=9,
+              frameon=False, borderaxespad=0.0)
     head = (f"file: {result.label} ({result.confidence:.2f})" if result.ok
             else f"no label: {result.error.split(': ', 1)[-1]}")
-    ax.set_title(f"segment emotions, model {result.model} (bar height = confidence); {head}")
+    ax.set_title(f"emotion per {window_s:g} s window (scores stacked, top emotion at the bottom), "
+                 f"model {result.model}; {head}", fontsize=10)
+
+
+def _model_view(model) -> tuple[tuple[str, ...], str]:
+    """The features `model` needs (known without loading a bundled model) and its name."""
+    from .errors import ModelError
+    from .models import BUNDLED_NEEDS, DEFAULT_MODEL, Model, needs_before_loading
+    if isinstance(model, Model):
+        return tuple(model.needs), model.name
+    needs = needs_before_loading(model)
+    if needs is not None:
+        return needs, str(model)
+    try:
+        from .pipeline import resolve_model
+        m = resolve_model(model)
+        return tuple(m.needs), m.name
+    except ModelError:
+        return BUNDLED_NEEDS[DEFAULT_MODEL], DEFAULT_MODEL
 
 
 def plot_clip(path: str | os.PathLike, out: str | os.PathLike, *, model="cnn",
               window_s: float = DEFAULT_WINDOW_S, warn: Callable[[str], None] | None = None) -> dict:
-    """Waveform, MFCCs and log-mel spectrogram of one recording, decoded to 16 kHz mono and
-    computed with sercli's own feature functions (128 mel bands and 20 MFCCs, as the seed
-    paper's figures), written as a PNG of DPI x CLIP_FIGSIZE pixels.
+    """One recording as the selected model sees it, decoded to 16 kHz mono with the DC offset
+    removed, computed with sercli's own feature functions, written as a PNG of DPI x
+    CLIP_FIGSIZE pixels: the waveform; the MFCCs 1-19 when the model uses MFCCs (seed-cnn,
+    svm; c0, the overall level, would swamp the colour scale); the log-mel spectrogram with the
+    model's bands (64 for the CNNs, 128 for seed-cnn, 40 for the SVM).
 
     A recording longer than LONG_FACTOR x window_s (5 s by default) is also classified in
-    windows (`pipeline.classify_file(..., segments=True)`) and gets a timeline of each
-    window's label and confidence below (DPI x TIMELINE_FIGSIZE pixels). Raises AudioError for
-    a file that cannot be decoded. Returns what was plotted.
+    windows (`pipeline.classify_file(..., segments=True)`) and gets a timeline below (DPI x
+    TIMELINE_FIGSIZE pixels): each window's scores stacked over the stretch of time nearest to
+    it. Raises AudioError for a file that cannot be decoded. Returns what was plotted.
     """
+    import numpy as np
     from .audio import load_audio
-    from .constants import N_MELS, N_MFCC, SAMPLE_RATE
+    from .constants import SAMPLE_RATE
+    from .dataset import CNN_MELS
     from .errors import AudioError
-    from .features import log_mel, mfcc_from_log_mel
+    from .features import mel_filterbank, mfcc_from_log_mel, power_spectrogram, power_to_db, remove_dc
     path = os.fspath(path)
     y, info = load_audio(path)
     if y.size == 0:
@@ -129,37 +174,55 @@ def plot_clip(path: str | os.PathLike, out: str | os.PathLike, *, model="cnn",
         from .pipeline import classify_file, resolve_model
         model = resolve_model(model, warn=warn)
         result = classify_file(path, model=model, segments=True, window_s=window_s)
-    S_db = log_mel(y, n_mels=N_MELS)
-    mf = mfcc_from_log_mel(S_db, n_mfcc=N_MFCC)
+    needs, model_name = _model_view(model)
+    y = remove_dc(y)
+    P = power_spectrogram(y)
+    if "logmel" in needs:
+        bands, uses_mfcc, how = CNN_MELS, False, "its input frames"
+    elif "paper_mel" in needs or "paper_mfcc" in needs:
+        bands, uses_mfcc, how = 128, True, "it sees their time means"
+    elif "summary" in needs:
+        bands, uses_mfcc, how = 40, True, "it sees their means and deviations"
+    else:      # features this function does not know (a pretrained encoder's): the CNNs' view
+        bands, uses_mfcc, how = CNN_MELS, False, "not its own input"
+    S_db = power_to_db(mel_filterbank(n_mels=bands) @ P)
+    mf = mfcc_from_log_mel(power_to_db(mel_filterbank(n_mels=128) @ P))[1:] if uses_mfcc else None
 
     plt = _plt()
-    rows = 4 if result is not None else 3
-    fig = plt.figure(figsize=TIMELINE_FIGSIZE if result is not None else CLIP_FIGSIZE, dpi=DPI)
-    ratios = [1, 1.2, 1.6] + ([1.3] if result is not None else [])
-    gs = fig.add_gridspec(rows, 2, width_ratios=[1, 0.018], height_ratios=ratios, wspace=0.02,
-                          hspace=0.45, left=0.08, right=0.93,
-                          top=0.92 if result is not None else 0.9, bottom=0.06)
-    axes = [fig.add_subplot(gs[0, 0])]
-    axes += [fig.add_subplot(gs[i, 0], sharex=axes[0]) for i in range(1, rows)]
-    _waveform(axes[0], y, SAMPLE_RATE)
-    extent = (0, duration)
-    im = axes[1].imshow(mf, origin="lower", aspect="auto", cmap="viridis", interpolation="nearest",
-                        extent=(*extent, 0, mf.shape[0]))
-    axes[1].set_ylabel("coefficient")
-    axes[1].set_title(f"MFCC ({N_MFCC} coefficients of the {N_MELS}-band log-mel)")
-    fig.colorbar(im, cax=fig.add_subplot(gs[1, 1]))
-    im = axes[2].imshow(S_db, origin="lower", aspect="auto", cmap="magma", interpolation="nearest",
-                        extent=(*extent, 0, S_db.shape[0]))
-    axes[2].set_ylabel("mel band")
-    axes[2].set_title(f"log-mel spectrogram ({N_MELS} bands, dB)")
-    fig.colorbar(im, cax=fig.add_subplot(gs[2, 1])).set_label("dB")
-    if result is not None:
-        _timeline(axes[3], result, list(model.labels))
-    else:
-        axes[2].set_xlabel("time (s)")
-    axes[0].set_xlim(0, duration)
-    fig.suptitle(f"{Path(path).name}: {duration:.2f} s (stored {info.sample_rate} Hz, "
-                 f"{info.channels} ch)")
+    panels = ["wave"] + (["mfcc"] if uses_mfcc else []) + ["mel"] + (["timeline"] if result is not None else [])
+    heights = {"wave": 1.0, "mfcc": 1.2, "mel": 1.9 if not uses_mfcc else 1.6, "timeline": 1.5}
+    with plt.rc_context({"font.size": 10}):
+        fig = plt.figure(figsize=TIMELINE_FIGSIZE if result is not None else CLIP_FIGSIZE, dpi=DPI)
+        gs = fig.add_gridspec(len(panels), 2, width_ratios=[1, 0.018], height_ratios=[heights[p] for p in panels],
+                              wspace=0.02, hspace=0.42, left=0.08, right=0.86 if result is not None else 0.92,
+                              top=0.92 if result is not None else 0.9, bottom=0.06)
+        axes = {}
+        for i, name in enumerate(panels):
+            axes[name] = fig.add_subplot(gs[i, 0], sharex=axes.get("wave"))
+        _waveform(axes["wave"], y, SAMPLE_RATE)
+        extent = (0, duration)
+        lim = None
+        if mf is not None:
+            lim = float(np.percentile(np.abs(mf), 99)) or 1.0
+            im = axes["mfcc"].imshow(mf, origin="lower", aspect="auto", cmap="coolwarm", vmin=-lim, vmax=lim,
+                                     interpolation="nearest", extent=(*extent, 0.5, mf.shape[0] + 0.5))
+            axes["mfcc"].set_ylabel("coefficient")
+            axes["mfcc"].set_title(f"MFCC 1-{mf.shape[0]} of the 128-band log-mel (c0, the level, left out)")
+            fig.colorbar(im, cax=fig.add_subplot(gs[panels.index("mfcc"), 1]))
+        lo = float(np.percentile(S_db, 2)) if S_db.size else 0.0
+        im = axes["mel"].imshow(S_db, origin="lower", aspect="auto", cmap="magma", interpolation="nearest",
+                                vmin=lo, vmax=float(S_db.max()) if S_db.size else 1.0,
+                                extent=(*extent, 0, S_db.shape[0]))
+        axes["mel"].set_ylabel("mel band")
+        axes["mel"].set_title(f"log-mel spectrogram, {bands} bands, 10 ms frames (model {model_name}: {how})")
+        fig.colorbar(im, cax=fig.add_subplot(gs[panels.index("mel"), 1])).set_label("dB")
+        if result is not None:
+            _timeline(axes["timeline"], result, list(model.labels), duration, window_s)
+        else:
+            axes["mel"].set_xlabel("time (s)")
+        axes["wave"].set_xlim(0, duration)
+        fig.suptitle(f"{Path(path).name}: {duration:.2f} s (stored {info.sample_rate} Hz, "
+                     f"{info.channels} ch)")
     out = Path(out)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
@@ -173,4 +236,8 @@ def plot_clip(path: str | os.PathLike, out: str | os.PathLike, *, model="cnn",
     return {"path": path, "out": str(out), "duration_s": round(duration, 3),
             "sample_rate": info.sample_rate, "channels": info.channels, "width": w, "height": h,
             "label": result.label if result is not None else None,
-            "segments": [s.__dict__ for s in result.segments or []] if result is not None else None}
+            "segments": [s.__dict__ for s in result.segments or []] if result is not None else None,
+            "model": model_name, "mel_bands": bands,
+            "mfcc_coefficients": list(range(1, mf.shape[0] + 1)) if mf is not None else None,
+            "mfcc_colour_limit": lim if mf is not None else None,
+            "timeline_spans": _own_spans(result.segments or [], duration) if result is not None else None}

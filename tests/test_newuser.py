@@ -392,3 +392,28 @@ def test_top_k_csv_without_segments_has_columns_not_json(long_and_short, tiny_cn
     row, = csv.DictReader(io.StringIO(r.stdout))
     assert row["top1_label"] == row["label"] and float(row["top1_score"]) == float(row["confidence"])
     assert "top3_score" in row and "top_k" not in row
+
+
+# --- item 10: plot what the selected model sees, scaled sensibly, with a readable timeline --------
+
+def test_plot_shows_the_models_bands_and_mfccs_without_c0(tmp_path, rng, write_wav):
+    from sercli.plots import plot_clip
+    p = write_wav("c.wav", speechlike(rng, 2.0))
+    cnn = plot_clip(p, tmp_path / "cnn.png", model="cnn")
+    assert cnn["mel_bands"] == 64 and cnn["mfcc_coefficients"] is None   # the CNN sees 64 bands, no MFCC
+    seed = plot_clip(p, tmp_path / "seed.png", model="seed-cnn")
+    assert seed["mel_bands"] == 128 and seed["mfcc_coefficients"] == list(range(1, 20))
+    # c0 (about -600 on speech at this level) would set the colour scale; without it the limit is
+    # the other coefficients' range
+    assert seed["mfcc_colour_limit"] < 200
+    assert plot_clip(p, tmp_path / "svm.png", model="svm")["mel_bands"] == 40
+
+
+def test_plot_timeline_columns_tile_the_recording(tmp_path, rng, write_wav, tiny_cnn):
+    from sercli.plots import plot_clip
+    y = np.concatenate([speechlike(rng, 6.0), np.zeros(16000 * 5, np.float32), speechlike(rng, 4.0)])
+    info = plot_clip(write_wav("long.wav", y), tmp_path / "long.png", model=str(tiny_cnn))
+    spans = info["timeline_spans"]
+    assert len(spans) == len(info["segments"]) == 7
+    assert spans[0][0] == 0 and spans[-1][1] == pytest.approx(15.0, abs=0.01)
+    assert all(a[1] == pytest.approx(b[0]) for a, b in zip(spans, spans[1:]))   # no overlap, no gap
