@@ -417,3 +417,19 @@ def test_plot_timeline_columns_tile_the_recording(tmp_path, rng, write_wav, tiny
     assert len(spans) == len(info["segments"]) == 7
     assert spans[0][0] == 0 and spans[-1][1] == pytest.approx(15.0, abs=0.01)
     assert all(a[1] == pytest.approx(b[0]) for a, b in zip(spans, spans[1:]))   # no overlap, no gap
+
+
+# --- item 11: installing on a stock machine; corpora from their official pages ------------------
+
+def test_readme_says_how_to_get_the_cpu_build_and_the_corpora():
+    import re
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in text
+    assert "GPU" in text.split("## Classify")[0]
+    for name, where in (("RAVDESS", "zenodo.org/record/1188976"), ("TESS", "doi.org/10.5683/SP2/E8H2MF"),
+                        ("SAVEE", "kahlan.eps.surrey.ac.uk/savee"), ("CREMA-D", "github.com/CheyneyComputerScience/CREMA-D")):
+        row = [ln for ln in text.splitlines() if ln.startswith(f"| {name}")]
+        assert row and where in row[0] and re.search(r"CC BY|ODbL|free for research", row[0]), name
+    # examples (shell blocks) name no folder of our machines
+    for block in re.findall(r"```sh\n(.*?)```", text, re.S):
+        assert "/work/" not in block and "/root/" not in block and "/home/" not in block, block
