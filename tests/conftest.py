@@ -31,6 +31,25 @@ CORPUS_NAMES = {
 }
 
 
+def pytest_configure(config):
+    """hypothesis keeps its example database and a cache of constants in .hypothesis/ of the
+    current folder, from collection on: a temporary folder instead, removed at the end."""
+    import tempfile
+    try:
+        from hypothesis.configuration import set_hypothesis_home_dir
+    except ImportError:
+        return
+    config._sercli_hypothesis_home = tempfile.mkdtemp(prefix="sercli-tests-hypothesis-")
+    set_hypothesis_home_dir(config._sercli_hypothesis_home)
+
+
+def pytest_unconfigure(config):
+    import shutil
+    home = getattr(config, "_sercli_hypothesis_home", None)
+    if home:
+        shutil.rmtree(home, ignore_errors=True)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def private_cache(tmp_path_factory):
     """Everything that caches (sercli's feature cache, and whatever honours XDG_CACHE_HOME)

@@ -10,8 +10,16 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_non_editable_install_has_package_data(tmp_path):
     target = tmp_path / "site"
+    # built from a copy: an in-tree build writes build/ and sercli.egg-info into the checkout
+    import shutil
+    src = tmp_path / "src"
+    junk = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build", ".*")
+    for part in ("sercli", "weights", "train/recipes"):
+        shutil.copytree(REPO / part, src / part, ignore=junk)
+    for f in ("setup.cfg", "pyproject.toml", "README.md"):
+        shutil.copy(REPO / f, src / f)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(REPO)], check=True, capture_output=True)
+                    "--target", str(target), str(src)], check=True, capture_output=True)
     assert (target / "sercli" / "weights" / "cnn.pt").is_file()
     assert (target / "sercli" / "recipes" / "cnn.toml").is_file()
     code = ("import sercli, sercli.models as m, sercli.train as t, json; "

@@ -38,6 +38,12 @@ def test_the_suite_feature_cache_is_a_temporary_folder(tmp_path_factory, tiny_co
     assert Path(out).resolve().is_relative_to(base)
 
 
+def test_hypothesis_keeps_nothing_in_the_checkout():
+    from hypothesis.configuration import storage_directory
+    where = Path(storage_directory("constants", intent_to_write=False).path).resolve()
+    assert not where.is_relative_to(REPO) and not where.is_relative_to(Path.cwd().resolve())
+
+
 # --- item 1: quiet real speech is classified; silence and steady low-level noise are not -------
 
 def _first_sample_clip(sample_dir) -> Path:
