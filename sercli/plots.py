@@ -177,7 +177,11 @@ def plot_clip(path: str | os.PathLike, out: str | os.PathLike, *, model="cnn",
     needs, model_name = _model_view(model)
     y = remove_dc(y)
     P = power_spectrogram(y)
-    if "logmel" in needs:
+    from .heads_np import parse_encoded_key
+    whisper = any(parse_encoded_key(k) for k in needs)
+    if whisper:         # a head on a Whisper encoder: the encoder's own log-mel
+        bands, uses_mfcc, how = 80, False, "its encoder's input"
+    elif "logmel" in needs:
         bands, uses_mfcc, how = CNN_MELS, False, "its input frames"
     elif "paper_mel" in needs or "paper_mfcc" in needs:
         bands, uses_mfcc, how = 128, True, "it sees their time means"
@@ -185,7 +189,11 @@ def plot_clip(path: str | os.PathLike, out: str | os.PathLike, *, model="cnn",
         bands, uses_mfcc, how = 40, True, "it sees their means and deviations"
     else:      # features this function does not know (a pretrained encoder's): the CNNs' view
         bands, uses_mfcc, how = CNN_MELS, False, "not its own input"
-    S_db = power_to_db(mel_filterbank(n_mels=bands) @ P)
+    if whisper:
+        from .features import whisper_log_mel
+        S_db = whisper_log_mel(y, n_mels=bands)
+    else:
+        S_db = power_to_db(mel_filterbank(n_mels=bands) @ P)
     mf = mfcc_from_log_mel(power_to_db(mel_filterbank(n_mels=128) @ P))[1:] if uses_mfcc else None
 
     plt = _plt()
@@ -214,8 +222,10 @@ def plot_clip(path: str | os.PathLike, out: str | os.PathLike, *, model="cnn",
                                 vmin=lo, vmax=float(S_db.max()) if S_db.size else 1.0,
                                 extent=(*extent, 0, S_db.shape[0]))
         axes["mel"].set_ylabel("mel band")
-        axes["mel"].set_title(f"log-mel spectrogram, {bands} bands, 10 ms frames (model {model_name}: {how})")
-        fig.colorbar(im, cax=fig.add_subplot(gs[panels.index("mel"), 1])).set_label("dB")
+        axes["mel"].set_title(f"{'Whisper ' if whisper else ''}log-mel, {bands} bands, "
+                              f"10 ms frames (model {model_name}: {how})")
+        fig.colorbar(im, cax=fig.add_subplot(gs[panels.index("mel"), 1])).set_label(
+            "(log10 power + 4) / 4" if whisper else "dB")
         if result is not None:
             _timeline(axes["timeline"], result, list(model.labels), duration, window_s)
         else:
@@ -237,7 +247,7 @@ def plot_clip(path: str | os.PathLike, out: str | os.PathLike, *, model="cnn",
             "sample_rate": info.sample_rate, "channels": info.channels, "width": w, "height": h,
             "label": result.label if result is not None else None,
             "segments": [s.__dict__ for s in result.segments or []] if result is not None else None,
-            "model": model_name, "mel_bands": bands,
+            "model": model_name, "mel_bands": bands, "mel": "whisper" if whisper else "sercli",
             "mfcc_coefficients": list(range(1, mf.shape[0] + 1)) if mf is not None else None,
             "mfcc_colour_limit": lim if mf is not None else None,
             "timeline_spans": _own_spans(result.segments or [], duration) if result is not None else None}

@@ -434,7 +434,7 @@ def test_readme_says_how_to_get_the_cpu_build_and_the_corpora():
     import re
     text = (REPO / "README.md").read_text(encoding="utf-8")
     assert "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in text
-    assert "GPU" in text.split("## Classify")[0]
+    assert "GPU" in text.split("## Classify")[0] and "pytorch.org/get-started" in text
     for name, where in (("RAVDESS", "zenodo.org/record/1188976"), ("TESS", "doi.org/10.5683/SP2/E8H2MF"),
                         ("SAVEE", "kahlan.eps.surrey.ac.uk/savee"), ("CREMA-D", "github.com/CheyneyComputerScience/CREMA-D")):
         row = [ln for ln in text.splitlines() if ln.startswith(f"| {name}")]
@@ -442,3 +442,11 @@ def test_readme_says_how_to_get_the_cpu_build_and_the_corpora():
     # examples (shell blocks) name no folder of our machines
     for block in re.findall(r"```sh\n(.*?)```", text, re.S):
         assert "/work/" not in block and "/root/" not in block and "/home/" not in block, block
+
+
+def test_plot_of_a_whisper_head_shows_its_encoders_log_mel(tmp_path, rng, write_wav, monkeypatch):
+    from sercli import models
+    from sercli.plots import plot_clip
+    monkeypatch.setitem(models.BUNDLED_NEEDS, "whisper-x", ("encoder:whisper-x-encoder.pt:2,3",))
+    info = plot_clip(write_wav("c.wav", speechlike(rng, 2.0)), tmp_path / "w.png", model="whisper-x")
+    assert info["mel"] == "whisper" and info["mel_bands"] == 80 and info["mfcc_coefficients"] is None
