@@ -122,7 +122,7 @@ class _SignalGuard:
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--model", "-m", default="cnn", show_default=True,
+@click.option("--model", "-m", default="whisper-tiny", show_default=True,
               help="Bundled model (`sercli models` lists them) or a model file "
                    "(.pt state dict, .npz SVM or .json ensemble).")
 @output_options
@@ -150,10 +150,14 @@ class _SignalGuard:
                    "folder; speaker = a manifest's speaker column, else the speaker in a corpus "
                    "file name (RAVDESS, CREMA-D, TESS, SAVEE, EmoDB, JL), else the folder.")
 @click.option("--resume", is_flag=True, help="With --output FILE.jsonl: skip files already in it and append.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where a pretrained encoder runs (whisper-* models): cpu = in the worker processes; "
+                   "cuda = on the GPU in this process, clips batched by length; auto = cuda when torch "
+                   "sees a GPU. Other models always run on the CPU.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, summary or warnings on stderr.")
 @click.option("--debug", is_flag=True, help="Show Python tracebacks.")
 def classify(paths, model, fmt, output, jobs, backend, scheduler, no_recursive, ext, window, segments,
-             top_k, normalize_by, resume, quiet, debug):
+             top_k, normalize_by, resume, device, quiet, debug):
     """Classify the emotion of every audio file in PATHS (files or folders; - reads paths from
     stdin; a .csv file is a manifest: its path column, and its speaker column for
     --normalize-by speaker).
@@ -222,16 +226,19 @@ def classify(paths, model, fmt, output, jobs, backend, scheduler, no_recursive, 
     tune_malloc()
     t0 = time.time()        # the summary's time: the workers may start before the model loads
     started = None
+    gpu = _cuda_wanted(device, str(model))
     if backend == "local":
         # a bundled model's features are known before torch is imported: the workers start on
         # them while this process loads the model (about a second)
-        hint = needs_before_loading(model) if normalize_by == "none" else None
+        hint = needs_before_loading(model) if normalize_by == "none" and not gpu else None
         if hint is not None:
             started = start_analysis(files, hint, jobs=jobs, window_s=window, debug=debug)
         if started is None:
             start_workers(min(jobs or default_jobs(), len(files)))   # they boot while the model loads
     try:
         m = resolve_model(model, warn=lambda msg: _err(msg, quiet))
+        if gpu:
+            m.use_device("cuda")
         if normalize_by != "none":
             _check_group_support(m)
     except BaseException as exc:
@@ -330,6 +337,24 @@ def classify(paths, model, fmt, output, jobs, backend, scheduler, no_recursive, 
             _err(f"wrote {display_path(output)}: {len(done_lines) + n} rows, "
                  f"{prior_failed + failed} failed")
     _leave(status)
+
+
+def _cuda_wanted(device: str, model: str) -> bool:
+    """--device: whether the encoder runs on CUDA; a usage error if cuda is asked and absent."""
+    from .models import REGISTRY
+    if device == "cpu":
+        return False
+    if device == "auto" and model in REGISTRY and not model.startswith("whisper"):
+        return False        # a bundled model without an encoder: no need to import torch here
+    try:
+        import torch
+        available = torch.cuda.is_available()
+    except ImportError:
+        available = False
+    if device == "cuda" and not available:
+        raise click.UsageError("--device cuda: torch sees no CUDA GPU (a CPU-only torch build, or "
+                               "no driver); use --device cpu")
+    return available
 
 
 def _leave(status: int) -> None:
@@ -509,7 +534,7 @@ def models(fmt):
 
 
 @cli.command()
-@click.option("--model", "-m", default="cnn", show_default=True, help="Bundled model name or model file.")
+@click.option("--model", "-m", default="whisper-tiny", show_default=True, help="Bundled model name or model file.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--debug", is_flag=True)
 def info(model, fmt, debug):
@@ -569,7 +594,7 @@ def info(model, fmt, debug):
 @cli.command()
 @click.option("--data", required=True, type=click.Path(exists=True),
               help="Folder of corpora (any depth, mixed) or a CSV manifest (path,label[,speaker]).")
-@click.option("--recipe", default="cnn", show_default=True, help="Recipe name (train/recipes) or a .toml file.")
+@click.option("--recipe", default="whisper-tiny", show_default=True, help="Recipe name (train/recipes) or a .toml file.")
 @click.option("--output", "-o", "out", default=None, type=click.Path(file_okay=False),
               help="Folder for the weights, model card and plots. Default: a new folder "
                    "runs/RECIPE-YYYYmmdd-HHMMSS.")
@@ -642,7 +667,7 @@ def _train_output(recipe: dict, out: str | None, force: bool) -> str:
 @click.option("--data", required=True, type=click.Path(exists=True),
               help="Labelled data: a folder (corpus file names at any depth, one folder per label, "
                    "CSV manifests) or a CSV manifest (path,label[,speaker][,corpus]).")
-@click.option("--model", "-m", default="cnn", show_default=True,
+@click.option("--model", "-m", default="whisper-tiny", show_default=True,
               help="Bundled model (`sercli models` lists them) or a model file "
                    "(.pt state dict, .npz SVM or .json ensemble).")
 @click.option("--split", type=click.Choice(["test", "val", "train", "all"]), default=None,

@@ -54,6 +54,9 @@ def clip_features(y: np.ndarray, needs: tuple[str, ...] = ALL_FEATURES) -> dict[
             fname, layers = parse_encoded_key(key)
             from .heads_np import pooled_stats
             out[key] = pooled_stats(encode_signal(y, str(weights_dir() / fname), layers))
+    if "whisper_mel" in needs:      # the encoder runs in the main process (--device)
+        from .features import whisper_log_mel
+        out["whisper_mel"] = whisper_log_mel(remove_dc(y))   # as encode_signal does
     if not any(k in needs for k in ALL_FEATURES):
         return out
     P = power_spectrogram(y)

@@ -141,7 +141,7 @@ def predict_clips_grouped(model, fs, groups: list) -> np.ndarray:
     return model.predict_proba_grouped(_feature_dicts(fs, range(len(fs.clips))), groups)
 
 
-def evaluate_model(data: str | os.PathLike, model="cnn", split: str | None = None, *,
+def evaluate_model(data: str | os.PathLike, model="whisper-tiny", split: str | None = None, *,
                    jobs: int = -1, cache_dir: str | os.PathLike | None = None,
                    progress: bool = False, warn: Callable[[str], None] | None = None,
                    normalize_by: str | None = None) -> dict:

@@ -64,14 +64,58 @@ class WhisperHead(nn.Module):
 class HeadModel:
     """A head with what it needs to run: its encoder's file and blocks, and its temperature."""
 
+    #: clips per encoder batch when the encoder runs here (use_device)
+    BATCH = 32
+
     def __init__(self, net: WhisperHead, encoder_file: str, encoder_sha256: str):
         self.net, self.dims = net, net.dims
         self.encoder_file, self.encoder_sha256 = encoder_file, encoder_sha256
+        self.device = None          # None: the encoder runs in the feature workers, on their CPU
+        self._encoder = None
 
     @property
     def feature_key(self) -> str:
-        """The feature a worker computes for this head (sercli.dataset.clip_features)."""
+        """The feature a worker computes for this head (sercli.dataset.clip_features): the
+        pooled encoder outputs, or only the log-mel when the encoder runs here (use_device)."""
+        if self.device is not None:
+            return "whisper_mel"
         return encoded_key(self.encoder_file, self.dims.layers)
+
+    def use_device(self, device: str) -> None:
+        """Run the encoder in this process on `device` ("cuda", or "cpu" to test the path),
+        clips batched by length; the workers then compute only the log-mel."""
+        from .models import weights_dir
+        from .whisper import load_encoder
+        self.device = torch.device(device)
+        self._encoder = load_encoder(weights_dir() / self.encoder_file)[0].to(self.device)
+
+    def vectors(self, feats: list[dict]) -> list[np.ndarray]:
+        """Each clip's pooled vector, from its worker's features (encoder outputs, or log-mel)."""
+        if self.device is None:
+            return [f[self.feature_key] for f in feats]
+        return self._encode_batched([f["whisper_mel"] for f in feats])
+
+    def _encode_batched(self, mels: list[np.ndarray]) -> list[np.ndarray]:
+        # Clips of similar length share a batch. The convolution stem runs on each clip alone
+        # (it would see the padding), the transformer blocks on the padded batch with padded
+        # frames masked out of attention and pooling: a clip's scores do not depend on its batch.
+        from .encoded import pool_frames
+        from .heads_np import pooled_stats
+        layers = tuple(self.dims.layers)
+        out: list = [None] * len(mels)
+        order = sorted(range(len(mels)), key=lambda i: mels[i].shape[1])
+        with torch.inference_mode():
+            for s in range(0, len(order), self.BATCH):
+                idx = order[s:s + self.BATCH]
+                stems = [self._encoder.stem(torch.from_numpy(mels[i])[None].to(self.device))[0] for i in idx]
+                n = torch.tensor([len(x) for x in stems])
+                x = torch.nn.utils.rnn.pad_sequence(stems, batch_first=True)
+                keep = (torch.arange(x.shape[1])[None, :] < n[:, None]).to(self.device)
+                hs = self._encoder.run_blocks(x, layers, keep[:, None, None, :])
+                for j, i in enumerate(idx):
+                    h = torch.stack([hh[j, :int(n[j])] for hh in hs])
+                    out[i] = pooled_stats(pool_frames(h).to(torch.float16).cpu().numpy())
+        return out
 
     def inputs(self, vectors: list[np.ndarray], groups=None, grouped: bool = False) -> np.ndarray:
         """(B, n_input) float32 as the network takes them: group-trained heads get the vectors

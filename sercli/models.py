@@ -21,6 +21,15 @@ from .errors import ModelError
 
 #: name -> (file in weights/, pinned sha256). Updated only by retraining the bundled weights.
 REGISTRY: dict[str, tuple[str, str]] = {
+    # the default: frozen Whisper tiny.en encoder + MLP head over pooled block statistics
+    "whisper-tiny": ("whisper-tiny.pt", "5d5ac5bc979b88543a522c36825188bcb21c0ed0f6052742388665c5fe606c06"),
+    # ... trained on vectors z-scored per speaker, for --normalize-by speaker|folder
+    "whisper-tiny-spk": ("whisper-tiny-spk.pt", "4f17a8a71c03f45a2a9ffe40a0ed10ceaec0960952a20066b70cadf12a4e03a8"),
+    # the same on the larger Whisper base encoder: about 3x the cost; lower val UAR than
+    # whisper-tiny, higher test UAR (README)
+    "whisper-base": ("whisper-base.pt", "04ea69757a29fc39114f379e789c49236e4c6739b159ef2889d160f6f9ad1112"),
+    "whisper-base-spk": ("whisper-base-spk.pt", "0bb84be4037f038e4a92e1967f981b30204cab9d68c97cfb67a2ef1b457eac43"),
+    # the fast model: 2-D CNN on log-mel, no pretrained encoder
     "cnn": ("cnn.pt", "9234e15c69dbc0f3072a391f67a2f6f24f7288ad82c99a82f948a6586d785372"),
     # for --normalize-by speaker|folder on batches of about 20 or more clips per speaker (README)
     "cnn-spk": ("cnn-spk.pt", "3114d4488b3713fdf6d8f5c729b7d7602c5f6b2ba1205fb71c850c9a5a9731df"),
@@ -38,12 +47,16 @@ ENCODERS: dict[str, tuple[str, str, int]] = {
     "whisper-base": ("whisper-base-encoder.pt",
                      "c7290a3eca4cd011c0b673aa68d430e58bfefe7464cd14e13fb6ca0f583b43f6", 6),
 }
-DEFAULT_MODEL = "cnn"
+DEFAULT_MODEL = "whisper-tiny"
 FALLBACK_MODEL = "svm"
 #: The features each bundled model needs (its Model.needs; a test keeps the two equal), known
 #: before torch is imported, so that classify can start extracting them while the model loads.
-#: (Should the default CNN fall back to the SVM, classify extracts the SVM's features then.)
+#: (Should the default model fall back to the SVM, classify extracts the SVM's features then.)
 BUNDLED_NEEDS: dict[str, tuple[str, ...]] = {
+    "whisper-tiny": ("encoder:whisper-tiny.en-encoder.pt:2,3,4",),
+    "whisper-tiny-spk": ("encoder:whisper-tiny.en-encoder.pt:2,3,4",),
+    "whisper-base": ("encoder:whisper-base-encoder.pt:3,4,5,6",),
+    "whisper-base-spk": ("encoder:whisper-base-encoder.pt:3,4,5,6",),
     "cnn": ("logmel",),
     "cnn-spk": ("logmel", "summary"),
     "cnn-spk-ens": ("logmel", "summary"),
@@ -83,7 +96,7 @@ def card_path(weights: str | os.PathLike) -> Path:
 class Model:
     """A loaded model: what it predicts and which features it needs."""
     name: str
-    kind: str                    # "cnn" | "seed-cnn" | "seed-rnn" | "svm" | "ensemble"
+    kind: str                    # "whisper-head" | "cnn" | "seed-cnn" | "seed-rnn" | "svm" | "ensemble"
     labels: tuple[str, ...]
     path: str
     sha256: str
@@ -112,6 +125,15 @@ class Model:
             grouped = self.impl.grouped_members()
             return bool(grouped) and all(m.supports_group_norm for m in grouped)
         return self.kind == "svm" or self.group_trained
+
+    def use_device(self, device: str) -> None:
+        """Run the pretrained encoder of this model (or of its members) on `device` in this
+        process; models without one run as before."""
+        if self.kind == "ensemble":
+            for m in self.impl.members:
+                m.use_device(device)
+        elif self.kind == "whisper-head":
+            self.impl.use_device(device)
 
     @property
     def encoder(self) -> str | None:
@@ -147,7 +169,7 @@ class Model:
         if self.kind == "cnn":
             return self._predict_cnn(feats, groups)
         if self.kind == "whisper-head":
-            return self.impl.predict_proba([f[self.impl.feature_key] for f in feats], groups, grouped=True)
+            return self.impl.predict_proba(self.impl.vectors(feats), groups, grouped=True)
         X = self.impl.group_normalize(self.impl.inputs(feats), groups)
         # batches bound the kernel matrix (rows x support vectors)
         return np.concatenate([self.impl.predict_proba(X[s:s + 256]) for s in range(0, len(X), 256)])
@@ -159,7 +181,7 @@ class Model:
         if self.kind == "ensemble":
             return self.impl.combine([m.predict_proba(feats) for m in self.impl.members])
         if self.kind == "whisper-head":
-            return self.impl.predict_proba([f[self.impl.feature_key] for f in feats])
+            return self.impl.predict_proba(self.impl.vectors(feats))
         if self.kind == "svm":
             X = self.impl.inputs(feats)
             if self.impl.normalize == "group":   # no groups given: each clip is a group of one

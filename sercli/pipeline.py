@@ -285,8 +285,8 @@ def _error_result(model_name: str, a: Analysed) -> ClipResult:
                       channels=info.channels if info else None, model=model_name, error=a.error)
 
 
-def resolve_model(model="cnn", *, warn: Callable[[str], None] | None = None):
-    """Load a model by name, path or object; the bundled CNN falls back to the SVM with a warning."""
+def resolve_model(model="whisper-tiny", *, warn: Callable[[str], None] | None = None):
+    """Load a model by name, path or object; the default model falls back to the SVM with a warning."""
     from .models import DEFAULT_MODEL, FALLBACK_MODEL, Model, load_model
     if isinstance(model, Model):
         return model
@@ -556,7 +556,7 @@ def start_analysis(paths: Iterable[str], needs: tuple[str, ...], *, jobs: int | 
     return StartedAnalysis(paths, tuple(needs), jobs, (window_s, overlap), debug, analysed)
 
 
-def classify(paths: Iterable[str], *, model="cnn", jobs: int | None = None,
+def classify(paths: Iterable[str], *, model="whisper-tiny", jobs: int | None = None,
              window_s: float = DEFAULT_WINDOW_S, overlap: float = WINDOW_OVERLAP,
              segments: bool = False, top_k: int | None = None, debug: bool = False,
              warn: Callable[[str], None] | None = None,
@@ -813,7 +813,7 @@ def _classify_grouped(m, analysed: Iterable[Analysed], keys: list[tuple], needs,
                                                                segments)
 
 
-def classify_file(path: str | os.PathLike, *, model="cnn", **kwargs) -> ClipResult:
+def classify_file(path: str | os.PathLike, *, model="whisper-tiny", **kwargs) -> ClipResult:
     """Classify one file; see `classify`."""
     return next(classify([os.fspath(path)], model=model, jobs=1, **kwargs))
 

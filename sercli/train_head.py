@@ -107,20 +107,23 @@ def train_head(data: dict[str, tuple[list[Clip], np.ndarray]], labels: list[str]
             X_tr = np.where(alone[:, None], Z_alone, Z_group)
         net.train()
         perm = rng.permutation(len(y_tr))
-        total = 0.0
+        total, correct = 0.0, 0
         for s in range(0, len(perm), opts["batch_size"]):
             idx = perm[s:s + opts["batch_size"]]
             x = torch.from_numpy(X_tr[idx])
             if opts["input_noise"]:
                 x = x + opts["input_noise"] * net.feat_std * torch.randn_like(x)
-            loss = F.cross_entropy(net(x), torch.from_numpy(y_tr[idx]), weight=weights,
-                                   label_smoothing=opts["label_smoothing"])
+            logits = net(x)
+            target = torch.from_numpy(y_tr[idx])
+            loss = F.cross_entropy(logits, target, weight=weights, label_smoothing=opts["label_smoothing"])
+            correct += int((logits.argmax(1) == target).sum())
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
             total += loss.item() * len(idx)
-        row = {"epoch": epoch, "train_loss": round(total / len(perm), 4), "seconds": round(time.time() - t0, 2)}
+        row = {"epoch": epoch, "train_loss": round(total / len(perm), 4),
+               "train_accuracy": round(correct / len(perm), 4), "seconds": round(time.time() - t0, 2)}
         if has_val:
             m = evaluate(y_val, [labels[i] for i in scores("val").argmax(1)], labels)
             row.update(val_accuracy=round(m["accuracy"], 4), val_uar=round(m["uar"], 4))

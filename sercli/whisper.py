@@ -87,7 +87,11 @@ class WhisperEncoder(nn.Module):
     def hidden_states(self, mel: torch.Tensor, layers: tuple[int, ...],
                       mask: torch.Tensor | None = None) -> list[torch.Tensor]:
         """`mask` (B, 1, T', T') bool, True where attention is allowed (padded batches)."""
-        x = self.stem(mel)
+        return self.run_blocks(self.stem(mel), layers, mask)
+
+    def run_blocks(self, x: torch.Tensor, layers: tuple[int, ...],
+                   mask: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """hidden_states from the stem's output x (B, T', n_state)."""
         out = {}
         for i, block in enumerate(self.blocks[:max(layers)], start=1):
             x = block(x, mask)

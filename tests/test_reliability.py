@@ -457,22 +457,23 @@ def test_resume_skips_done_files_and_keeps_their_failures(bad_dir, tiny_cnn, tmp
 # Safe models
 
 @pytest.mark.parametrize("pin_hash", [False, True], ids=["hash-mismatch", "hash-ok-but-corrupt"])
-def test_corrupt_bundled_cnn_warns_once_and_falls_back_to_svm(bad_dir, monkeypatch, tmp_path, pin_hash):
+def test_corrupt_bundled_default_warns_once_and_falls_back_to_svm(bad_dir, monkeypatch, tmp_path, pin_hash):
     from sercli import models
     root, _ = bad_dir
     w = tmp_path / "w"
     w.mkdir()
-    (w / "cnn.pt").write_bytes(b"PK\x03\x04 corrupted weights")
+    default = models.REGISTRY[models.DEFAULT_MODEL][0]
+    (w / default).write_bytes(b"PK\x03\x04 corrupted weights")
     for f in ("svm.npz", "svm.card.json"):
         (w / f).write_bytes((models.weights_dir() / f).read_bytes())
     monkeypatch.setattr(models, "weights_dir", lambda: w)
     if pin_hash:
-        monkeypatch.setitem(models.REGISTRY, "cnn", ("cnn.pt", models.sha256_file(w / "cnn.pt")))
+        monkeypatch.setitem(models.REGISTRY, models.DEFAULT_MODEL, (default, models.sha256_file(w / default)))
     r = run(["classify", str(root / "good.wav"), str(root / "good.flac")])
     assert r.exit_code == 0 and "Traceback" not in r.output
     warnings = [line for line in r.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1, r.stderr
-    assert str(w / "cnn.pt") in warnings[0] and "falling back to the 'svm' model" in warnings[0]
+    assert str(w / default) in warnings[0] and "falling back to the 'svm' model" in warnings[0]
     assert ("does not match the pinned" if not pin_hash else "not a valid sercli model") in warnings[0]
     assert {x["model"] for x in jsonl(r.stdout)} == {"svm"}
 

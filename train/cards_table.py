@@ -11,7 +11,8 @@ PAPER = {"svm": 0.38, "rnn": 0.43, "seed-cnn": 0.62, "human": 0.72}   # the pape
 print("| model | protocol | classes | val acc | val UAR | test acc | test UAR | test macro-F1 | test UAR per corpus | paper's test acc |")
 print("|---|---|---|---|---|---|---|---|---|---|")
 cards = {name: json.loads((WEIGHTS / f"{name}.card.json").read_text())
-         for name in ("cnn", "cnn-spk", "svm", "seed-cnn")}
+         for name in ("whisper-tiny", "whisper-tiny-spk", "whisper-base", "whisper-base-spk", "cnn", "cnn-spk",
+                      "svm", "seed-cnn") if (WEIGHTS / f"{name}.card.json").is_file()}
 ens = {"cnn-spk-ens": json.loads((WEIGHTS / "cnn-spk-ens.json").read_text())}   # ensemble files
 
 
@@ -35,10 +36,17 @@ def row(name: str) -> str:
             f"{t['accuracy']:.3f} | {t['uar']:.3f} | {t['macro_f1']:.3f} | {corpora} | {paper} |")
 
 
-for name in ("cnn", "cnn-spk", "cnn-spk-ens", "svm", "seed-cnn"):
+for name in [n for n in cards if n.startswith("whisper")] + ["cnn", "cnn-spk", "cnn-spk-ens", "svm", "seed-cnn"]:
     print(row(name))
 print()
-for name in ("cnn", "cnn-spk"):
+for name in [n for n in cards if n.startswith("whisper")]:
+    card = cards[name]
+    cal = {k: card["metrics"][k]["calibration"]["ece"] for k in ("val", "test")}
+    print(f"`{name}`: encoder {card['encoder']['name']} (blocks {', '.join(map(str, card['features']['layers']))}; "
+          f"{card['encoder']['licence']}), temperature {card['temperature']:.3f} fitted on val, expected "
+          f"calibration error val {cal['val']:.3f}, test {cal['test']:.3f}.  ")
+print()
+for name in [n for n in cards if n.startswith("whisper")] + ["cnn", "cnn-spk"]:
     card = cards[name]
     print(f"`{name}` trained in {card['seconds']['total'] / 60:.1f} min ({card['seconds']['features']:.0f} s of it "
           f"features and data loading) with `{card['command']}`.  ")

@@ -13,7 +13,8 @@ from sercli.pipeline import classify
 
 sample = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).resolve().parents[2] / "shared/corpora/sample")
 clips = scan(sample).clips
-for model, by in (("cnn", None), ("svm", None), ("seed-cnn", None), ("cnn-spk", "speaker"), ("cnn-spk", None),
+for model, by in (("whisper-tiny", None), ("whisper-tiny-spk", "speaker"), ("whisper-tiny-spk", None),
+                  ("cnn", None), ("svm", None), ("seed-cnn", None), ("cnn-spk", "speaker"), ("cnn-spk", None),
                   ("cnn-spk-ens", "speaker"), ("cnn-spk-ens", None)):
     rows = list(classify([c.path for c in clips], model=model, jobs=2, normalize_by=by))
     labels = list(rows[0].scores)

@@ -1,0 +1,122 @@
+"""The whisper-head model kind: training writes a calibrated, loadable head; classify and
+evaluate run it; the encoder can run in the main process (--device); bad head files are refused."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from sercli.calibration import calibration
+from sercli.cli import cli
+from sercli.errors import ModelError
+from sercli.models import load_file, load_model
+from sercli.pipeline import classify
+
+
+@pytest.fixture(scope="module")
+def trained_head(tiny_corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("head")
+    r = CliRunner().invoke(cli, ["train", "--data", str(tiny_corpus), "--recipe", "whisper-tiny", "-o", str(out),
+                                 "--epochs", "2", "--jobs", "1", "--threads", "1",
+                                 "--cache", str(out / "cache")], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def test_training_writes_a_calibrated_head_with_its_encoder(trained_head):
+    card = json.loads((trained_head / "whisper-tiny.card.json").read_text())
+    assert card["kind"] == "whisper-head"
+    assert card["encoder"]["name"] == "whisper-tiny.en" and "MIT" in card["encoder"]["licence"]
+    assert card["features"]["layers"] == [2, 3, 4]
+    assert card["temperature"] > 0 and len(card["history"]) == 2
+    assert 0 <= card["metrics"]["test"]["calibration"]["ece"] <= 1
+    assert (trained_head / "whisper-tiny.reliability.png").stat().st_size > 1000
+    md = (trained_head / "whisper-tiny.card.md").read_text()
+    assert "## Encoder" in md and "## Calibration" in md
+    # the encoder outputs were cached: every block up to the highest one read
+    cached = list((trained_head / "cache" / "encoded").rglob("*.npy"))
+    assert cached and np.load(cached[0]).shape[0] == 4
+
+
+def test_head_classifies_and_evaluates(trained_head, tiny_corpus):
+    path = trained_head / "whisper-tiny.pt"
+    m = load_file(path)
+    assert m.kind == "whisper-head" and m.encoder == "whisper-tiny.en"
+    files = sorted(str(p) for p in tiny_corpus.rglob("*.wav"))[:4]
+    rows = list(classify(files, model=m, jobs=1))
+    assert all(r.error is None for r in rows)
+    assert all(abs(sum(r.scores.values()) - 1) < 1e-3 for r in rows)
+    r = CliRunner().invoke(cli, ["evaluate", "--data", str(tiny_corpus), "--model", str(path), "--split", "all",
+                                 "--format", "json"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["n"] == len(list(tiny_corpus.rglob("*.wav")))
+
+
+def test_encoder_in_main_process_matches_the_workers(sample_dir):
+    """--device cuda runs the encoder in the main process on batches padded to a common length;
+    on the CPU the same path must give the workers' scores (padding masked out)."""
+    files = sorted(str(p) for p in (sample_dir / "cremad").glob("*.wav"))[:8]
+    base = list(classify(files, model="whisper-tiny", jobs=1))
+    m = load_model("whisper-tiny")
+    m.use_device("cpu")
+    assert m.needs == ("whisper_mel",)
+    batched = list(classify(files, model=m, jobs=1))
+    for a, b in zip(base, batched):
+        assert a.label == b.label
+        assert max(abs(a.scores[k] - b.scores[k]) for k in a.scores) < 2e-3
+
+
+def test_device_cuda_without_a_gpu_is_a_usage_error(tmp_path, write_wav, rng):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    wav = write_wav("a.wav", 0.1 * rng.standard_normal(16000).astype(np.float32))
+    r = CliRunner().invoke(cli, ["classify", str(wav), "--device", "cuda"])
+    assert r.exit_code == 2
+    assert "no CUDA GPU" in r.output and "Traceback" not in r.output
+
+
+def _rewrite(src, dst, edit):
+    blob = torch.load(src, weights_only=True)
+    edit(blob)
+    torch.save(blob, dst)
+    return dst
+
+
+def test_head_with_wrong_label_count_is_refused(trained_head, tmp_path):
+    bad = _rewrite(trained_head / "whisper-tiny.pt", tmp_path / "bad.pt",
+                   lambda b: b["config"].update(labels=["a", "b", "c"]))
+    with pytest.raises(ModelError, match="3 labels for 6 outputs"):
+        load_file(bad)
+
+
+def test_head_trained_on_another_encoder_is_refused(trained_head, tmp_path):
+    bad = _rewrite(trained_head / "whisper-tiny.pt", tmp_path / "bad.pt",
+                   lambda b: b["config"].update(encoder_sha256="0" * 64))
+    with pytest.raises(ModelError, match="another whisper-tiny.en encoder"):
+        load_file(bad)
+
+
+def test_head_reading_blocks_the_encoder_lacks_is_refused(trained_head, tmp_path):
+    bad = _rewrite(trained_head / "whisper-tiny.pt", tmp_path / "bad.pt",
+                   lambda b: b["dims"].update(layers=[2, 3, 9]))
+    with pytest.raises(ModelError, match="outside the encoder"):
+        load_file(bad)
+
+
+def test_bad_head_recipe_is_a_one_line_error(tiny_corpus, tmp_path):
+    (tmp_path / "bad.toml").write_text('extends = "whisper-tiny"\nlayers = [2, 7]\n')
+    r = CliRunner().invoke(cli, ["train", "--data", str(tiny_corpus), "--recipe", str(tmp_path / "bad.toml"),
+                                 "-o", str(tmp_path / "out")])
+    assert r.exit_code != 0
+    assert "layers must be a list of distinct encoder blocks from 1 to 4" in r.output
+    assert "Traceback" not in r.output
+
+
+def test_calibration_error_of_known_cases():
+    p = np.array([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4], [0.6, 0.4]])
+    # bin 0.9: both right (accuracy 1 vs 0.9); bin 0.6: one right (0.5 vs 0.6)
+    cal = calibration(p, [0, 0, 0, 1])
+    assert cal["ece"] == pytest.approx(0.5 * 0.1 + 0.5 * 0.1)
+    assert [b["n"] for b in cal["table"]] == [2, 2]
+    assert calibration(np.array([[1.0, 0.0]]), [0])["ece"] == 0

@@ -1,0 +1,36 @@
+"""Leave-one-corpus-out runs of a recipe: for each corpus, train on the other corpora's
+canonical train speakers (selection on their val speakers) and test on every clip of it.
+
+    python train/loco_runs.py --data ~/corpora --recipe whisper-tiny --out train/results/experiments/loco-whisper-tiny
+
+Writes one run folder per held-out corpus (weights, card); `python train/loco_table.py` then
+sets the held-out UAR against the in-corpus card.
+"""
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from sercli.train import load_recipe, run
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--recipe", required=True)
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--corpora", default="cremad,ravdess,savee,tess")
+    ap.add_argument("--cache", default=None)
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args(argv)
+    for corpus in args.corpora.split(","):
+        recipe = load_recipe(args.recipe)
+        recipe["protocol"] = f"loco:{corpus}"
+        recipe["name"] = f"{recipe['name']}-loco-{corpus}"
+        run(args.data, recipe=recipe, out=args.out / corpus, cache_dir=args.cache, threads=args.threads,
+            command="python train/loco_runs.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
+            progress=False)
+
+
+if __name__ == "__main__":
+    main()
