@@ -568,6 +568,14 @@ def info(model, fmt, debug):
     for e in card.get("members") or []:     # an ensemble
         alone = ", each clip alone" if e.get("per_clip") else ""
         con.print(f"member: {e['name']} ({e['file']}, weight {e['weight']:g}{alone}, sha256 {e['sha256'][:12]}…)")
+    enc = card.get("encoder")
+    if enc:
+        con.print(f"encoder: {enc['name']} ({enc['source']}; {enc['file']}, sha256 {enc['sha256'][:12]}…; "
+                  f"from {enc['package']}); licence: {enc['licence']}")
+    if card.get("temperature") is not None:
+        cal = (card.get("metrics") or {}).get("test", {}).get("calibration")
+        con.print(f"calibration: temperature {card['temperature']:.3f} fitted on val"
+                  + (f"; expected calibration error on test {cal['ece']:.3f}" if cal else ""))
     if card.get("protocol"):
         con.print(f"protocol: {card['protocol']}")
     data = card.get("data") or {}

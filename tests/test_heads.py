@@ -120,3 +120,13 @@ def test_calibration_error_of_known_cases():
     assert cal["ece"] == pytest.approx(0.5 * 0.1 + 0.5 * 0.1)
     assert [b["n"] for b in cal["table"]] == [2, 2]
     assert calibration(np.array([[1.0, 0.0]]), [0])["ece"] == 0
+
+
+def test_info_names_the_encoder_and_its_licence():
+    r = CliRunner().invoke(cli, ["info", "--model", "whisper-tiny"], catch_exceptions=False)
+    assert r.exit_code == 0
+    flat = " ".join(r.output.split())
+    assert "encoder: whisper-tiny.en" in flat and "MIT" in flat and "calibration: temperature" in flat
+    r = CliRunner().invoke(cli, ["info", "--model", "whisper-tiny", "--format", "json"], catch_exceptions=False)
+    card = json.loads(r.stdout)
+    assert card["encoder"]["sha256"] == card["encoder"]["sha256"].lower() and len(card["encoder"]["sha256"]) == 64
