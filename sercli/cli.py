@@ -201,6 +201,7 @@ def classify(paths, model, fmt, output, jobs, backend, scheduler, no_recursive, 
     for p in paths:     # a path on the command line that is not there is a usage error
         if p != "-" and _missing(p):
             _usage_line(f"{display_path(p)}: no such file or folder")
+    model = _group_default(model, normalize_by, quiet)
     _check_model_arg(model)
     inputs, speakers = _read_manifests(inputs, debug)
     files = collect_paths(inputs, recursive=not no_recursive, extensions=ext,
@@ -337,6 +338,21 @@ def classify(paths, model, fmt, output, jobs, backend, scheduler, no_recursive, 
             _err(f"wrote {display_path(output)}: {len(done_lines) + n} rows, "
                  f"{prior_failed + failed} failed")
     _leave(status)
+
+
+def _group_default(model: str, normalize_by: str | None, quiet: bool) -> str:
+    """--normalize-by without --model: the bundled model for it with the best val UAR (the
+    default model is trained on single clips), said on stderr."""
+    from click.core import ParameterSource
+    if normalize_by in (None, "none"):
+        return model
+    if click.get_current_context().get_parameter_source("model") != ParameterSource.DEFAULT:
+        return model
+    from .catalog import group_models
+    best = (group_models() or [model])[0]
+    _err(f"--normalize-by {normalize_by}: using model {best}, the bundled model for it with the "
+         "best val UAR (--model chooses another)", quiet)
+    return best
 
 
 def _cuda_wanted(device: str, model: str) -> bool:
@@ -718,6 +734,7 @@ def evaluate(data, model, split, out, out_alias, fmt, jobs, cache, normalize_by,
     from .evaluate import evaluate_model, render_table, report, write_outputs
     from .pipeline import resolve_model
     out = _output_or_alias(out, out_alias)
+    model = _group_default(model, normalize_by, False)
     _check_model_arg(model)
     try:
         model = resolve_model(model, warn=_err)

@@ -192,18 +192,29 @@ def test_a_missing_path_from_stdin_stays_an_error_row(tmp_path, tiny_cnn):
 # --- item 5: every refusal names the option or value to use --------------------------------------
 
 def test_normalize_by_with_the_default_model_names_the_model_to_use(tmp_path, rng, write_wav):
-    """The default cnn cannot take --normalize-by: the hint is the bundled model with the best
-    test UAR on new speakers that can (today cnn-spk-ens; was 'e.g. recipe cnn-spk', a
-    training recipe)."""
+    """The default model cannot take --normalize-by: the hint is the bundled model with the best
+    val UAR on new speakers that can (was 'e.g. recipe cnn-spk', a training recipe); without
+    --model, --normalize-by uses that model (next test)."""
     from sercli.catalog import bundled, group_models
-    best = max((e for e in bundled() if e.group and e.test_set == "new speakers"), key=lambda e: e.test_uar)
-    assert group_models()[0] == best.name and "cnn" not in group_models()
+    from sercli.models import DEFAULT_MODEL
+    best = max((e for e in bundled() if e.group and e.test_set == "new speakers"), key=lambda e: e.val_uar)
+    assert group_models()[0] == best.name and DEFAULT_MODEL not in group_models()
     assert {"cnn-spk", "cnn-spk-ens", "svm"} <= set(group_models())
     write_wav("d/a.wav", speechlike(rng, 1.0))
-    r = run(["classify", str(tmp_path / "d"), "--normalize-by", "folder"])
+    r = run(["classify", str(tmp_path / "d"), "--model", DEFAULT_MODEL, "--normalize-by", "folder"])
     assert r.exit_code == 2
     line, = r.stderr.strip().splitlines()
     assert f"use --model {best.name}" in line and "recipe" not in line
+
+
+def test_normalize_by_without_model_uses_the_best_group_model(tmp_path, rng, write_wav):
+    from sercli.catalog import group_models
+    for i in range(3):
+        write_wav(f"d/a{i}.wav", speechlike(rng, 1.0))
+    r = run(["classify", str(tmp_path / "d"), "--normalize-by", "folder", "--format", "jsonl"])
+    assert r.exit_code == 0, r.stderr
+    assert {json.loads(x)["model"] for x in r.stdout.splitlines()} == {group_models()[0]}
+    assert f"using model {group_models()[0]}" in r.stderr
 
 
 def test_table_to_a_file_names_the_formats_to_use(tmp_path, rng, write_wav):
