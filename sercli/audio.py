@@ -140,14 +140,59 @@ def _open(path: str):
     if f.channels < 1:
         f.close()
         raise _fail(path, f"invalid channel count {f.channels}")
+    if not 0 <= f.frames < UNKNOWN_FRAMES and f.seekable():
+        # an unknown length: soundfile would seek to "where the read ended" after each read,
+        # which libsndfile refuses at the real end; read it as a stream instead
+        f._info.seekable = 0
     return f
 
 
+#: libsndfile's frame count for a length it does not know (SF_COUNT_MAX, e.g. a FLAC whose
+#: header says 0 samples, as encoders writing to a pipe leave it); any count this large is
+#: not believed.
+UNKNOWN_FRAMES = 2 ** 62
+#: frames per read when a file is decoded to its real end
+READ_BLOCK = 1 << 20
+
+
+def _length_known(f) -> bool:
+    """Whether the header's frame count can be believed and the file read in one call: not for
+    an unknown length, nor for files libsndfile cannot seek (GSM 6.10, G.721, NMS ADPCM WAVs),
+    which it decodes only block by block."""
+    return f.seekable() and 0 <= f.frames < UNKNOWN_FRAMES
+
+
+def _read_blocks(f, path: str, limit: int | None = None) -> Iterator[np.ndarray]:
+    """(n, channels) float32 blocks to the real end of the data (or `limit` frames)."""
+    left = limit
+    while left is None or left > 0:
+        n = READ_BLOCK if left is None else min(READ_BLOCK, left)
+        try:
+            x = f.read(n, dtype="float32", always_2d=True)
+        except Exception as exc:
+            raise _fail(path, _reason(path, exc)) from exc
+        if len(x):
+            yield x
+        if left is not None:
+            left -= len(x)
+        if len(x) < n:
+            return
+
+
+def _frames(f, path: str) -> int:
+    """The number of frames, counted by decoding when the header cannot be believed."""
+    if _length_known(f):
+        return int(f.frames)
+    return sum(len(x) for x in _read_blocks(f, path))
+
+
 def audio_info(path: str | os.PathLike) -> AudioInfo:
-    """Header of `path` without decoding samples. Raises AudioError."""
+    """Header facts of `path`. The frame count is the header's, or, when the header does not
+    know it (or the file cannot be seeked), counted by decoding to the real end. Raises
+    AudioError."""
     path = os.fspath(path)
     with _open(path) as f:
-        return AudioInfo(path, int(f.samplerate), int(f.channels), int(f.frames), str(f.format))
+        return AudioInfo(path, int(f.samplerate), int(f.channels), _frames(f, path), str(f.format))
 
 
 def to_mono(x: np.ndarray) -> np.ndarray:
@@ -184,12 +229,18 @@ def load_audio(path: str | os.PathLike, *, sr: int = SAMPLE_RATE,
     """
     path = os.fspath(path)
     with _open(path) as f:
-        info = AudioInfo(path, int(f.samplerate), int(f.channels), int(f.frames), str(f.format))
-        n = -1 if max_seconds is None else int(max_seconds * info.sample_rate)
-        try:
-            x = f.read(n, dtype="float32", always_2d=True)
-        except Exception as exc:
-            raise _fail(path, _reason(path, exc)) from exc
+        n = -1 if max_seconds is None else int(max_seconds * f.samplerate)
+        if _length_known(f):
+            info = AudioInfo(path, int(f.samplerate), int(f.channels), int(f.frames), str(f.format))
+            try:
+                x = f.read(n, dtype="float32", always_2d=True)
+            except Exception as exc:
+                raise _fail(path, _reason(path, exc)) from exc
+        else:       # never trust the length: decode to the real end, block by block
+            blocks = list(_read_blocks(f, path, None if n < 0 else n))
+            x = (np.concatenate(blocks) if blocks else np.zeros((0, f.channels), np.float32))
+            frames = len(x) + (0 if n < 0 else sum(len(b) for b in _read_blocks(f, path)))
+            info = AudioInfo(path, int(f.samplerate), int(f.channels), frames, str(f.format))
     return resample(to_mono(x), orig_sr=info.sample_rate, target_sr=sr), info
 
 
@@ -225,3 +276,42 @@ def iter_blocks(path: str | os.PathLike, *, block_seconds: float = 60.0,
                     break
 
     return info, gen()
+
+
+def why_silent(path: str | os.PathLike) -> str | None:
+    """Why a file whose mono mix has no window above the silence level is not plain silence:
+    it holds no finite sample at all (NaN or infinite only, which decoding zeroes), or its
+    channels are loud but cancel when mixed to mono (phase-inverted stereo). None when it is
+    silence, or when the file cannot be read again. Streams the file: memory stays bounded."""
+    from .constants import SILENCE_DBFS
+    path = os.fspath(path)
+    try:
+        with _open(path) as f:
+            ch = f.channels
+            n = finite = 0
+            s1 = np.zeros(ch)                   # per channel: sum and sum of squares
+            s2 = np.zeros(ch)
+            m1 = m2 = 0.0                       # the mono mix
+            for x in _read_blocks(f, path):
+                x = x.astype(np.float64)
+                ok = np.isfinite(x)
+                finite += int(ok.sum())
+                x[~ok] = 0.0
+                n += len(x)
+                s1 += x.sum(0)
+                s2 += np.square(x).sum(0)
+                mono = x.mean(1)
+                m1 += float(mono.sum())
+                m2 += float(np.square(mono).sum())
+    except (AudioError, OSError, MemoryError):
+        return None
+    if n and not finite:
+        return "no finite samples: every sample is NaN or infinite"
+    if ch < 2 or not n:
+        return None
+    level = lambda a, b: 10 * np.log10(max(b / n - (a / n) ** 2, 1e-300))  # noqa: E731 (dB of the variance)
+    loudest = max(level(a, b) for a, b in zip(s1, s2))
+    if loudest >= SILENCE_DBFS and level(m1, m2) < SILENCE_DBFS:
+        return (f"silent once its {ch} channels are mixed to mono: they cancel out (one is "
+                f"phase-inverted?), although a channel alone is at {loudest:.0f} dBFS")
+    return None

@@ -19,7 +19,7 @@ from typing import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
-from .audio import AudioInfo, audio_info, iter_blocks, load_audio
+from .audio import AudioInfo, audio_info, iter_blocks, load_audio, why_silent
 from .constants import (DEFAULT_WINDOW_S, MIN_DURATION_S, SAMPLE_RATE, SILENCE_DBFS,
                         WINDOW_OVERLAP)
 from .errors import AudioError, ModelError, SercliError, display_path
@@ -173,7 +173,7 @@ def refusal(path: str, window_s: float = DEFAULT_WINDOW_S,
             wins = a.windows if not a.stream else iter_windows(path, a.info, (), window_s=window_s,
                                                                 overlap=overlap)
             if all(w.silent for w in wins):
-                return f"{display_path(path)}: silent: {SILENT_REASON}"
+                return f"{display_path(path)}: " + (why_silent(path) or f"silent: {SILENT_REASON}")
         except Exception as exc:
             return _file_error(path, exc, False)
     return None
@@ -259,7 +259,8 @@ def _result(model, a: Analysed, wins: list[Window], probs: dict[int, np.ndarray]
                 channels=info.channels, model=model.name)
     if not voiced:
         return ClipResult(label=None, confidence=None, scores=None,
-                          error=f"{display_path(a.path)}: silent: {SILENT_REASON}",
+                          error=f"{display_path(a.path)}: " + (why_silent(a.path) or
+                                                               f"silent: {SILENT_REASON}"),
                           segments=segs if with_segments else None, **base)
     if not all(np.isfinite(p).all() for p in voiced):
         # never NaN in a report (JSON has no NaN): say so instead
