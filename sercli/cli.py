@@ -181,8 +181,8 @@ def classify(paths, model, fmt, output, jobs, backend, scheduler, no_recursive, 
     from .report import AtomicFile, Writer, format_for, read_jsonl_paths, summary_lines
     inputs = []
     for p in paths:
-        if p == "-":
-            inputs += [line.rstrip("\r\n") for line in sys.stdin if line.strip()]
+        if p == "-":    # bytes, as find prints them: a name need not be UTF-8
+            inputs += [os.fsdecode(line.rstrip(b"\r\n")) for line in _stdin_bytes() if line.strip()]
         else:
             inputs.append(p)
     if output and fmt is None:
@@ -206,6 +206,8 @@ def classify(paths, model, fmt, output, jobs, backend, scheduler, no_recursive, 
     inputs, speakers = _read_manifests(inputs, debug)
     files = collect_paths(inputs, recursive=not no_recursive, extensions=ext,
                           warn=lambda msg: _err(msg, quiet))
+    if output:
+        _refuse_output_among_inputs(output, list(paths) + files)
     from collections import Counter
     done_lines: list[str] = []
     already: set[str] = set()     # --resume with --normalize-by: analysed again, not written
@@ -265,9 +267,10 @@ def classify(paths, model, fmt, output, jobs, backend, scheduler, no_recursive, 
             if fmt == "table":      # rich only then: its import is a few % of a cold start
                 from rich.console import Console
                 console = Console(file=stream)
-            writer = Writer(stream, fmt, m.labels, segments=segments, top_k=top_k or False, console=console)
+            writer = _Guarded(Writer, stream, fmt, m.labels, segments=segments, top_k=top_k or False,
+                              console=console)
             for line in done_lines:
-                stream.write(line)
+                _write_or_fail(stream.write, line)
             if not quiet and sys.stderr.isatty():
                 from tqdm import tqdm
                 progress = tqdm(total=len(files) - len(already), unit="file", file=sys.stderr, desc="classify")
@@ -297,7 +300,7 @@ def classify(paths, model, fmt, output, jobs, backend, scheduler, no_recursive, 
                 progress.close()
             writer.close()
             if sink:
-                sink.commit()
+                _write_or_fail(sink.commit)
             status = 1 if failed or prior_failed else 0
         except KeyboardInterrupt as exc:
             # keep what is done: a finished, valid report of the files processed so far
@@ -305,10 +308,15 @@ def classify(paths, model, fmt, output, jobs, backend, scheduler, no_recursive, 
             guard.hold()
             if progress:
                 progress.close()
-            if writer:
-                writer.close()
-            if sink:
-                sink.commit()
+            try:
+                if writer:
+                    writer.close()
+                if sink:
+                    _write_or_fail(sink.commit)
+            except _ReportWriteError as werr:
+                if sink:
+                    sink.abort()
+                _err(f"Error: {_write_error_line(werr, output)}", False)
             signum = getattr(exc, "signum", signal.SIGINT)
             _err(f"interrupted ({signal.Signals(signum).name}): {n} of {len(files) - len(already)} files done"
                  + (f", saved to {display_path(output)}; continue with --resume"
@@ -323,6 +331,10 @@ def classify(paths, model, fmt, output, jobs, backend, scheduler, no_recursive, 
                 started.close()
             if sink:
                 sink.abort()
+            if isinstance(exc, _ReportWriteError):
+                if debug:
+                    raise exc.__cause__ from None
+                raise click.ClickException(_write_error_line(exc, output))
             if isinstance(exc, SercliError):
                 _die(exc, debug)
             raise
@@ -371,6 +383,83 @@ def _cuda_wanted(device: str, model: str) -> bool:
         raise click.UsageError("--device cuda: torch sees no CUDA GPU (a CPU-only torch build, or "
                                "no driver); use --device cpu")
     return available
+
+
+def _stdin_bytes():
+    """stdin as lines of bytes (a test runner's stdin may be text only)."""
+    buf = getattr(sys.stdin, "buffer", None)
+    if buf is not None:
+        return buf
+    return (line.encode("utf-8", "surrogateescape") for line in sys.stdin)
+
+
+def _refuse_output_among_inputs(output: str, inputs: list[str], opt: str = "--output") -> None:
+    """A usage error when the report would overwrite one of the inputs (a recording or a
+    manifest), whatever the spelling of the two paths."""
+    try:
+        out = os.stat(output)
+    except (OSError, ValueError):
+        return
+    for p in inputs:
+        try:
+            if os.path.samestat(out, os.stat(p)):
+                _usage_line(f"{opt} {output} is also an input ({p}): refusing to overwrite it")
+        except (OSError, ValueError):
+            continue
+
+
+class _ReportWriteError(Exception):
+    """Writing the report failed (a full disk, the file-size limit, a closed pipe): the
+    OSError is its __cause__."""
+
+
+def _write_or_fail(fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except OSError as exc:
+        raise _ReportWriteError() from exc
+
+
+class _Guarded:
+    """A Writer whose write errors are _ReportWriteError (so that they are told apart from
+    the run's own errors)."""
+
+    def __init__(self, cls, stream, *args, **kwargs):
+        self.stream = stream
+        self.w = self._call(cls, stream, *args, **kwargs)
+
+    def _call(self, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except OSError as exc:
+            if self.stream is sys.stdout:
+                _drop_stdout()
+            raise _ReportWriteError() from exc
+
+    def write(self, record):
+        return self._call(self.w.write, record)
+
+    def close(self):
+        return self._call(self.w.close)
+
+
+def _drop_stdout() -> None:
+    """After stdout failed (a full disk, a closed pipe): send what is still buffered to
+    /dev/null, so that the interpreter's flush at exit does not fail again with a traceback."""
+    if sys.stdout is sys.__stdout__:
+        try:
+            fd = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(fd, sys.stdout.fileno())
+            os.close(fd)
+        except (OSError, ValueError):
+            pass
+
+
+def _write_error_line(exc: BaseException, output: str | None) -> str:
+    from .errors import display_path
+    cause = exc.__cause__ or exc
+    where = display_path(output) if output else "stdout"
+    return f"{where}: cannot write the report: {_os_reason(cause)}"
 
 
 def _leave(status: int) -> None:
@@ -789,10 +878,16 @@ def plot(file, out, out_alias, model, debug):
     if _missing(file):
         _usage_line(f"{display_path(file)}: no such file")
     out = out or os.path.splitext(os.path.basename(file))[0] + ".png"
+    _refuse_output_among_inputs(out, [file])
     try:
         info = plot_clip(file, out, model=model, warn=_err)
-    except (SercliError, OSError) as exc:
+    except SercliError as exc:
         _die(exc, debug)
+    except OSError as exc:      # writing the PNG (a full disk, a device): name the file
+        if debug:
+            raise
+        where = exc.filename if exc.filename is not None else out
+        raise click.ClickException(f"{display_path(where)}: {_os_reason(exc)}")
     except Exception as exc:  # e.g. a decoder quirk: still one line unless --debug
         if debug:
             raise

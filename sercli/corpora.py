@@ -138,15 +138,18 @@ def read_manifest(csv_path: str | os.PathLike) -> list[Clip]:
     clips = []
     with open(csv_path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
-        cols = {c.strip().lower() for c in reader.fieldnames or []}
-        if not {"path", "label"} <= cols:
-            raise CorpusError(f"{csv_path}: a manifest needs the columns path and label")
-        for row in reader:
-            row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
-            p = Path(row["path"])
-            p = p if p.is_absolute() else base / p
-            clips.append(Clip(str(p), row.get("corpus") or "manifest", row.get("speaker") or None,
-                              harmonise(row["label"]), row.get("sex") or None))
+        try:
+            cols = {c.strip().lower() for c in reader.fieldnames or []}
+            if not {"path", "label"} <= cols:
+                raise CorpusError(f"{csv_path}: a manifest needs the columns path and label")
+            for row in reader:
+                row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
+                p = Path(row["path"])
+                p = p if p.is_absolute() else base / p
+                clips.append(Clip(str(p), row.get("corpus") or "manifest", row.get("speaker") or None,
+                                  harmonise(row["label"]), row.get("sex") or None))
+        except csv.Error as exc:     # e.g. a cell over the csv module's 128 KiB field limit
+            raise CorpusError(f"{csv_path}: line {reader.line_num}: {exc}") from None
     return clips
 
 

@@ -220,10 +220,11 @@ def report(result: dict) -> dict:
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
+    from .report import csv_cell
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(header)
-        w.writerows(rows)
+        w.writerows([[csv_cell(c) for c in r] for r in rows])   # no formulas from file names
 
 
 def write_outputs(result: dict, out: str | os.PathLike) -> list[Path]:

@@ -749,15 +749,18 @@ def read_path_manifest(csv_path: str | os.PathLike) -> list[tuple[str, str | Non
     out = []
     with open(csv_path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
-        cols = {(c or "").strip().lower(): c for c in reader.fieldnames or []}
-        if "path" not in cols:
-            raise SercliError(f"{display_path(csv_path)}: a manifest needs a 'path' column "
-                              "(and optionally 'speaker')")
-        for row in reader:
-            p = (row.get(cols["path"]) or "").strip()
-            if p:
-                spk = (row.get(cols["speaker"]) or "").strip() if "speaker" in cols else ""
-                out.append((p if os.path.isabs(p) else os.path.join(base, p), spk or None))
+        try:
+            cols = {(c or "").strip().lower(): c for c in reader.fieldnames or []}
+            if "path" not in cols:
+                raise SercliError(f"{display_path(csv_path)}: a manifest needs a 'path' column "
+                                  "(and optionally 'speaker')")
+            for row in reader:
+                p = (row.get(cols["path"]) or "").strip()
+                if p:
+                    spk = (row.get(cols["speaker"]) or "").strip() if "speaker" in cols else ""
+                    out.append((p if os.path.isabs(p) else os.path.join(base, p), spk or None))
+        except csv.Error as exc:     # e.g. a cell over the csv module's 128 KiB field limit
+            raise ValueError(f"line {reader.line_num}: {exc}") from None
     return out
 
 

@@ -233,16 +233,18 @@ def plot_clip(path: str | os.PathLike, out: str | os.PathLike, *, model="cnn",
         axes["wave"].set_xlim(0, duration)
         fig.suptitle(f"{Path(path).name}: {duration:.2f} s (stored {info.sample_rate} Hz, "
                      f"{info.channels} ch)")
-    out = Path(out)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    import io
+    import struct
+    from .report import AtomicFile
+    png = io.BytesIO()
     try:
-        fig.savefig(tmp, dpi=DPI, format="png")
-        os.replace(tmp, out)
+        fig.savefig(png, dpi=DPI, format="png")
     finally:
         plt.close(fig)
-        if tmp.exists():
-            tmp.unlink()
-    w, h = png_size(out)
+    # atomic for a regular file; a device or pipe (-o /dev/stdout) is written in place
+    with AtomicFile(out, binary=True) as f:
+        f.f.write(png.getvalue())
+    w, h = struct.unpack(">II", png.getvalue()[16:24])
     return {"path": path, "out": str(out), "duration_s": round(duration, 3),
             "sample_rate": info.sample_rate, "channels": info.channels, "width": w, "height": h,
             "label": result.label if result is not None else None,

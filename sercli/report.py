@@ -5,6 +5,7 @@ Records are plain dicts (ClipResult.to_dict); scores are flattened to one CSV co
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
 import stat
@@ -51,6 +52,20 @@ def text(s):
             return s.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+#: first characters that make a spreadsheet read a cell as a formula (CSV injection)
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(v):
+    """A text cell for CSV: `text(v)`, with a `'` put before a cell that begins with a formula
+    character (= + - @ tab CR), so that a spreadsheet shows it instead of evaluating it (a file
+    named `=HYPERLINK(...).wav`). Numbers and None are unchanged."""
+    v = text(v)
+    if isinstance(v, str) and v.startswith(FORMULA_START):
+        return "'" + v
+    return v
+
+
 def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
@@ -61,24 +76,38 @@ class AtomicFile:
     """A text file written under a temporary name and renamed into place on commit().
 
     Never leaves a half-written report at `path`: abort() (or an exception inside `with`)
-    removes the temp file. The file gets the mode a plain open() would give it (or keeps the
-    mode of the report it replaces), not mkstemp's owner-only 0600. commit() and abort() are
-    idempotent. Raises OSError when the folder cannot be written.
+    removes the temp file, even when closing it fails too (a full disk, the file-size limit).
+    The file gets the mode a plain open() would give it (or keeps the mode of the report it
+    replaces), not mkstemp's owner-only 0600. A symbolic link is kept: the regular file it
+    points to is replaced. Only regular files (and new paths) are replaced: a device, FIFO or
+    socket (`/dev/null`, `/dev/stdout`, a pipe) is written in place, never turned into a
+    regular file. commit() and abort() are idempotent. Raises OSError when the folder cannot
+    be written. `binary=True` gives a bytes file.
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, *, binary: bool = False):
         self.path = Path(path)
         self.done = False
+        self.tmp = None
+        mode, kw = ("wb", {}) if binary else ("w", dict(encoding="utf-8", newline=""))
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            st = None
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory", str(self.path))
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            self.f = open(self.path, mode, **kw)      # in place: never replace a special file
+            return
+        if self.path.is_symlink():                   # replace what the link points to
+            self.path = Path(os.path.realpath(self.path))
         d = self.path.parent if str(self.path.parent) else Path(".")
         fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=d)
         try:
-            try:
-                mode = stat.S_IMODE(os.stat(self.path).st_mode)
-            except OSError:
-                mode = 0o666 & ~_umask()
+            fmode = stat.S_IMODE(st.st_mode) if st is not None else 0o666 & ~_umask()
             if hasattr(os, "fchmod"):
-                os.fchmod(fd, mode)
-            self.f: IO[str] = os.fdopen(fd, "w", encoding="utf-8", newline="")
+                os.fchmod(fd, fmode)
+            self.f = os.fdopen(fd, mode, **kw)
         except BaseException:
             os.close(fd)
             os.unlink(self.tmp)
@@ -94,24 +123,35 @@ class AtomicFile:
             self.abort()
 
     def commit(self) -> None:
+        """Flush, sync and rename into place; on an OSError the temp file is removed and the
+        error raised."""
         if self.done:
             return
-        self.f.flush()
-        os.fsync(self.f.fileno())
-        self.f.close()
-        os.replace(self.tmp, self.path)
+        try:
+            self.f.flush()
+            if self.tmp is not None:
+                os.fsync(self.f.fileno())
+            self.f.close()
+            if self.tmp is not None:
+                os.replace(self.tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
         self.done = True
 
     def abort(self) -> None:
         if self.done:
             return
-        if not self.f.closed:
-            self.f.close()
-        try:
-            os.unlink(self.tmp)
-        except FileNotFoundError:
-            pass
         self.done = True
+        try:
+            self.f.close()          # flushes what is buffered, which can fail again
+        except OSError:
+            pass
+        if self.tmp is not None:
+            try:
+                os.unlink(self.tmp)
+            except FileNotFoundError:
+                pass
 
 
 class Writer:
@@ -136,6 +176,10 @@ class Writer:
                            "model", "error"]
                         + [c for c in cols if c.startswith("top")])
             self.csv = csv.DictWriter(out, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
+            # the csv module quotes a cell holding "\n" but not one holding a lone "\r", which
+            # readers take for a line end: rows with one are written with every cell quoted
+            self.csv_quoted = csv.DictWriter(out, fieldnames=cols, extrasaction="ignore",
+                                             lineterminator="\n", quoting=csv.QUOTE_ALL)
             self.csv.writeheader()
         elif fmt == "json":
             out.write("[")
@@ -147,13 +191,13 @@ class Writer:
         elif self.fmt == "json":
             self.out.write(("\n" if self.n == 0 else ",\n") + dumps(record))
         elif self.fmt == "csv":
-            row = {k: text(record.get(k)) for k in BASE_COLUMNS}
+            row = {k: csv_cell(record.get(k)) for k in BASE_COLUMNS}
             for lab in self.labels:
                 row[f"score_{lab}"] = (record.get("scores") or {}).get(lab)
             for i, d in enumerate(record.get("top_k") or [], 1):
                 row[f"top{i}_label"], row[f"top{i}_score"] = d["label"], d["score"]
             if not self.segments:
-                self.csv.writerow(row)
+                self._csv_row(row)
             else:
                 row["file_label"], row["file_confidence"] = row.pop("label"), row.pop("confidence")
                 for seg in record.get("segments") or [None]:    # a file without windows: one row
@@ -163,10 +207,14 @@ class Writer:
                                  confidence=seg["confidence"], silent=int(bool(seg["silent"])))
                         for lab in self.labels:
                             r[f"score_{lab}"] = (seg.get("scores") or {}).get(lab)
-                    self.csv.writerow(r)
+                    self._csv_row(r)
         else:
             self.rows.append(record)
         self.n += 1
+
+    def _csv_row(self, row: dict) -> None:
+        cr = any(isinstance(v, str) and "\r" in v for v in row.values())
+        (self.csv_quoted if cr else self.csv).writerow(row)
 
     def close(self) -> None:
         """Finish the output; a second call does nothing."""

@@ -124,3 +124,169 @@ def test_also_permission_denied_is_not_no_such_file(tmp_path, rng, tiny_cnn, mon
     r = run(["classify", str(p), "-m", str(tiny_cnn), "-j", "1"])
     assert f"warning: {p}: permission denied" in r.stderr
     assert "no such file" not in r.stderr
+
+
+@pytest.fixture
+def clips(tmp_path, rng):
+    d = tmp_path / "clips"
+    d.mkdir()
+    for i in range(4):
+        sf.write(d / f"c{i}.wav", speechlike(rng, 1.0, f0=120 + 30 * i), 16000)
+    return d
+
+
+def no_temp_files(folder: Path) -> bool:
+    return not [n for n in os.listdir(folder) if n.endswith(".tmp")]
+
+
+# --------------------------------------------------------------------------------------------
+# 3. -o onto something that is not a regular file: written in place, never replaced
+
+def _read_fifo_in_background(fifo: Path):
+    import threading
+    got = {}
+
+    def reader():
+        with open(fifo, "rb") as f:
+            got["data"] = f.read()
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    return t, got
+
+
+def test_3_output_onto_a_fifo_or_a_link_to_one_is_written_in_place(clips, tiny_cnn, tmp_path):
+    import stat
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(fifo)
+    for target, extra in ((fifo, ["--format", "jsonl"]), (link, [])):
+        t, got = _read_fifo_in_background(fifo)
+        r = run(["classify", str(clips), "-m", str(tiny_cnn), "-j", "1", "-o", str(target), *extra])
+        t.join(30)
+        assert r.exit_code == 0, r.output
+        assert len(jsonl(got["data"].decode())) == 4
+        assert stat.S_ISFIFO(os.stat(fifo).st_mode) and link.is_symlink()
+    assert no_temp_files(tmp_path)
+
+
+def test_3_output_through_a_link_to_a_report_replaces_the_report_and_keeps_the_link(clips, tiny_cnn,
+                                                                                  tmp_path):
+    real = tmp_path / "real.csv"
+    real.write_text("old\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(real)
+    r = run(["classify", str(clips), "-m", str(tiny_cnn), "-j", "1", "-o", str(link)])
+    assert r.exit_code == 0, r.output
+    assert link.is_symlink() and real.read_text().startswith("path,label,")
+
+
+def test_3_plot_onto_a_fifo_writes_the_png_through_it(clips, tmp_path):
+    fifo = tmp_path / "png"
+    os.mkfifo(fifo)
+    t, got = _read_fifo_in_background(fifo)
+    r = run(["plot", str(clips / "c0.wav"), "-o", str(fifo)])
+    t.join(30)
+    assert r.exit_code == 0, r.output
+    assert got["data"][:4] == b"\x89PNG" and fifo.is_fifo()
+
+
+# --------------------------------------------------------------------------------------------
+# 4. a report that cannot be written: one line, exit 1, no temporary file
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_4_stdout_on_a_full_disk_is_one_line(clips, tiny_cnn):
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([sys.executable, "-m", "sercli", "classify", str(clips), "-m", str(tiny_cnn),
+                            "-j", "1"], stdout=full, stderr=subprocess.PIPE, text=True, timeout=120,
+                           cwd=REPO)
+    assert r.returncode == 1
+    assert r.stderr == "Error: stdout: cannot write the report: no space left on device\n", r.stderr
+
+
+def test_4_report_over_the_file_size_limit_is_one_line_and_leaves_no_temp_file(clips, tiny_cnn,
+                                                                               tmp_path):
+    import resource
+    out = tmp_path / "out" / "r.jsonl"
+    out.parent.mkdir()
+
+    def cap():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (600, 600))
+    r = subprocess.run([sys.executable, "-m", "sercli", "classify", str(clips), "-m", str(tiny_cnn),
+                        "-j", "1", "-o", str(out)], capture_output=True, text=True, timeout=120,
+                       cwd=REPO, preexec_fn=cap)
+    assert r.returncode == 1
+    assert r.stderr == f"Error: {out}: cannot write the report: file too large\n", r.stderr
+    assert os.listdir(out.parent) == []
+
+
+# --------------------------------------------------------------------------------------------
+# 6. paths on stdin that are not UTF-8
+
+def test_6_stdin_names_that_are_not_utf8_are_read_as_find_gives_them(tmp_path, rng, tiny_cnn):
+    if not sys.platform.startswith("linux"):
+        pytest.skip("needs a file system that takes any bytes in names")
+    name = os.fsencode(str(tmp_path)) + b"/caf\xe9.wav"
+    sf.write(name, speechlike(rng, 1.0), 16000)
+    good = tmp_path / "good.wav"
+    sf.write(good, speechlike(rng, 1.0), 16000)
+    r = run(["classify", "-", "-m", str(tiny_cnn), "-j", "1"], input=name + b"\n" + os.fsencode(str(good)) + b"\r\n")
+    assert r.exit_code == 0, r.output
+    assert [x["path"] for x in jsonl(r.stdout)] == [os.fsdecode(name), str(good)]
+
+
+# --------------------------------------------------------------------------------------------
+# 7, 8. CSV: a carriage return in a name, formulas in cells
+
+def test_7_8_csv_quotes_carriage_returns_and_neutralises_formulas(tmp_path, rng, tiny_cnn, monkeypatch):
+    import csv
+    names = ["a\rb.wav", "=1+1.wav", "@cmd.wav", "-2+3.wav", "+x.wav", "\tt.wav", "plain.wav"]
+    for n in names:
+        sf.write(tmp_path / n, speechlike(rng, 1.0), 16000)
+    (tmp_path / "=HYPERLINK(1).wav").write_bytes(b"not audio at all")
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "r.csv"
+    r = run(["classify", "-m", str(tiny_cnn), "-j", "1", "-o", str(out), "--", *names, "=HYPERLINK(1).wav"])
+    assert r.exit_code == 1, r.output
+    with open(out, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(names) + 1                       # one row per file
+    assert [x["path"] for x in rows] == ["a\rb.wav", "'=1+1.wav", "'@cmd.wav", "'-2+3.wav", "'+x.wav",
+                                         "'\tt.wav", "plain.wav", "'=HYPERLINK(1).wav"]
+    assert rows[-1]["error"].startswith("'=HYPERLINK(1).wav: ")
+    assert all(not v.startswith(("=", "+", "-", "@", "\t", "\r")) for x in rows for v in x.values())
+
+
+# --------------------------------------------------------------------------------------------
+# 14. -o that is an input
+
+def test_14_output_that_is_an_input_is_refused(clips, tiny_cnn, tmp_path):
+    wav = clips / "c0.wav"
+    before = wav.read_bytes()
+    manifest = tmp_path / "list.csv"
+    manifest.write_text(f"path\n{clips / 'c1.wav'}\n")
+    listing = manifest.read_text()
+    for args in ([str(wav), "-o", str(wav), "--format", "jsonl"],
+                 [str(clips), "-o", str(tmp_path / "clips" / ".." / "clips" / "c0.wav"), "--format", "csv"],
+                 [str(manifest), "-o", str(manifest)]):
+        r = run(["classify", *args, "-m", str(tiny_cnn), "-j", "1"])
+        assert r.exit_code == 2, r.output
+        one_line_error(r, "is also an input", "refusing to overwrite it")
+    r = run(["plot", str(wav), "-o", str(wav)])
+    assert r.exit_code == 2 and "is also an input" in r.stderr
+    assert wav.read_bytes() == before and manifest.read_text() == listing
+
+
+# --------------------------------------------------------------------------------------------
+# 16. a manifest cell over the csv module's field limit
+
+def test_16_huge_manifest_cell_is_one_line(tmp_path, tiny_cnn):
+    manifest = tmp_path / "list.csv"
+    manifest.write_text("path,speaker\n" + "x" * (200 << 10) + ",s1\n")
+    r = run(["classify", str(manifest), "-m", str(tiny_cnn), "-j", "1"])
+    assert r.exit_code == 1
+    one_line_error(r, str(manifest), "cannot read the manifest", "field larger than field limit")
+    from sercli.corpora import CorpusError, read_manifest
+    manifest.write_text("path,label\n" + "x" * (200 << 10) + ",angry\n")
+    with pytest.raises(CorpusError, match="field larger than field limit"):
+        read_manifest(manifest)
