@@ -651,14 +651,24 @@ def info(model, fmt, debug):
       sercli info --model cnn-spk-ens --format json
       sercli models                       # every bundled model, one line each
     """
-    import json
     from .errors import SercliError
-    from .models import load_model
+    from .models import card_path, load_model
     _check_model_arg(model)
     try:
         m = load_model(model)
     except SercliError as exc:
         _die(exc, debug)
+    try:
+        _show_card(m, fmt)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:   # a malformed card
+        if debug:
+            raise
+        raise click.ClickException(f"{card_path(m.path)}: malformed model card "
+                                   f"({type(exc).__name__}: {' '.join(str(exc).split())[:120]})")
+
+
+def _show_card(m, fmt: str) -> None:
+    import json
     card = dict(m.card)
     card.update(name=m.name, kind=m.kind, labels=list(m.labels), path=m.path, sha256=m.sha256)
     card.pop("history", None)

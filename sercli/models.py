@@ -246,35 +246,105 @@ class Ensemble:
 #: what an ensemble file (JSON, no code) says of itself and its members
 ENSEMBLE_FORMAT = "sercli-ensemble"
 
+#: Bounds on what loading a model may cost, checked before anything is decompressed: an
+#: ensemble's members, the bytes a JSON file (ensemble, card) may hold, and for a zip-based
+#: weights file (.npz, .pt) its entries and their decompressed bytes (a 5 MB .npz can hold a
+#: 1 GiB deflate bomb). The bundled files are far below: 4 members, 16 kB of card, 8 MB of SVM
+#: arrays, 200 tensors.
+MAX_ENSEMBLE_MEMBERS = 16
+MAX_JSON_BYTES = 4 << 20
+MAX_ZIP_ENTRIES = 4096
+MAX_NPZ_BYTES = 256 << 20
+MAX_TORCH_BYTES = 2 << 30
+
+
+def _read_json(path: Path):
+    """A JSON file's value; ValueError when it is too large, not JSON or nested too deeply."""
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise ValueError(f"larger than {MAX_JSON_BYTES >> 20} MiB")
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+def _check_zip(path: Path, max_bytes: int, npy: bool = False) -> None:
+    """Refuse a zip (.npz, .pt) whose entries or decompressed size exceed the bounds, before
+    any entry is decompressed (zipfile reads no more than an entry's stated size). With `npy`,
+    each .npy entry's header must not declare more bytes than the entry holds (numpy allocates
+    what the header says). A file that is not a zip is left to its loader."""
+    import zipfile
+    try:
+        z = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return
+    with z:
+        infos = z.infolist()
+        if len(infos) > MAX_ZIP_ENTRIES:
+            raise ModelError(f"{path}: too many entries ({len(infos)}, at most {MAX_ZIP_ENTRIES})")
+        total = sum(i.file_size for i in infos)
+        if total > max_bytes:
+            raise ModelError(f"{path}: too large once decompressed ({total / 2**20:.0f} MiB, at "
+                             f"most {max_bytes >> 20} MiB)")
+        if not npy:
+            return
+        from numpy.lib import format as npformat
+        for i in infos:
+            try:
+                with z.open(i) as f:
+                    version = npformat.read_magic(f)
+                    read = (npformat.read_array_header_1_0 if version == (1, 0) else
+                            npformat.read_array_header_2_0)
+                    shape, _, dtype = read(f)
+                need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            except Exception as exc:
+                raise ModelError(f"{path}: entry {i.filename} is not a valid array "
+                                 f"({' '.join(str(exc).split())[:120]})") from None
+            if need > i.file_size:
+                raise ModelError(f"{path}: entry {i.filename} declares {need} bytes but holds "
+                                 f"{i.file_size}")
+
 
 def load_ensemble(path: Path, digest: str, name: str | None) -> Model:
     """An ensemble file: JSON naming member model files (relative to it), each with its pinned
     sha256 and weight. Members are loaded as any model file, hash-checked."""
     try:
-        spec = json.loads(path.read_text())
+        spec = _read_json(path)
         if not isinstance(spec, dict) or spec.get("format") != ENSEMBLE_FORMAT:
             raise ValueError(f"not a {ENSEMBLE_FORMAT} file")
         entries = spec["members"]
         if not isinstance(entries, list) or not entries:
             raise ValueError("members must be a non-empty list")
+        if len(entries) > MAX_ENSEMBLE_MEMBERS:
+            raise ValueError(f"{len(entries)} members, at most {MAX_ENSEMBLE_MEMBERS}")
+        if not all(isinstance(e, dict) and isinstance(e.get("file"), str) for e in entries):
+            raise ValueError("each member must be an object with a file name")
         files = [path.parent / str(e["file"]) for e in entries]
         pins = [str(e["sha256"]) for e in entries]
         weights = np.array([float(e["weight"]) for e in entries])
         per_clip = [e.get("per_clip", False) for e in entries]
         if not all(isinstance(pc, bool) for pc in per_clip):
             raise ValueError("per_clip must be true or false")
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ModelError(f"{path}: not a valid sercli ensemble file ({' '.join(str(exc).split())[:160]})") from exc
     if not np.all(np.isfinite(weights)) or np.any(weights < 0) or abs(weights.sum() - 1) > 1e-6:
         raise ModelError(f"{path}: ensemble weights must be non-negative and sum to 1, got {weights.tolist()}")
     members = []
+    loaded: dict[tuple[str, str], Model] = {}       # a member listed twice is loaded once
     for f, pin, e in zip(files, pins, entries):
         if f.suffix.lower() == ".json":
             raise ModelError(f"{path}: member {f.name} is an ensemble (members must be model files)")
+        member_name = str(e.get("name") or f.stem)
+        key = (os.path.realpath(f), pin)
+        if key in loaded:
+            import dataclasses
+            members.append(dataclasses.replace(loaded[key], name=member_name))
+            continue
         try:
-            members.append(load_file(f, name=str(e.get("name") or f.stem), sha256=pin))
+            loaded[key] = load_file(f, name=member_name, sha256=pin)
         except ModelError as exc:      # name the ensemble too: the member path is relative to it
             raise ModelError(f"{path}: member {exc}") from exc
+        members.append(loaded[key])
     labels = members[0].labels
     for m in members[1:]:
         if m.labels != labels:
@@ -461,33 +531,48 @@ def load_file(path: str | os.PathLike, *, name: str | None = None, sha256: str |
     if path.suffix.lower() == ".json":
         return load_ensemble(path, digest, name)
     card = {}
-    if card_path(path).is_file():
+    if card_path(path).is_file():     # a card that cannot be read is no card (it runs nothing)
         try:
-            card = json.loads(card_path(path).read_text())
+            card = _read_json(card_path(path))
         except (OSError, ValueError):
             card = {}
+        card = card if isinstance(card, dict) else {}
     suffix = path.suffix.lower()
     if suffix == ".npz":
+        _check_zip(path, MAX_NPZ_BYTES, npy=True)
         try:
             with np.load(path, allow_pickle=False) as z:
                 cfg = json.loads(bytes(z["config"]).decode())
+                if not isinstance(cfg, dict):
+                    raise ValueError("its config is not a JSON object")
                 arrays = {k: z[k] for k in NumpySVM.ARRAYS}
                 if cfg.get("normalize", "none") == "group":
                     arrays.update({k: z[k] for k in NumpySVM.GROUP_ARRAYS})
+            labels = _check_svm(cfg, arrays)
+            svm = NumpySVM(**arrays, gamma=cfg["gamma"], temperature=cfg.get("temperature", 1.0),
+                           kernel=cfg.get("kernel", "rbf"), features=cfg.get("features", "summary"),
+                           normalize=cfg.get("normalize", "none"), group_prior=cfg.get("group_prior"))
         except Exception as exc:
-            raise ModelError(f"{path}: not a valid sercli SVM file ({type(exc).__name__}: "
-                             f"{' '.join(str(exc).split())[:160]})") from exc
-        svm = NumpySVM(**arrays, gamma=cfg["gamma"], temperature=cfg.get("temperature", 1.0),
-                       kernel=cfg.get("kernel", "rbf"), features=cfg.get("features", "summary"),
-                       normalize=cfg.get("normalize", "none"), group_prior=cfg.get("group_prior"))
-        return Model(name or path.stem, "svm", tuple(cfg["labels"]), str(path), digest, card, svm)
+            reason = str(exc) if isinstance(exc, (ModelError, _Invalid)) else f"{type(exc).__name__}: {exc}"
+            raise ModelError(f"{path}: not a valid sercli SVM file "
+                             f"({' '.join(reason.split())[:200]})") from exc
+        return Model(name or path.stem, "svm", labels, str(path), digest, card, svm)
     try:
         import torch
     except ImportError as exc:
         raise ModelError(f"{path}: torch is not installed, cannot load a torch model") from exc
+    _check_zip(path, MAX_TORCH_BYTES)
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(blob, dict):
+            raise _Invalid("not a dict of config, dims and state_dict")
         cfg, dims = blob["config"], blob["dims"]
+        if not isinstance(cfg, dict) or not isinstance(dims, dict):
+            raise _Invalid("its config and dims must be dicts")
+        if cfg.get("kind") not in TORCH_KINDS:
+            raise _Invalid(f"config kind {cfg.get('kind')!r} is not a torch model kind "
+                           f"({', '.join(TORCH_KINDS)})")
+        labels = _check_labels(cfg)
         from . import nets
         if cfg["kind"] == "whisper-head":
             return _load_head(path, digest, name, card, blob)
@@ -498,15 +583,80 @@ def load_file(path: str | os.PathLike, *, name: str | None = None, sha256: str |
         else:
             net = nets.EmotionCNN(nets.CNNDims(**dims))
         net.load_state_dict(blob["state_dict"])
+        if net.dims.n_labels != len(labels):
+            raise _Invalid(f"{len(labels)} labels for {net.dims.n_labels} outputs")
     except ModelError:
         raise
     except Exception as exc:
-        raise ModelError(f"{path}: not a valid sercli model file ({type(exc).__name__}: "
-                         f"{' '.join(str(exc).split())[:160]})") from exc
+        reason = str(exc) if isinstance(exc, _Invalid) else f"{type(exc).__name__}: {exc}"
+        raise ModelError(f"{path}: not a valid sercli model file "
+                         f"({' '.join(reason.split())[:200]})") from exc
     net.eval()
     if isinstance(net, nets.EmotionCNN):
         net = net.fuse_for_inference()
-    return Model(name or path.stem, cfg["kind"], tuple(cfg["labels"]), str(path), digest, card, net)
+    return Model(name or path.stem, cfg["kind"], labels, str(path), digest, card, net)
+
+
+class _Invalid(ValueError):
+    """What is wrong with a model file, in words (the message is shown as is)."""
+
+
+#: torch model kinds a .pt file's config may name
+TORCH_KINDS = ("cnn",) + SEED_KINDS
+
+
+def _check_labels(cfg: dict) -> tuple[str, ...]:
+    labels = cfg.get("labels")
+    if (not isinstance(labels, list) or len(labels) < 2
+            or not all(isinstance(x, str) and x for x in labels) or len(set(labels)) != len(labels)):
+        raise _Invalid("labels must be a list of two or more distinct names")
+    return tuple(labels)
+
+
+def _check_number(cfg: dict, key: str, *, default=None, low: float = 0.0, strict: bool = False) -> None:
+    v = cfg.get(key, default)
+    if v is None and default is None and key not in cfg:
+        raise _Invalid(f"{key} is missing")
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < low \
+            or (strict and v == low):
+        raise _Invalid(f"{key} must be a number {'>' if strict else '>='} {low:g}, got {v!r}"[:120])
+
+
+def _check_svm(cfg: dict, arrays: dict[str, np.ndarray]) -> tuple[str, ...]:
+    """Everything an SVM file must hold, checked before it is used: kind, labels, numbers,
+    and the shapes of its arrays against each other, its labels and its features."""
+    if cfg.get("kind", "svm") != "svm":
+        raise _Invalid(f"config kind {cfg.get('kind')!r} where an SVM was expected")
+    labels = _check_labels(cfg)
+    _check_number(cfg, "gamma")
+    _check_number(cfg, "temperature", default=1.0, strict=True)
+    if cfg.get("group_prior") is not None:
+        _check_number(cfg, "group_prior")
+    for key in ("kernel", "features", "normalize"):
+        if key in cfg and not isinstance(cfg[key], str):
+            raise _Invalid(f"{key} must be a string")
+    for k, a in arrays.items():
+        if a.dtype.kind not in "iuf" or not np.isfinite(a).all():
+            raise _Invalid(f"array {k} must hold finite numbers")
+    from .constants import N_MELS, N_MFCC
+    from .features import SUMMARY_DIM
+    dim = {"summary": SUMMARY_DIM, "paper": N_MELS + N_MFCC}.get(cfg.get("features", "summary"))
+    C = len(labels)
+    mean, scale, sv = arrays["mean"], arrays["scale"], arrays["support_vectors"]
+    n_support = arrays["n_support"]
+    S = sv.shape[0] if sv.ndim == 2 else -1
+    want = {"mean": (dim,), "scale": (dim,), "support_vectors": (S, dim), "n_support": (C,),
+            "dual_coef": (C - 1, S), "intercept": (C * (C - 1) // 2,),
+            "group_mean": (dim,), "group_std": (dim,)}
+    for k, a in arrays.items():
+        if a.shape != want[k]:
+            raise _Invalid(f"array {k} has shape {a.shape}, expected {want[k]} for {C} labels "
+                           f"and {dim} features")
+    if n_support.dtype.kind not in "iu" or (n_support < 0).any() or int(n_support.sum()) != S:
+        raise _Invalid(f"n_support must count the {S} support vectors")
+    if (scale == 0).any() or ("group_std" in arrays and (arrays["group_std"] <= 0).any()):
+        raise _Invalid("a scale of 0")
+    return labels
 
 
 def encoder_path(name: str, expected_sha256: str | None = None) -> Path:

@@ -11,12 +11,12 @@ from sercli.models import (BUNDLED_NEEDS, REGISTRY, NumpySVM, needs_before_loadi
 def test_numpy_svm_equals_sklearn(rng, tmp_path):
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
-    X = rng.standard_normal((120, 5)) + np.repeat(np.eye(4, 5) * 2, 30, axis=0)
+    X = rng.standard_normal((120, 176)) + np.repeat(np.eye(4, 176) * 2, 30, axis=0)   # 176: the summary vector
     y = np.repeat(np.arange(4), 30)
     scaler = StandardScaler().fit(X)
     svc = SVC(C=3.0, gamma="scale").fit(scaler.transform(X), y)
     svm = NumpySVM.from_sklearn(scaler, svc)
-    Xt = rng.standard_normal((50, 5)) * 2
+    Xt = rng.standard_normal((50, 176)) * 2
     svc.set_params(decision_function_shape="ovo")
     np.testing.assert_allclose(svm.decision_ovo(Xt), svc.decision_function(scaler.transform(Xt)), atol=1e-8)
     svc.set_params(decision_function_shape="ovr")

@@ -290,3 +290,196 @@ def test_16_huge_manifest_cell_is_one_line(tmp_path, tiny_cnn):
     manifest.write_text("path,label\n" + "x" * (200 << 10) + ",angry\n")
     with pytest.raises(CorpusError, match="field larger than field limit"):
         read_manifest(manifest)
+
+
+# --------------------------------------------------------------------------------------------
+# 12. malformed model files that hold no pickle: refused when they load, one line
+
+def _svm_parts(n_labels=6, dim=176, n_sv=12, seed=0):
+    r = np.random.default_rng(seed)
+    n_support = np.full(n_labels, n_sv // n_labels, np.int64)
+    arrays = dict(mean=r.standard_normal(dim), scale=np.ones(dim), support_vectors=r.standard_normal((n_sv, dim)),
+                  dual_coef=r.standard_normal((n_labels - 1, n_sv)),
+                  intercept=r.standard_normal(n_labels * (n_labels - 1) // 2), n_support=n_support)
+    cfg = {"kind": "svm", "labels": ["angry", "disgust", "fear", "happy", "neutral", "sad"][:n_labels],
+           "gamma": 0.01, "temperature": 1.0, "kernel": "rbf", "features": "summary"}
+    return cfg, arrays
+
+
+def _write_npz(path, cfg, arrays):
+    with open(path, "wb") as f:
+        np.savez(f, **arrays, config=np.frombuffer(json.dumps(cfg).encode(), dtype=np.uint8))
+    return path
+
+
+def _deep(n=100_000):
+    return "[" * n + "]" * n
+
+
+SVM_FAULTS = {
+    "kind-ensemble": (lambda c, a: c.update(kind="ensemble"), "config kind 'ensemble'"),
+    "3-labels": (lambda c, a: c.update(labels=c["labels"][:3]), "shape"),
+    "7-labels": (lambda c, a: c.update(labels=c["labels"] + ["calm"]), "shape"),
+    "no-labels": (lambda c, a: c.pop("labels"), "labels must be"),
+    "no-gamma": (lambda c, a: c.pop("gamma"), "gamma is missing"),
+    "gamma-string": (lambda c, a: c.update(gamma="0.1"), "gamma must be a number"),
+    "gamma-list": (lambda c, a: c.update(gamma=[0.1]), "gamma must be a number"),
+    "sv-shape": (lambda c, a: a.update(support_vectors=a["support_vectors"][:, :100]), "support_vectors has shape"),
+    "intercept-shape": (lambda c, a: a.update(intercept=a["intercept"][:3]), "intercept has shape"),
+    "nan": (lambda c, a: a["mean"].__setitem__(0, np.nan), "finite numbers"),
+}
+
+
+@pytest.mark.parametrize("fault", list(SVM_FAULTS))
+def test_12_malformed_svm_file_is_refused_when_it_loads(tmp_path, clips, fault):
+    edit, words = SVM_FAULTS[fault]
+    cfg, arrays = _svm_parts()
+    edit(cfg, arrays)
+    p = _write_npz(tmp_path / "bad.npz", cfg, arrays)
+    r = run(["classify", str(clips), "-m", str(p), "-j", "1"])
+    assert r.exit_code == 1 and r.stdout == ""
+    one_line_error(r, f"Error: {p}: not a valid sercli SVM file", words)
+
+
+def test_12_a_valid_svm_file_of_the_same_making_loads(tmp_path, clips):
+    """The control: the faults above are the only difference."""
+    p = _write_npz(tmp_path / "ok.npz", *_svm_parts())
+    r = run(["classify", str(clips), "-m", str(p), "-j", "1"])
+    assert r.exit_code == 0, r.output
+    assert all(abs(sum(x["scores"].values()) - 1) < 1e-5 for x in jsonl(r.stdout))
+
+
+@pytest.mark.parametrize("fault", ["kind-svm", "kind-ensemble", "5-labels", "7-labels", "no-labels"])
+def test_12_malformed_torch_file_is_refused_when_it_loads(tmp_path, clips, tiny_cnn, fault):
+    import torch
+    blob = torch.load(tiny_cnn, weights_only=True)
+    cfg = blob["config"]
+    {"kind-svm": lambda: cfg.update(kind="svm"), "kind-ensemble": lambda: cfg.update(kind="ensemble"),
+     "5-labels": lambda: cfg.update(labels=cfg["labels"][:5]),
+     "7-labels": lambda: cfg.update(labels=cfg["labels"] + ["calm"]),
+     "no-labels": lambda: cfg.pop("labels")}[fault]()
+    p = tmp_path / "bad.pt"
+    torch.save(blob, p)
+    r = run(["classify", str(clips), "-m", str(p), "-j", "1"])
+    assert r.exit_code == 1 and r.stdout == ""
+    one_line_error(r, f"Error: {p}: not a valid sercli model file",
+                   "config kind" if "kind" in fault else "labels")
+
+
+def _ensemble(path: Path, members: list[Path], **extra):
+    from sercli.models import sha256_file
+    spec = {"format": "sercli-ensemble", "members": [
+        {"file": os.path.relpath(m, path.parent), "sha256": sha256_file(m), "weight": 1 / len(members)}
+        for m in members], **extra}
+    path.write_text(json.dumps(spec))
+    return path
+
+
+def test_12_deeply_nested_ensemble_or_card_is_one_line(tmp_path, clips, tiny_cnn):
+    ens = tmp_path / "deep.json"
+    ens.write_text('{"format": "sercli-ensemble", "members": ' + _deep() + "}")
+    r = run(["classify", str(clips), "-m", str(ens), "-j", "1"])
+    assert r.exit_code == 1
+    one_line_error(r, f"{ens}: not a valid sercli ensemble file", "nested too deeply")
+    r = run(["info", "-m", str(ens)])
+    assert r.exit_code == 1
+    one_line_error(r, f"{ens}: not a valid sercli ensemble file")
+    # a card that cannot be read is no card: the model still loads, info still shows it
+    model = tmp_path / "m.pt"
+    model.write_bytes(tiny_cnn.read_bytes())
+    (tmp_path / "m.card.json").write_text('{"data": ' + _deep() + "}")
+    for fmt in ("json", "table"):
+        r = run(["info", "-m", str(model), "--format", fmt])
+        assert r.exit_code == 0 and "Traceback" not in r.output, r.output
+    (tmp_path / "m.card.json").write_text('{"data": {"train": {"clips": 3}}}')   # fields missing
+    r = run(["info", "-m", str(model)])
+    assert r.exit_code == 1
+    one_line_error(r, "m.card.json: malformed model card")
+
+
+# --------------------------------------------------------------------------------------------
+# 13. size limits on model files
+
+def _npz_bomb(path: Path, n_bytes: int) -> Path:
+    """An .npz whose `mean` entry inflates to n_bytes of zeros (a deflate bomb of ~n/1000 bytes)."""
+    import zipfile
+    cfg, arrays = _svm_parts()
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for k, a in arrays.items():
+            if k != "mean":
+                with z.open(f"{k}.npy", "w") as f:
+                    np.lib.format.write_array(f, a)
+        with z.open("config.npy", "w") as f:
+            np.lib.format.write_array(f, np.frombuffer(json.dumps(cfg).encode(), dtype=np.uint8))
+        with z.open("mean.npy", "w", force_zip64=True) as f:
+            n = n_bytes // 8
+            np.lib.format.write_array_header_1_0(f, {"descr": "<f8", "fortran_order": False, "shape": (n,)})
+            zeros = bytes(8 << 20)
+            for _ in range(n * 8 // len(zeros)):
+                f.write(zeros)
+    return path
+
+
+def test_13_npz_deflate_bomb_is_refused_before_it_is_inflated(tmp_path):
+    """1 GiB of zeros in a ~1 MB file: refused from the zip directory, in a child whose memory
+    is capped at 1 GB (it used to inflate the lot: 2.1 GB)."""
+    p = _npz_bomb(tmp_path / "bomb.npz", 1 << 30)
+    assert p.stat().st_size < 8 << 20
+    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30)); "
+            "from sercli.models import load_file; from sercli.errors import ModelError\n"
+            "try:\n    load_file(sys.argv[1])\nexcept ModelError as e:\n    print(e)\n")
+    r = subprocess.run([sys.executable, "-c", code, str(p)], capture_output=True, text=True, timeout=120,
+                       cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"{p}: too large once decompressed (1024 MiB, at most 256 MiB)"), r.stdout
+
+
+def test_13_npy_header_cannot_declare_more_than_its_entry_holds(tmp_path):
+    import zipfile
+    from sercli.errors import ModelError
+    from sercli.models import load_file
+    p = _write_npz(tmp_path / "ok.npz", *_svm_parts())
+    q = tmp_path / "lying.npz"
+    with zipfile.ZipFile(p) as src, zipfile.ZipFile(q, "w") as dst:
+        for i in src.infolist():
+            data = src.read(i)
+            if i.filename == "mean.npy":
+                import io
+                b = io.BytesIO()
+                np.lib.format.write_array_header_1_0(b, {"descr": "<f8", "fortran_order": False,
+                                                         "shape": (1 << 40,)})
+                data = b.getvalue() + data[len(b.getvalue()):]
+            dst.writestr(i, data)
+    with pytest.raises(ModelError, match="mean.npy declares 8796093022208 bytes"):
+        load_file(q)
+
+
+def test_13_ensemble_member_count_is_bounded_and_a_repeated_member_loads_once(tmp_path, tiny_cnn,
+                                                                              monkeypatch, clips):
+    from sercli import models
+    member = tmp_path / "m.pt"
+    member.write_bytes(tiny_cnn.read_bytes())
+    r = run(["classify", str(clips), "-j", "1", "-m", str(_ensemble(tmp_path / "many.json", [member] * 400))])
+    assert r.exit_code == 1
+    one_line_error(r, "many.json: not a valid sercli ensemble file", "400 members, at most 16")
+    calls = []
+    real = models.load_file
+
+    def spy(path, **kw):
+        calls.append(os.path.basename(path))
+        return real(path, **kw)
+    monkeypatch.setattr(models, "load_file", spy)
+    m = models.load_ensemble(_ensemble(tmp_path / "three.json", [member] * 3), "x", None)
+    assert calls == ["m.pt"] and len(m.impl.members) == 3
+
+
+# --------------------------------------------------------------------------------------------
+# 17. an unknown model or a missing model file is a usage error
+
+@pytest.mark.parametrize("cmd", [["classify", "x.wav"], ["info"], ["plot", "x.wav"]])
+@pytest.mark.parametrize("model", ["nosuchmodel", "missing/model.pt"])
+def test_17_unknown_model_is_a_usage_error(cmd, model, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = run([*cmd, "-m", model])
+    assert r.exit_code == 2
+    one_line_error(r, f"--model {model}: ", "unknown model" if "/" not in model else "no such model file")
