@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import os
 import signal
+import stat
 import sys
 import time
 
@@ -214,10 +215,17 @@ def classify(paths, model, fmt, output, jobs, backend, scheduler, no_recursive, 
     prior_failed = 0
     if resume and os.path.exists(output):
         try:
+            if not stat.S_ISREG(os.stat(output).st_mode):     # a FIFO would block for ever
+                raise ValueError("not a regular file")
             done_lines, done_paths = read_jsonl_paths(output)
-        except (OSError, UnicodeDecodeError) as exc:
-            raise click.ClickException(f"{display_path(output)}: cannot resume from it: "
-                                       f"{_os_reason(exc)}")
+            inputs_now = set(files)
+            foreign = [p for p in done_paths if p not in inputs_now]
+            if foreign:
+                raise ValueError(f"{len(foreign)} of its rows are for files that are not inputs of "
+                                 f"this run (first: {display_path(foreign[0])})")
+        except (OSError, ValueError) as exc:
+            why = _os_reason(exc) if isinstance(exc, OSError) else " ".join(str(exc).split())
+            raise click.ClickException(f"{display_path(output)}: cannot resume from it: {why}")
         prior_failed = sum(1 for line in done_lines if json.loads(line).get("error") is not None)
         skip = set(done_paths)
         _err(f"resuming: {len(skip)} files already in {display_path(output)}", quiet)

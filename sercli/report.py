@@ -287,17 +287,30 @@ def summary_lines(records: list[dict] | Counter, failed: int, elapsed: float, n:
 
 
 def read_jsonl_paths(path: str | os.PathLike) -> tuple[list[str], list[str]]:
-    """Lines and paths of an existing JSON Lines report (for --resume); a torn last line is dropped."""
-    lines, paths = [], []
+    """Lines and paths of an existing JSON Lines report (for --resume); a torn last line is
+    dropped. ValueError naming the line when a line is not a report row (not JSON, nested too
+    deeply, not an object with a string path and a label or error), or a path comes twice."""
+    lines, paths, seen = [], [], set()
     with open(path, encoding="utf-8") as f:
-        for line in f:
+        for no, line in enumerate(f, 1):
             if not line.endswith("\n"):
                 break
+            if not line.strip():
+                continue
             try:
                 rec = json.loads(line)
+            except RecursionError:
+                raise ValueError(f"line {no} is nested too deeply") from None
             except ValueError:
-                continue
-            if isinstance(rec, dict) and "path" in rec:
-                lines.append(line)
-                paths.append(rec["path"])
+                raise ValueError(f"line {no} is not JSON") from None
+            if not (isinstance(rec, dict) and isinstance(rec.get("path"), str)
+                    and isinstance(rec.get("label"), (str, type(None)))
+                    and isinstance(rec.get("error"), (str, type(None)))
+                    and "label" in rec and "error" in rec):
+                raise ValueError(f"line {no} is not a sercli report row")
+            if rec["path"] in seen:
+                raise ValueError(f"line {no} is a second row for {display_path(rec['path'])}")
+            seen.add(rec["path"])
+            lines.append(line)
+            paths.append(rec["path"])
     return lines, paths

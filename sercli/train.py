@@ -641,6 +641,9 @@ def run(data: str | os.PathLike, *, recipe: dict, out: str | os.PathLike, epochs
     seed = int(recipe.get("seed", 0) if seed is None else seed)
     epochs = int(recipe.get("epochs", 1) if epochs is None else epochs)
     labels = list(recipe["labels"])
+    if len(set(labels)) < 2 or len(set(labels)) != len(labels):
+        raise CorpusError(f"recipe {recipe.get('name')}: labels must be two or more distinct "
+                          f"names, got {labels}")
     t_start = time.time()
     sc = scan(data)
     log(f"found {len(sc.clips)} labelled clips in {data} ({len(sc.unmatched)} unmatched files)")
@@ -684,6 +687,11 @@ def run(data: str | os.PathLike, *, recipe: dict, out: str | os.PathLike, epochs
             log(f"skipped: {f}")
         pos = {c.path: i for i, c in enumerate(fs.clips)}
         split_fs = {k: subset(fs, [pos[c.path] for c in v if c.path in pos]) for k, v in splits.items()}
+        decoded = {c.label for c in split_fs["train"].clips}
+        if decoded != set(labels):  # files failed: a label (or all) has nothing left to learn from
+            lost = [lab for lab in labels if lab not in decoded]
+            raise CorpusError(f"{data}: no training clip of {', '.join(lost)} could be decoded "
+                              f"({len(fs.failed)} files failed, listed above as skipped)")
         t_feat = time.time() - t_start
         features = FEATURE_SETTINGS
         if kind == "svm":

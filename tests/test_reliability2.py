@@ -483,3 +483,69 @@ def test_17_unknown_model_is_a_usage_error(cmd, model, tmp_path, monkeypatch):
     r = run([*cmd, "-m", model])
     assert r.exit_code == 2
     one_line_error(r, f"--model {model}: ", "unknown model" if "/" not in model else "no such model file")
+
+
+# --------------------------------------------------------------------------------------------
+# 11. --resume validates what it resumes
+
+@pytest.mark.parametrize("bad", ["path-list", "deep", "foreign", "fifo", "mid-line-junk", "twice"])
+def test_11_resume_refuses_a_damaged_or_foreign_report(clips, tiny_cnn, tmp_path, bad):
+    out = tmp_path / "r.jsonl"
+    good = run(["classify", str(clips / "c0.wav"), "-m", str(tiny_cnn), "-j", "1", "-o", str(out)])
+    assert good.exit_code == 0
+    row = out.read_text()
+    if bad == "fifo":
+        out.unlink()
+        os.mkfifo(out)
+    else:
+        out.write_text({"path-list": row + '{"path": ["a"], "label": null, "error": "x"}\n',
+                        "deep": row + _deep(50_000) + "\n",
+                        "foreign": row + row.replace(str(clips), "/elsewhere"),
+                        "mid-line-junk": "{oops\n" + row,
+                        "twice": row + row}[bad])
+    before = None if bad == "fifo" else out.read_text()
+    args = ["classify", str(clips), "-m", str(tiny_cnn), "-j", "1", "-o", str(out), "--resume"]
+    if bad == "fifo":       # in a child, so that a hang is a failure, not a hung test run
+        p = subprocess.run([sys.executable, "-m", "sercli", *args], capture_output=True, text=True,
+                           timeout=60, cwd=REPO)
+        r = type("R", (), dict(exit_code=p.returncode, stderr=p.stderr, output=p.stdout + p.stderr))
+    else:
+        r = run(args)
+    assert r.exit_code == 1
+    one_line_error(r, f"Error: {out}: cannot resume from it: ",
+                   {"path-list": "line 2 is not a sercli report row", "deep": "line 2 is nested too deeply",
+                    "foreign": "1 of its rows are for files that are not inputs of this run (first: /elsewhere/c0.wav)",
+                    "fifo": "not a regular file", "mid-line-junk": "line 1 is not JSON",
+                    "twice": "line 2 is a second row for"}[bad])
+    if before is not None:
+        assert out.read_text() == before
+
+
+# --------------------------------------------------------------------------------------------
+# 15. train on data it cannot learn from: one line
+
+def test_15_train_with_one_label_is_one_line(tiny_corpus, tmp_path):
+    recipe = tmp_path / "one.toml"
+    recipe.write_text('extends = "svm"\nlabels = ["angry"]\n')
+    r = run(["train", "--data", str(tiny_corpus), "--recipe", str(recipe), "--out", str(tmp_path / "w")])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert r.stderr.splitlines()[-1] == ("Error: recipe one: labels must be two or more distinct names, "
+                                         "got ['angry']")
+
+
+@pytest.mark.parametrize("recipe", ["svm", "cnn"])
+def test_15_train_on_undecodable_files_is_one_line(tiny_corpus, tmp_path, recipe):
+    import shutil
+    d = tmp_path / "data"
+    shutil.copytree(tiny_corpus, d)
+    n = 0
+    for p in d.rglob("*.wav"):             # the same corpus, every file broken
+        p.write_bytes(b"RIFF" + bytes(200))
+        n += 1
+    r = run(["train", "--data", str(d), "--recipe", recipe, "--out", str(tmp_path / "w"),
+             "--cache", str(tmp_path / "cache"), "-j", "1", "--epochs", "1"])
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    last = r.stderr.splitlines()[-1]
+    assert last.startswith(f"Error: {d}: no training clip of angry, disgust, fear, happy, neutral, sad "
+                           f"could be decoded ({n} files failed"), last
+    assert not (tmp_path / "w").exists()
