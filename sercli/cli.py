@@ -24,7 +24,10 @@ def _die(exc: BaseException, debug: bool):
 
 def _err(msg: str, quiet: bool = False) -> None:
     if not quiet:
-        click.echo(msg, err=True)
+        try:
+            click.echo(msg, err=True)
+        except OSError:     # stderr gone (a closed terminal after SIGHUP): nothing to tell
+            pass
 
 
 def output_options(fn):
@@ -77,8 +80,8 @@ def cli():
 
 
 class _Interrupted(KeyboardInterrupt):
-    """SIGINT or SIGTERM. A KeyboardInterrupt, so that no `except Exception` in the library
-    (which turns a bad file into an error row) can swallow it."""
+    """SIGINT, SIGTERM or SIGHUP. A KeyboardInterrupt, so that no `except Exception` in the
+    library (which turns a bad file into an error row) can swallow it."""
 
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)
@@ -86,11 +89,12 @@ class _Interrupted(KeyboardInterrupt):
 
 
 class _SignalGuard:
-    """Turns SIGINT/SIGTERM into _Interrupted, except while a report row is being written or
-    the report is being finished: then the signal is held and raised (or, once the report is
-    finished, dropped) at a point where the report is whole."""
+    """Turns SIGINT/SIGTERM/SIGHUP into _Interrupted, except while a report row is being
+    written or the report is being finished: then the signal is held and raised (or, once the
+    report is finished, dropped) at a point where the report is whole. Entering it again
+    while it is installed changes nothing."""
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
     def __init__(self):
         self.busy = False
@@ -98,12 +102,14 @@ class _SignalGuard:
         self.old = {}
 
     def __enter__(self) -> "_SignalGuard":
-        self.old = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        if not self.old:
+            self.old = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         return self
 
     def __exit__(self, *exc) -> None:
         for s, h in self.old.items():
             signal.signal(s, h)
+        self.old = {}
 
     def _handle(self, signum, frame):
         if self.busy:
@@ -164,8 +170,9 @@ def classify(paths, model, fmt, output, jobs, backend, scheduler, no_recursive, 
     --normalize-by speaker).
 
     Exit status: 0 when every file was classified, 1 when some failed (their rows are still
-    written, with an error), 2 for usage errors, 130 (SIGINT) or 143 (SIGTERM) when
-    interrupted (the report then holds the files done so far, complete and valid).
+    written, with an error, or the report could not be written), 2 for usage errors, 130
+    (SIGINT), 143 (SIGTERM) or 129 (SIGHUP) when interrupted (the report then holds the files
+    done so far, complete and valid; no worker process outlives sercli).
 
     \b
     Examples:
@@ -177,8 +184,8 @@ def classify(paths, model, fmt, output, jobs, backend, scheduler, no_recursive, 
     import json
     from .errors import SercliError, display_path
     from .models import needs_before_loading
-    from .pipeline import (classify as run, collect_paths, default_jobs, resolve_model, start_analysis,
-                           start_workers, tune_malloc)
+    from .pipeline import (classify as run, collect_paths, default_jobs, kill_workers, resolve_model,
+                           start_analysis, start_workers, tune_malloc)
     from .report import AtomicFile, Writer, format_for, read_jsonl_paths, summary_lines
     inputs = []
     for p in paths:
@@ -238,23 +245,35 @@ def classify(paths, model, fmt, output, jobs, backend, scheduler, no_recursive, 
     t0 = time.time()        # the summary's time: the workers may start before the model loads
     started = None
     gpu = _cuda_wanted(device, str(model))
-    if backend == "local":
-        # a bundled model's features are known before torch is imported: the workers start on
-        # them while this process loads the model (about a second)
-        hint = needs_before_loading(model) if normalize_by == "none" and not gpu else None
-        if hint is not None:
-            started = start_analysis(files, hint, jobs=jobs, window_s=window, debug=debug)
-        if started is None:
-            start_workers(min(jobs or default_jobs(), len(files)))   # they boot while the model loads
+    # from the first worker on, a signal ends the run cleanly, with no worker left behind
+    guard = _SignalGuard().__enter__()
     try:
+        if backend == "local":
+            # a bundled model's features are known before torch is imported: the workers start
+            # on them while this process loads the model (about a second)
+            hint = needs_before_loading(model) if normalize_by == "none" and not gpu else None
+            if hint is not None:
+                started = start_analysis(files, hint, jobs=jobs, window_s=window, debug=debug)
+            if started is None:
+                start_workers(min(jobs or default_jobs(), len(files)))   # they boot while the model loads
         m = resolve_model(model, warn=lambda msg: _err(msg, quiet))
         if gpu:
             m.use_device("cuda")
         if normalize_by != "none":
             _check_group_support(m)
     except BaseException as exc:
+        guard.hold()
+        if isinstance(exc, KeyboardInterrupt):      # before any row: the report is untouched
+            kill_workers()
+            signum = getattr(exc, "signum", signal.SIGINT)
+            _err(f"interrupted ({signal.Signals(signum).name}) while loading the model: 0 of "
+                 f"{len(files) - len(already)} files done"
+                 + (f", {display_path(output)} unchanged" if output else ""))
+            guard.__exit__()
+            _leave(128 + signum)
         if started is not None:
             started.close()
+        guard.__exit__()
         if isinstance(exc, SercliError):
             _die(exc, debug)
         raise
@@ -262,7 +281,7 @@ def classify(paths, model, fmt, output, jobs, backend, scheduler, no_recursive, 
     counts, failed, n = Counter(), 0, 0
     progress = sink = writer = results = None
     status = 0
-    with _SignalGuard() as guard:
+    with guard:
         guard.hold()    # signals wait until the report file and its writer exist
         try:
             try:
@@ -502,17 +521,18 @@ def _stop_workers(results, status: int) -> None:
     """
     import threading
 
+    from .pipeline import kill_workers
+
     def hard_exit():
-        try:
-            from joblib.externals.loky import reusable_executor
-            if reusable_executor._executor is not None:
-                reusable_executor._executor.shutdown(wait=False, kill_workers=True)
-        except Exception:
-            pass
-        sys.stdout.flush()
-        sys.stderr.flush()
+        kill_workers()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
         os._exit(status)
 
+    kill_workers()      # the report is whole: no worker may outlive this process
     watchdog = None
     if sys.stderr is sys.__stderr__:    # a real process, not a test runner
         watchdog = threading.Timer(5.0, hard_exit)

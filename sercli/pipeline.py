@@ -404,6 +404,34 @@ def start_workers(jobs: int) -> None:
     _booting.start()
 
 
+def kill_workers() -> None:
+    """SIGKILL this process's local worker processes (joblib's loky pool, one still booting
+    included) and drop the pool: after an interrupt, once the report is whole, nothing they
+    hold matters, and none may outlive sercli (a worker keeps the caller's pipes open)."""
+    import signal
+    try:
+        from joblib.externals.loky import reusable_executor
+    except Exception:
+        return
+    for attempt in range(2):
+        ex = reusable_executor._executor
+        if ex is not None:
+            for proc in list((getattr(ex, "_processes", None) or {}).values()):
+                try:
+                    os.kill(proc.pid, signal.SIGKILL)
+                except (OSError, AttributeError, TypeError):
+                    pass
+            try:
+                ex.shutdown(wait=False, kill_workers=True)
+            except Exception:
+                pass
+        booting = _booting
+        if attempt == 0 and booting is not None and booting.is_alive():
+            booting.join(5.0)       # a pool being started now: let it finish, then kill it too
+        else:
+            break
+
+
 def _workers_booted() -> None:
     global _booting
     if _booting is not None:
@@ -455,7 +483,90 @@ def _analysis(paths: list[str], needs, jobs: int, window_s: float, overlap: floa
                             pre_dispatch="4*n_jobs")(
                 delayed(_analyse_in_worker)(p, needs, window_s, overlap, debug, cwd, os.getpid())
                 for p in chunk)
-    return _two_chunks_ahead(run, _chunked(paths, CHUNK_FILES, CHUNK_BYTES)), client
+
+    if backend == "dask":       # dask reschedules the tasks of a worker it loses
+        return _two_chunks_ahead(run, _chunked(paths, CHUNK_FILES, CHUNK_BYTES)), client
+
+    def run_surviving(chunk: list[str]):
+        return _surviving(run(chunk), chunk, run,
+                          lambda: _Isolated(needs, window_s, overlap, debug, cwd))
+    return _two_chunks_ahead(run_surviving, _chunked(paths, CHUNK_FILES, CHUNK_BYTES)), client
+
+
+def _worker_died(exc: BaseException) -> bool:
+    """A worker process ended mid-task (killed by the OOM killer or a signal, or crashed)."""
+    from concurrent.futures.process import BrokenProcessPool
+    return isinstance(exc, BrokenProcessPool)
+
+
+def _death_note(exc: BaseException) -> str:
+    import re
+    m = re.search(r"exit codes of the workers are \{([^}]*)\}", str(exc))
+    return f" (exit code {m.group(1)})" if m else ""
+
+
+def _surviving(first, chunk: list[str], run, isolated) -> Iterator["Analysed"]:
+    """The Analysed of each path of `chunk`, in order, from the joblib generator `first`,
+    outliving dead workers: when a worker dies, the files not yet answered are run again once
+    in fresh workers; should a worker die again, each remaining file runs alone in a fresh
+    worker, and a file whose worker dies gets an error row. The run goes on."""
+    gen, rest, tries = first, list(chunk), 0
+    try:
+        while True:
+            try:
+                for a in gen:
+                    rest.pop(0)
+                    yield a
+                return
+            except Exception as exc:
+                if not _worker_died(exc):
+                    raise
+                _close(gen)
+                gen = None
+                tries += 1
+                note = _death_note(exc)
+            if tries == 1:
+                gen = run(list(rest))
+                continue
+            one = isolated()
+            try:
+                for p in rest:
+                    yield one.analyse(p, note)
+            finally:
+                one.close()
+            return
+    finally:
+        _close(gen)
+
+
+class _Isolated:
+    """Analyses files one at a time in a fresh one-worker process pool: a file whose worker
+    dies gets an error row, and the next file a new worker."""
+
+    def __init__(self, needs, window_s, overlap, debug, cwd):
+        self.args = (needs, window_s, overlap, debug, cwd)
+        self.pool = None
+
+    def analyse(self, path: str, note: str = "") -> "Analysed":
+        from joblib.externals.loky import ProcessPoolExecutor
+        needs, window_s, overlap, debug, cwd = self.args
+        if self.pool is None:
+            self.pool = ProcessPoolExecutor(max_workers=1)
+        try:
+            return self.pool.submit(_analyse_in_worker, path, needs, window_s, overlap, debug, cwd,
+                                    os.getpid()).result()
+        except Exception as exc:
+            if not _worker_died(exc):
+                raise
+            self.close()
+            return Analysed(path, error=f"{display_path(path)}: the worker process analysing it "
+                                        f"died{_death_note(exc) or note} (killed, e.g. for lack of "
+                                        "memory, or crashed)")
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, kill_workers=True)
+            self.pool = None
 
 
 #: Files per joblib call. joblib dispatches a new task whenever one finishes, whether or not

@@ -549,3 +549,175 @@ def test_15_train_on_undecodable_files_is_one_line(tiny_corpus, tmp_path, recipe
     assert last.startswith(f"Error: {d}: no training clip of angry, disgust, fear, happy, neutral, sad "
                            f"could be decoded ({n} files failed"), last
     assert not (tmp_path / "w").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# 2, 9, 10. dead workers, SIGHUP, signals while the model loads: the CLI in a child process
+
+import signal  # noqa: E402
+import time  # noqa: E402
+
+SITE_HOOKS = '''
+import os, signal, time
+if os.environ.get("SERCLI_TEST_CRASH"):       # a worker that analyses a "crash" file dies
+    import sercli.pipeline as _p
+    _real = _p._analyse_in_worker
+    def _analyse_in_worker(path, *a, **kw):
+        if os.environ["SERCLI_TEST_CRASH"] in os.path.basename(path) and os.getpid() != a[-1]:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return _real(path, *a, **kw)
+    _p._analyse_in_worker = _analyse_in_worker
+if os.environ.get("SERCLI_TEST_SLOW_LOAD"):   # loading the model takes a while; a marker says when
+    import sercli.models as _m
+    _load = _m.load_model
+    def load_model(*a, **kw):
+        open(os.environ["SERCLI_TEST_SLOW_LOAD"], "w").close()
+        time.sleep(30)
+        return _load(*a, **kw)
+    _m.load_model = load_model
+'''
+
+
+@pytest.fixture
+def hooks(tmp_path):
+    d = tmp_path / "site"
+    d.mkdir()
+    (d / "sitecustomize.py").write_text(SITE_HOOKS)
+    return d
+
+
+@pytest.fixture(scope="module")
+def many(tmp_path_factory):
+    d = tmp_path_factory.mktemp("many") / "clips"
+    d.mkdir()
+    rng = np.random.default_rng(5)
+    base = [speechlike(rng, 3.0, f0=f0) for f0 in (110, 150, 190, 230)]
+    for i in range(120):
+        sf.write(d / f"clip {i:03d}.wav", np.roll(base[i % 4], 97 * i) * (0.5 + i / 320), 16000)
+    return d
+
+
+def _start(args, hooks=None, **env):
+    e = dict(os.environ, **env)
+    if hooks is not None:
+        e["PYTHONPATH"] = os.pathsep.join([str(hooks), str(REPO)])
+    return subprocess.Popen([sys.executable, "-m", "sercli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True, cwd=REPO, env=e)
+
+
+def _finish(p, timeout=120):
+    """Wait for the run; then no process of its session (its workers) may be left."""
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except BaseException:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.communicate()
+        raise
+    for _ in range(50):
+        try:
+            os.killpg(p.pid, 0)
+        except ProcessLookupError:
+            return p.returncode, out, err
+        time.sleep(0.1)
+    os.killpg(p.pid, signal.SIGKILL)
+    pytest.fail(f"worker processes outlived sercli (exit {p.returncode}): {err}")
+
+
+def _workers_of(pid: int) -> list[int]:
+    """The loky worker processes started by `pid`."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            stat = open(f"/proc/{d}/stat").read()
+            cmd = open(f"/proc/{d}/cmdline", "rb").read()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"popen_loky" in cmd:
+            out.append(int(d))
+    return out
+
+
+def _rows_in_temp(out: Path) -> int:
+    import glob
+    tmps = glob.glob(str(out.parent / f".{out.name}.*.tmp"))
+    try:
+        return Path(tmps[0]).read_text().count("\n") if tmps else 0
+    except OSError:
+        return 0
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds the workers in /proc")
+def test_2_a_worker_killed_mid_run_loses_nothing(many, tiny_cnn, tmp_path):
+    out = tmp_path / "r.jsonl"
+    p = _start(["classify", str(many), "-m", str(tiny_cnn), "-j", "2", "-o", str(out)])
+    deadline, killed = time.time() + 60, None
+    while time.time() < deadline and p.poll() is None and killed is None:
+        workers = _workers_of(p.pid)
+        if workers and _rows_in_temp(out) >= 1:
+            os.kill(workers[0], signal.SIGKILL)          # as the OOM killer would
+            killed = workers[0]
+        time.sleep(0.02)
+    assert killed, "the run ended before a worker could be killed"
+    rc, _, err = _finish(p)
+    assert rc == 0, err
+    assert "Traceback" not in err and "TerminatedWorkerError" not in err, err
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["path"] for r in rows] == sorted(str(x) for x in many.iterdir())
+    assert all(r["error"] is None for r in rows)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SIGKILL and sitecustomize hooks")
+def test_2_a_file_that_kills_its_worker_every_time_gets_an_error_row(tmp_path, rng, tiny_cnn, hooks):
+    d = tmp_path / "in"
+    d.mkdir()
+    for name in ("a.wav", "b crash.wav", "c.wav", "d.wav", "e.wav"):
+        sf.write(d / name, speechlike(rng, 1.0), 16000)
+    out = tmp_path / "r.jsonl"
+    p = _start(["classify", str(d), "-m", str(tiny_cnn), "-j", "2", "-o", str(out)], hooks,
+               SERCLI_TEST_CRASH="crash")
+    rc, _, err = _finish(p)
+    assert rc == 1 and "Traceback" not in err, err
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [os.path.basename(r["path"]) for r in rows] == ["a.wav", "b crash.wav", "c.wav", "d.wav", "e.wav"]
+    assert [r["error"] is None for r in rows] == [True, False, True, True, True]
+    assert rows[1]["error"].startswith(f"{d / 'b crash.wav'}: the worker process analysing it died")
+    assert f"error: {rows[1]['error']}" in err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_9_10_a_signal_while_the_model_loads_ends_the_run_cleanly(many, tmp_path, hooks, sig):
+    """Workers start before the model loads: none may outlive the run, and the exit status is
+    128 + the signal (Ctrl-C gave 1 and "Aborted!", SIGTERM orphaned the workers)."""
+    marker = tmp_path / "loading"
+    out = tmp_path / "r.jsonl"
+    out.write_text("")
+    p = _start(["classify", str(many), "-m", "svm", "-j", "2", "-o", str(out)], hooks,
+               SERCLI_TEST_SLOW_LOAD=str(marker))
+    deadline = time.time() + 60
+    while time.time() < deadline and not (marker.exists() and _workers_of(p.pid)):
+        time.sleep(0.02)
+    assert marker.exists() and p.poll() is None
+    os.kill(p.pid, sig)
+    rc, stdout, err = _finish(p, timeout=60)
+    assert rc == 128 + sig, err
+    assert f"interrupted ({signal.Signals(sig).name}) while loading the model: 0 of 120 files done" in err
+    assert "Traceback" not in err and "Aborted" not in err, err
+    assert out.read_text() == "" and not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
+
+
+def test_9_sighup_mid_run_keeps_the_report_and_leaves_no_worker(many, tiny_cnn, tmp_path):
+    out = tmp_path / "r.jsonl"
+    p = _start(["classify", str(many), "-m", str(tiny_cnn), "-j", "2", "-o", str(out)])
+    deadline = time.time() + 60
+    while time.time() < deadline and p.poll() is None and _rows_in_temp(out) < 1:
+        time.sleep(0.02)
+    assert p.poll() is None, "the run ended before it could be interrupted"
+    os.kill(p.pid, signal.SIGHUP)
+    rc, _, err = _finish(p, timeout=60)
+    assert rc == 129, err
+    assert "interrupted (SIGHUP)" in err and "Traceback" not in err, err
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert 0 < len(rows) < 120
+    assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
