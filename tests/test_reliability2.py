@@ -238,21 +238,30 @@ def test_6_stdin_names_that_are_not_utf8_are_read_as_find_gives_them(tmp_path, r
 # --------------------------------------------------------------------------------------------
 # 7, 8. CSV: a carriage return in a name, formulas in cells
 
-def test_7_8_csv_quotes_carriage_returns_and_neutralises_formulas(tmp_path, rng, tiny_cnn, monkeypatch):
+def _csv_rows(tmp_path, tiny_cnn, monkeypatch, names, broken=()):
     import csv
-    names = ["a\rb.wav", "=1+1.wav", "@cmd.wav", "-2+3.wav", "+x.wav", "\tt.wav", "plain.wav"]
     for n in names:
-        sf.write(tmp_path / n, speechlike(rng, 1.0), 16000)
-    (tmp_path / "=HYPERLINK(1).wav").write_bytes(b"not audio at all")
+        sf.write(tmp_path / n, speechlike(np.random.default_rng(0), 1.0), 16000)
+    for n in broken:
+        (tmp_path / n).write_bytes(b"not audio at all")
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "r.csv"
-    r = run(["classify", "-m", str(tiny_cnn), "-j", "1", "-o", str(out), "--", *names, "=HYPERLINK(1).wav"])
-    assert r.exit_code == 1, r.output
+    r = run(["classify", "-m", str(tiny_cnn), "-j", "1", "-o", str(out), "--", *names, *broken])
+    assert r.exit_code == (1 if broken else 0), r.output
     with open(out, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    assert len(rows) == len(names) + 1                       # one row per file
-    assert [x["path"] for x in rows] == ["a\rb.wav", "'=1+1.wav", "'@cmd.wav", "'-2+3.wav", "'+x.wav",
-                                         "'\tt.wav", "plain.wav", "'=HYPERLINK(1).wav"]
+        return list(csv.DictReader(f))
+
+
+def test_7_csv_quotes_a_carriage_return_in_a_name(tmp_path, tiny_cnn, monkeypatch):
+    rows = _csv_rows(tmp_path, tiny_cnn, monkeypatch, ["a\rb.wav", "plain.wav"])
+    assert [x["path"] for x in rows] == ["a\rb.wav", "plain.wav"]      # two files, two rows
+
+
+def test_8_csv_neutralises_cells_a_spreadsheet_would_evaluate(tmp_path, tiny_cnn, monkeypatch):
+    names = ["=1+1.wav", "@cmd.wav", "-2+3.wav", "+x.wav", "\tt.wav", "plain.wav"]
+    rows = _csv_rows(tmp_path, tiny_cnn, monkeypatch, names, broken=["=HYPERLINK(1).wav"])
+    assert [x["path"] for x in rows] == ["'=1+1.wav", "'@cmd.wav", "'-2+3.wav", "'+x.wav", "'\tt.wav",
+                                         "plain.wav", "'=HYPERLINK(1).wav"]
     assert rows[-1]["error"].startswith("'=HYPERLINK(1).wav: ")
     assert all(not v.startswith(("=", "+", "-", "@", "\t", "\r")) for x in rows for v in x.values())
 
