@@ -933,5 +933,14 @@ def plot(file, out, out_alias, model, debug):
     _err(f"wrote {out} ({info['width']}x{info['height']} px)")
 
 
+def _exit_on_sigint(signum, frame):
+    _err(f"interrupted ({signal.Signals(signum).name})")
+    raise SystemExit(128 + signum)
+
+
 def main():
+    # Ctrl-C wherever classify's own handling (which keeps the report whole) is not installed
+    # exits 130, as documented, instead of click's "Aborted!" and 1; an ignored SIGINT stays so
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _exit_on_sigint)
     cli(prog_name="sercli")

@@ -730,3 +730,15 @@ def test_9_sighup_mid_run_keeps_the_report_and_leaves_no_worker(many, tiny_cnn, 
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert 0 < len(rows) < 120
     assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
+
+
+def test_10_ctrl_c_in_any_command_exits_130(tmp_path, hooks):
+    marker = tmp_path / "loading"
+    p = _start(["info", "-m", "svm"], hooks, SERCLI_TEST_SLOW_LOAD=str(marker))
+    deadline = time.time() + 60
+    while time.time() < deadline and not marker.exists():
+        time.sleep(0.02)
+    assert marker.exists() and p.poll() is None
+    os.kill(p.pid, signal.SIGINT)
+    rc, _, err = _finish(p, timeout=60)
+    assert rc == 130 and err == "interrupted (SIGINT)\n", err
