@@ -264,11 +264,11 @@ def classify(paths, model, fmt, output, jobs, backend, scheduler, no_recursive, 
     except BaseException as exc:
         guard.hold()
         if isinstance(exc, KeyboardInterrupt):      # before any row: the report is untouched
-            kill_workers()
             signum = getattr(exc, "signum", signal.SIGINT)
             _err(f"interrupted ({signal.Signals(signum).name}) while loading the model: 0 of "
                  f"{len(files) - len(already)} files done"
                  + (f", {display_path(output)} unchanged" if output else ""))
+            _stop_workers(started.results if started is not None else None, 128 + signum)
             guard.__exit__()
             _leave(128 + signum)
         if started is not None:
@@ -532,13 +532,13 @@ def _stop_workers(results, status: int) -> None:
                 pass
         os._exit(status)
 
-    kill_workers()      # the report is whole: no worker may outlive this process
     watchdog = None
     if sys.stderr is sys.__stderr__:    # a real process, not a test runner
         watchdog = threading.Timer(5.0, hard_exit)
         watchdog.daemon = True
         watchdog.start()
-    _close_quietly(results)
+    _close_quietly(results)     # joblib stops dispatching, then ends its workers
+    kill_workers()              # any left (one still booting): none may outlive this process
     if watchdog:
         watchdog.cancel()
 
