@@ -602,7 +602,7 @@ class _Invalid(ValueError):
 
 
 #: torch model kinds a .pt file's config may name
-TORCH_KINDS = ("cnn",) + SEED_KINDS
+TORCH_KINDS = ("cnn", "whisper-head") + SEED_KINDS
 
 
 def _check_labels(cfg: dict) -> tuple[str, ...]:

@@ -106,24 +106,28 @@ def test_also_all_inf_and_phase_inverted_stereo_say_why(tmp_path, rng, tiny_cnn)
     assert r.exit_code == 1 and "Traceback" not in r.output
     assert rows[0]["error"] == f"{inf}: no finite samples: every sample is NaN or infinite"
     assert rows[1]["error"].startswith(f"{inv}: silent once its 2 channels are mixed to mono: they cancel")
-    assert rows[2]["error"] == f"{quiet}: silent: no window louder than -60 dBFS"
+    from sercli.pipeline import SILENT_REASON
+    assert rows[2]["error"] == f"{quiet}: silent: {SILENT_REASON}"
 
 
 def test_also_permission_denied_is_not_no_such_file(tmp_path, rng, tiny_cnn, monkeypatch):
-    """Root reads anything, so the refusal is simulated where the CLI looks the path up."""
+    """Root reads anything, so the refusal is simulated where sercli looks the path up."""
     p = tmp_path / "locked" / "x.wav"
     p.parent.mkdir()
     sf.write(p, speechlike(rng, 1.0), 16000)
-    real = os.lstat
+    real_lstat, real_stat = os.lstat, os.stat
 
-    def lstat(path, *a, **kw):
-        if os.fspath(path) == str(p):
-            raise PermissionError(13, "Permission denied", str(p))
-        return real(path, *a, **kw)
-    monkeypatch.setattr(os, "lstat", lstat)
+    def refuse(real):
+        def look(path, *a, **kw):
+            if os.fspath(path) == str(p):
+                raise PermissionError(13, "Permission denied", str(p))
+            return real(path, *a, **kw)
+        return look
+    monkeypatch.setattr(os, "lstat", refuse(real_lstat))
+    monkeypatch.setattr(os, "stat", refuse(real_stat))
     r = run(["classify", str(p), "-m", str(tiny_cnn), "-j", "1"])
-    assert f"warning: {p}: permission denied" in r.stderr
-    assert "no such file" not in r.stderr
+    assert r.exit_code == 1 and "no such file" not in r.output, r.output
+    assert jsonl(r.stdout)[0]["error"] == f"{p}: permission denied"
 
 
 @pytest.fixture
@@ -489,6 +493,7 @@ def test_13_ensemble_member_count_is_bounded_and_a_repeated_member_loads_once(tm
 @pytest.mark.parametrize("model", ["nosuchmodel", "missing/model.pt"])
 def test_17_unknown_model_is_a_usage_error(cmd, model, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    sf.write(tmp_path / "x.wav", np.zeros(16000, np.float32), 16000)
     r = run([*cmd, "-m", model])
     assert r.exit_code == 2
     one_line_error(r, f"--model {model}: ", "unknown model" if "/" not in model else "no such model file")
