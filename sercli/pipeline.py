@@ -180,11 +180,13 @@ def refusal(path: str, window_s: float = DEFAULT_WINDOW_S,
 
 
 def _analyse_in_worker(path: str, needs, window_s: float, overlap: float, debug: bool,
-                       cwd: str, caller_pid: int) -> "Analysed":
+                       cwd: str, caller_pid: int, spool: str | None = None):
     """analyse_file in a worker process, which leaves Ctrl-C to the main process.
 
     A terminal's Ctrl-C reaches the whole process group; a worker dying mid-task could leave
     joblib's shutdown waiting, while the main process already stops the run cleanly.
+    With `spool` (a folder), the Analysed goes to a file there and only its name goes back
+    (see _Spooled).
     """
     import signal
     import threading
@@ -192,7 +194,50 @@ def _analyse_in_worker(path: str, needs, window_s: float, overlap: float, debug:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, signal.SIG_IGN)
         tune_malloc()
-    return analyse_file(path, needs, window_s, overlap, debug, cwd)
+    a = analyse_file(path, needs, window_s, overlap, debug, cwd)
+    return a if spool is None else _Spooled.put(a, spool)
+
+
+class _Spooled:
+    """A worker's Analysed, left in a file of the run's spool folder; only the file name goes
+    through the result pipe. A worker killed while it writes a large result into the pipe (the
+    OOM killer) would leave a partial message there, on which loky's reader then waits for
+    ever: a name is one write of less than PIPE_BUF bytes, which the kernel never splits."""
+
+    __slots__ = ("file",)
+
+    def __init__(self, file: str):
+        self.file = file
+
+    def __getstate__(self):
+        return self.file
+
+    def __setstate__(self, state):
+        self.file = state
+
+    @staticmethod
+    def put(a: "Analysed", spool: str) -> "_Spooled":
+        import pickle
+        import tempfile
+        fd, name = tempfile.mkstemp(dir=spool, suffix=".part")
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump(a, f, protocol=pickle.HIGHEST_PROTOCOL)
+        return _Spooled(name)
+
+    @staticmethod
+    def take(x) -> "Analysed":
+        """The Analysed itself (a _Spooled is read and its file removed)."""
+        if not isinstance(x, _Spooled):
+            return x
+        import pickle
+        try:
+            with open(x.file, "rb") as f:
+                return pickle.load(f)     # written by this run's own worker, a moment ago
+        finally:
+            try:
+                os.unlink(x.file)
+            except OSError:
+                pass
 
 
 def analyse_file(path: str, needs: tuple[str, ...], window_s: float, overlap: float,
@@ -476,12 +521,20 @@ def _analysis(paths: list[str], needs, jobs: int, window_s: float, overlap: floa
         _workers_booted()
         config, n_jobs = dict(backend="loky", inner_max_num_threads=1), jobs
     cwd = os.getcwd()
+    spool = None
+    if backend != "dask":       # local workers hand their results over in files (_Spooled)
+        import atexit
+        import shutil
+        import tempfile
+        spool = tempfile.mkdtemp(prefix="sercli-")
+        atexit.register(shutil.rmtree, spool, True)
 
     def run(chunk: list[str]):
         with parallel_config(**config):
             return Parallel(n_jobs=n_jobs, return_as="generator", batch_size=4,
                             pre_dispatch="4*n_jobs")(
-                delayed(_analyse_in_worker)(p, needs, window_s, overlap, debug, cwd, os.getpid())
+                delayed(_analyse_in_worker)(p, needs, window_s, overlap, debug, cwd, os.getpid(),
+                                            spool)
                 for p in chunk)
 
     if backend == "dask":       # dask reschedules the tasks of a worker it loses
@@ -489,8 +542,16 @@ def _analysis(paths: list[str], needs, jobs: int, window_s: float, overlap: floa
 
     def run_surviving(chunk: list[str]):
         return _surviving(run(chunk), chunk, run,
-                          lambda: _Isolated(needs, window_s, overlap, debug, cwd))
-    return _two_chunks_ahead(run_surviving, _chunked(paths, CHUNK_FILES, CHUNK_BYTES)), client
+                          lambda: _Isolated(needs, window_s, overlap, debug, cwd, spool))
+    results = _two_chunks_ahead(run_surviving, _chunked(paths, CHUNK_FILES, CHUNK_BYTES))
+
+    def spooled():
+        import shutil
+        try:
+            yield from results
+        finally:
+            shutil.rmtree(spool, ignore_errors=True)
+    return spooled(), client
 
 
 def _worker_died(exc: BaseException) -> bool:
@@ -516,7 +577,7 @@ def _surviving(first, chunk: list[str], run, isolated) -> Iterator["Analysed"]:
             try:
                 for a in gen:
                     rest.pop(0)
-                    yield a
+                    yield _Spooled.take(a)
                 return
             except Exception as exc:
                 if not _worker_died(exc):
@@ -543,18 +604,18 @@ class _Isolated:
     """Analyses files one at a time in a fresh one-worker process pool: a file whose worker
     dies gets an error row, and the next file a new worker."""
 
-    def __init__(self, needs, window_s, overlap, debug, cwd):
-        self.args = (needs, window_s, overlap, debug, cwd)
+    def __init__(self, needs, window_s, overlap, debug, cwd, spool=None):
+        self.args = (needs, window_s, overlap, debug, cwd, spool)
         self.pool = None
 
     def analyse(self, path: str, note: str = "") -> "Analysed":
         from joblib.externals.loky import ProcessPoolExecutor
-        needs, window_s, overlap, debug, cwd = self.args
+        needs, window_s, overlap, debug, cwd, spool = self.args
         if self.pool is None:
             self.pool = ProcessPoolExecutor(max_workers=1)
         try:
-            return self.pool.submit(_analyse_in_worker, path, needs, window_s, overlap, debug, cwd,
-                                    os.getpid()).result()
+            return _Spooled.take(self.pool.submit(_analyse_in_worker, path, needs, window_s, overlap,
+                                                  debug, cwd, os.getpid(), spool).result())
         except Exception as exc:
             if not _worker_died(exc):
                 raise

@@ -577,7 +577,7 @@ if os.environ.get("SERCLI_TEST_CRASH"):       # a worker that analyses a "crash"
     import sercli.pipeline as _p
     _real = _p._analyse_in_worker
     def _analyse_in_worker(path, *a, **kw):
-        if os.environ["SERCLI_TEST_CRASH"] in os.path.basename(path) and os.getpid() != a[-1]:
+        if os.environ["SERCLI_TEST_CRASH"] in os.path.basename(path) and os.getpid() != a[5]:
             os.kill(os.getpid(), signal.SIGKILL)
         return _real(path, *a, **kw)
     _p._analyse_in_worker = _analyse_in_worker
