@@ -112,22 +112,30 @@ class FeatureSet:
     failed: list[str]
 
 
-def extract_dataset(clips: list[Clip], *, jobs: int = -1, cache_dir: str | os.PathLike | None = None,
-                    progress: bool = True) -> FeatureSet:
-    """Features of every clip in parallel (joblib), in order; failures are listed, not raised."""
-    from joblib import Parallel, delayed
+def per_clip(calls, clips: list[Clip], *, jobs: int, batch_size: int, desc: str, progress: bool):
+    """Run joblib `calls` (one per clip, each returning a result or an error line) in parallel;
+    (kept clips, their results, error lines), in order."""
+    from joblib import Parallel
     from tqdm import tqdm
-    cache = str(cache_dir if cache_dir is not None else default_cache_dir())
-    it = Parallel(n_jobs=jobs, return_as="generator", batch_size=16)(
-        delayed(_one)(c.path, cache) for c in clips)
-    kept, feats, failed = [], [], []
-    for clip, res in tqdm(zip(clips, it), total=len(clips), desc="features", unit="clip",
+    it = Parallel(n_jobs=jobs, return_as="generator", batch_size=batch_size)(calls)
+    kept, out, failed = [], [], []
+    for clip, res in tqdm(zip(clips, it), total=len(clips), desc=desc, unit="clip",
                           file=sys.stderr, disable=not progress, mininterval=1.0):
         if isinstance(res, str):
             failed.append(res)
         else:
             kept.append(clip)
-            feats.append(res)
+            out.append(res)
+    return kept, out, failed
+
+
+def extract_dataset(clips: list[Clip], *, jobs: int = -1, cache_dir: str | os.PathLike | None = None,
+                    progress: bool = True) -> FeatureSet:
+    """Features of every clip in parallel (joblib), in order; failures are listed, not raised."""
+    from joblib import delayed
+    cache = str(cache_dir if cache_dir is not None else default_cache_dir())
+    kept, feats, failed = per_clip((delayed(_one)(c.path, cache) for c in clips), clips, jobs=jobs,
+                                   batch_size=16, desc="features", progress=progress)
     if not feats:
         return FeatureSet(kept, [], np.zeros((0, 128), np.float32), np.zeros((0, N_MFCC), np.float32),
                           np.zeros((0, 0), np.float32), failed)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -88,20 +87,11 @@ def encode_clips(clips: list[Clip], encoder_file: str | os.PathLike, layers: tup
                  jobs: int = -1, cache_dir: str | os.PathLike | None = None,
                  progress: bool = True) -> tuple[list[Clip], list[np.ndarray], list[str]]:
     """(kept clips, per-clip (len(layers), frames, n_state) float16 arrays, failures), in order."""
-    from joblib import Parallel, delayed
-    from tqdm import tqdm
+    from joblib import delayed
+    from .dataset import per_clip
     from .models import sha256_file
     encoder_file = str(encoder_file)
     sha = sha256_file(encoder_file)
     cache = str(cache_dir) if cache_dir is not None else None
-    it = Parallel(n_jobs=jobs, return_as="generator", batch_size=8)(
-        delayed(_one)(c.path, encoder_file, sha, tuple(layers), cache) for c in clips)
-    kept, out, failed = [], [], []
-    for clip, res in tqdm(zip(clips, it), total=len(clips), desc="encoder", unit="clip",
-                          file=sys.stderr, disable=not progress, mininterval=2.0):
-        if isinstance(res, str):
-            failed.append(res)
-        else:
-            kept.append(clip)
-            out.append(res)
-    return kept, out, failed
+    return per_clip((delayed(_one)(c.path, encoder_file, sha, tuple(layers), cache) for c in clips), clips,
+                    jobs=jobs, batch_size=8, desc="encoder", progress=progress)

@@ -100,7 +100,6 @@ class HeadModel:
         # (it would see the padding), the transformer blocks on the padded batch with padded
         # frames masked out of attention and pooling: a clip's scores do not depend on its batch.
         from .encoded import pool_frames
-        from .heads_np import pooled_stats
         layers = tuple(self.dims.layers)
         out: list = [None] * len(mels)
         order = sorted(range(len(mels)), key=lambda i: mels[i].shape[1])

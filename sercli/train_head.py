@@ -7,7 +7,6 @@ temperature is fitted on val, so the test speakers are scored once, at the end.
 from __future__ import annotations
 
 import time
-from collections import Counter
 
 import numpy as np
 
@@ -55,7 +54,7 @@ def train_head(data: dict[str, tuple[list[Clip], np.ndarray]], labels: list[str]
     import torch.nn.functional as F
     from .heads import HeadDims, HeadModel, WhisperHead
     from .metrics import evaluate
-    from .normalize import normalize_groups, prior_stats
+    from .normalize import prior_stats
     from .train import _set_seed, fit_temperature
     opts = head_options(recipe)
     _set_seed(seed, threads)

@@ -4,12 +4,10 @@ and their reproduction from the PyPI wheels, and the whisper-head model kind end
 import hashlib
 import importlib.util
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
 from sercli.audio import load_audio

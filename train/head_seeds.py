@@ -9,11 +9,11 @@ import sys
 
 import numpy as np
 
-from sercli.corpora import SIX_CLASSES, scan
+from sercli.corpora import scan
 from sercli.encoded import encode_clips
 from sercli.heads import pooled_stats
 from sercli.metrics import evaluate
-from sercli.models import ENCODERS, encoder_path
+from sercli.models import encoder_path
 from sercli.train import load_recipe, make_splits
 from sercli.train_head import head_options, train_head
 

@@ -4,7 +4,7 @@ encoder time of each (one thread).
 
     python train/int8_check.py       # corpora in ~/corpora
 """
-import os, time, warnings, numpy as np, torch
+import os, time, warnings, torch
 warnings.filterwarnings("ignore")
 torch.set_num_threads(1)
 from sercli.corpora import scan, SIX_CLASSES
