@@ -776,6 +776,9 @@ def train(data, recipe, out, out_alias, force, epochs, jobs, seed, threads, cach
     from .errors import SercliError
     from . import train as tr
     out = _output_or_alias(out, out_alias)
+    if not os.path.isfile(recipe) and not (tr.recipe_dir() / f"{recipe}.toml").is_file():
+        known = sorted(q.stem for q in tr.recipe_dir().glob("*.toml"))
+        _usage_line(f"--recipe {recipe}: no such recipe; use one of {', '.join(known)} or a .toml file")
     try:
         r = tr.load_recipe(recipe)
         out = _train_output(r, out, force)

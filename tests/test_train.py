@@ -142,7 +142,7 @@ def test_train_writes_manifest_and_distribution_plots(tiny_corpus, tmp_path):
 
 def test_unknown_recipe_is_clear(tiny_corpus, tmp_path):
     r = CliRunner().invoke(cli, ["train", "--data", str(tiny_corpus), "--recipe", "nope"])
-    assert r.exit_code == 1 and "no such recipe" in r.output
+    assert r.exit_code == 2 and "no such recipe" in r.output      # a usage error, as an unknown --model
 
 
 def test_recipe_extends_another(tmp_path):
