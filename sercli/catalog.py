@@ -9,6 +9,8 @@ benchmark has not measured has none.
 from __future__ import annotations
 
 import json
+import re
+import textwrap
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -77,9 +79,11 @@ def _use(name: str, card: dict, group: bool, test_set: str | None, description: 
         parts.append("fallback without torch")
     if test_set == "paper split":
         parts.append("the seed paper's protocol")
-    if not parts:
-        first = description.split(". ")[0].split("; ")[0]
-        parts.append(first if len(first) <= 70 else first[:69] + "…")
+    if not parts:       # the description's first phrase, without a role it may be out of date on
+        first = re.split(r"[.;,(]\s|\s\(", description, maxsplit=1)[0]
+        first = re.sub(r"^(default|fallback|experimental)( model)?:\s*", "", first, flags=re.I)
+        first = re.split(r":\s", first, maxsplit=1)[0]
+        parts.append(textwrap.shorten(first, 44, placeholder=" …"))
     return "; ".join(parts)
 
 

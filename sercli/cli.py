@@ -648,14 +648,12 @@ def models(fmt):
     from rich.table import Table
     t = Table(title="bundled models")
     t.add_column("model", no_wrap=True)
-    t.add_column("labels", justify="right")
     t.add_column("test UAR", justify="right")
     t.add_column("test set")
     t.add_column("clips/s", justify="right")
-    t.add_column("use")
+    t.add_column("use", overflow="fold")
     for e in entries:
         t.add_row(e.name,
-                  str(len(e.labels)) if e.labels else "-",
                   f"{e.test_uar:.3f}" if e.test_uar is not None else "-", e.test_set or "-",
                   f"{e.clips_per_s:g}" if e.clips_per_s is not None else "-", e.use)
     con = Console()

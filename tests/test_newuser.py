@@ -284,7 +284,8 @@ def test_speed_file_is_what_the_bench_script_copies():
     spec = importlib.util.spec_from_file_location("speeds", REPO / "bench" / "speeds.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    assert json.loads((REPO / "weights" / "speed.json").read_text()) == mod.document()
+    assert json.loads((REPO / "weights" / "speed.json").read_text()) == mod.document(), \
+        "weights/speed.json is out of date: run python bench/speeds.py"
 
 
 @pytest.mark.parametrize("command", ["classify", "evaluate", "plot", "train", "info", "models"])
