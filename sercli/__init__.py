@@ -4,7 +4,7 @@
     >>> r = sercli.classify_file("clip.wav")          # a ClipResult
     >>> for r in sercli.classify(["a.wav", "b.wav"]): ...
 """
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["classify", "classify_file", "ClipResult", "Segment", "load_model", "SercliError"]
 
