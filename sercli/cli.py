@@ -519,9 +519,13 @@ def _stop_workers(results, status: int) -> None:
     Ctrl-C reaches the workers too; joblib's orderly shutdown can then wait forever on a worker
     that died mid-task. The report is already complete, so a hard exit loses nothing.
     """
+    import logging
     import threading
 
     from .pipeline import kill_workers
+    # joblib's callback thread may still try to dispatch to the pool being shut down; what it
+    # logs then (a ShutdownExecutorError traceback) is noise after an interrupt
+    logging.getLogger("concurrent.futures").disabled = True
 
     def hard_exit():
         kill_workers()

@@ -375,7 +375,7 @@ def _interrupt_run(clips, model, out, sig, jobs, group):
     cmd = [sys.executable, "-m", "sercli", "classify", str(clips), "-m", str(model), "-o", str(out),
            "-j", str(jobs)]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         start_new_session=True, cwd=REPO)
+                         start_new_session=True, cwd=REPO, preexec_fn=_as_from_a_terminal)
     try:
         deadline = time.time() + 60
         while time.time() < deadline and p.poll() is None:
@@ -401,6 +401,14 @@ def _interrupt_run(clips, model, out, sig, jobs, group):
         os.killpg(p.pid, signal.SIGKILL)
         pytest.fail("worker processes outlived the interrupted run")
     return p.returncode, err
+
+
+def _as_from_a_terminal():
+    """In the child before exec: SIGINT and SIGTERM at their defaults and unblocked, as a shell
+    gives a foreground command, whatever the test process inherited."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
 def _valid_jsonl(path):

@@ -616,7 +616,17 @@ def _start(args, hooks=None, **env):
     if hooks is not None:
         e["PYTHONPATH"] = os.pathsep.join([str(hooks), str(REPO)])
     return subprocess.Popen([sys.executable, "-m", "sercli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True, cwd=REPO, env=e)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True, cwd=REPO, env=e,
+                            preexec_fn=_as_from_a_terminal)
+
+
+def _as_from_a_terminal():
+    """In the child before exec: SIGINT and SIGTERM at their defaults and unblocked, as a shell
+    gives a foreground command, whatever this test process inherited or set (a test runner
+    started in the background ignores SIGINT; a signal blocked here would stay blocked)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
 def _finish(p, timeout=120):
