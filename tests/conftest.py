@@ -121,3 +121,23 @@ def sample_dir():
     if not SAMPLE.is_dir():
         pytest.skip(f"real sample not found at {SAMPLE}")
     return SAMPLE
+
+
+def write_many_clips(d: Path, n: int) -> Path:
+    """`n` distinct 3 s speech-like clips named "clip NNN.wav" in folder d (created)."""
+    d.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(5)
+    base = [speechlike(rng, 3.0, f0=f0) for f0 in (110, 150, 190, 230)]
+    for i in range(n):
+        sf.write(d / f"clip {i:03d}.wav", np.roll(base[i % 4], 97 * i) * (0.5 + i / 320), 16000)
+    return d
+
+
+def as_from_a_terminal():
+    """subprocess preexec_fn: SIGINT and SIGTERM at their defaults and unblocked in the child, as
+    a shell gives a foreground command, whatever the test process inherited (a test runner
+    started in the background ignores SIGINT; a signal blocked here would stay blocked)."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])

@@ -29,7 +29,7 @@ from sercli.dataset import clip_features
 from sercli.cli import cli
 from sercli.errors import AudioError, display_path
 
-from .conftest import speechlike
+from .conftest import as_from_a_terminal, speechlike, write_many_clips
 
 REPO = Path(__file__).resolve().parents[1]
 PROPS = settings(max_examples=50, deadline=None, derandomize=True,   # same examples in CI every run
@@ -360,12 +360,7 @@ def _umask():
 
 @pytest.fixture(scope="module")
 def many_clips(tmp_path_factory):
-    d = tmp_path_factory.mktemp("many") / "clips"
-    d.mkdir()
-    rng = np.random.default_rng(5)
-    base = [speechlike(rng, 3.0, f0=f0) for f0 in (110, 150, 190, 230)]
-    for i in range(160):
-        sf.write(d / f"clip {i:03d}.wav", np.roll(base[i % 4], 97 * i) * (0.5 + i / 320), 16000)
+    d = write_many_clips(tmp_path_factory.mktemp("many") / "clips", 160)
     (d / "zz_broken.wav").write_bytes(b"RIFF")
     return d
 
@@ -375,7 +370,7 @@ def _interrupt_run(clips, model, out, sig, jobs, group):
     cmd = [sys.executable, "-m", "sercli", "classify", str(clips), "-m", str(model), "-o", str(out),
            "-j", str(jobs)]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         start_new_session=True, cwd=REPO, preexec_fn=_as_from_a_terminal)
+                         start_new_session=True, cwd=REPO, preexec_fn=as_from_a_terminal)
     try:
         deadline = time.time() + 60
         while time.time() < deadline and p.poll() is None:
@@ -401,14 +396,6 @@ def _interrupt_run(clips, model, out, sig, jobs, group):
         os.killpg(p.pid, signal.SIGKILL)
         pytest.fail("worker processes outlived the interrupted run")
     return p.returncode, err
-
-
-def _as_from_a_terminal():
-    """In the child before exec: SIGINT and SIGTERM at their defaults and unblocked, as a shell
-    gives a foreground command, whatever the test process inherited."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
 def _valid_jsonl(path):

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from sercli.cli import cli
 
-from .conftest import speechlike
+from .conftest import as_from_a_terminal, speechlike, write_many_clips
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -602,13 +602,7 @@ def hooks(tmp_path):
 
 @pytest.fixture(scope="module")
 def many(tmp_path_factory):
-    d = tmp_path_factory.mktemp("many") / "clips"
-    d.mkdir()
-    rng = np.random.default_rng(5)
-    base = [speechlike(rng, 3.0, f0=f0) for f0 in (110, 150, 190, 230)]
-    for i in range(120):
-        sf.write(d / f"clip {i:03d}.wav", np.roll(base[i % 4], 97 * i) * (0.5 + i / 320), 16000)
-    return d
+    return write_many_clips(tmp_path_factory.mktemp("many") / "clips", 120)
 
 
 def _start(args, hooks=None, **env):
@@ -617,16 +611,7 @@ def _start(args, hooks=None, **env):
         e["PYTHONPATH"] = os.pathsep.join([str(hooks), str(REPO)])
     return subprocess.Popen([sys.executable, "-m", "sercli", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True, cwd=REPO, env=e,
-                            preexec_fn=_as_from_a_terminal)
-
-
-def _as_from_a_terminal():
-    """In the child before exec: SIGINT and SIGTERM at their defaults and unblocked, as a shell
-    gives a foreground command, whatever this test process inherited or set (a test runner
-    started in the background ignores SIGINT; a signal blocked here would stay blocked)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+                            preexec_fn=as_from_a_terminal)
 
 
 def _finish(p, timeout=120):
