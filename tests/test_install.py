@@ -16,7 +16,7 @@ def test_non_editable_install_has_package_data(tmp_path):
     junk = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build", ".*")
     for part in ("sercli", "weights", "train/recipes"):
         shutil.copytree(REPO / part, src / part, ignore=junk)
-    for f in ("setup.cfg", "pyproject.toml", "README.md"):
+    for f in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / f, src / f)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
                     "--target", str(target), str(src)], check=True, capture_output=True)
