@@ -52,7 +52,7 @@ import soundfile as sf
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))     # run from a checkout without installing
-from sercli.synth import speechlike  # noqa: E402
+from tests.synth import speechlike  # noqa: E402
 BENCH = Path(__file__).resolve().parent
 SAMPLE = Path(os.environ.get("SERCLI_SAMPLE", REPO.parent / "shared" / "corpora" / "sample"))
 CORPORA = Path(os.environ.get("SERCLI_CORPORA", REPO.parent / "corpora"))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from sercli.synth import speechlike  # noqa: F401  (re-exported for the tests)
+from tests.synth import speechlike  # noqa: F401  (re-exported for the tests)
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = Path(os.environ.get("SERCLI_SAMPLE", REPO.parent / "shared" / "corpora" / "sample"))
