@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from .corpora import Clip
 from .errors import AudioError
 from .features import (mel_filterbank, mfcc_from_log_mel, power_spectrogram, power_to_db,
                        remove_dc, summary_vector)
+from .parallel import per_clip
 from .threads import one_blas_thread
 
 CNN_MELS = 64
@@ -110,23 +110,6 @@ class FeatureSet:
     paper_mfcc: np.ndarray
     summary: np.ndarray
     failed: list[str]
-
-
-def per_clip(calls, clips: list[Clip], *, jobs: int, batch_size: int, desc: str, progress: bool):
-    """Run joblib `calls` (one per clip, each returning a result or an error line) in parallel;
-    (kept clips, their results, error lines), in order."""
-    from joblib import Parallel
-    from tqdm import tqdm
-    it = Parallel(n_jobs=jobs, return_as="generator", batch_size=batch_size)(calls)
-    kept, out, failed = [], [], []
-    for clip, res in tqdm(zip(clips, it), total=len(clips), desc=desc, unit="clip",
-                          file=sys.stderr, disable=not progress, mininterval=1.0):
-        if isinstance(res, str):
-            failed.append(res)
-        else:
-            kept.append(clip)
-            out.append(res)
-    return kept, out, failed
 
 
 def extract_dataset(clips: list[Clip], *, jobs: int = -1, cache_dir: str | os.PathLike | None = None,

@@ -88,7 +88,7 @@ def encode_clips(clips: list[Clip], encoder_file: str | os.PathLike, layers: tup
                  progress: bool = True) -> tuple[list[Clip], list[np.ndarray], list[str]]:
     """(kept clips, per-clip (len(layers), frames, n_state) float16 arrays, failures), in order."""
     from joblib import delayed
-    from .dataset import per_clip
+    from .parallel import per_clip
     from .models import sha256_file
     encoder_file = str(encoder_file)
     sha = sha256_file(encoder_file)
