@@ -197,3 +197,21 @@ def test_console_script_pipes_jsonl(clips, tiny_cnn):
     p = subprocess.run(cmd + ["classify", str(clips / "bad.wav"), "--model", str(tiny_cnn)],
                        capture_output=True, text=True)
     assert p.returncode == 1 and "Traceback" not in p.stderr
+
+
+def test_only_the_cli_package_imports_click():
+    import ast
+    from pathlib import Path
+
+    import sercli
+    root = Path(sercli.__file__).parent
+    offenders = []
+    for path in root.rglob("*.py"):
+        if path.relative_to(root).parts[0] == "cli":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            if any(n == "click" or n.startswith("click.") for n in names):
+                offenders.append(str(path.relative_to(root)))
+    assert offenders == []

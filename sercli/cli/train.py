@@ -1,0 +1,87 @@
+"""sercli train: a recipe trained on labelled corpora, written as weights, card and plots."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import click
+
+from .messages import die, say, usage_line
+from .options import cache_option, data_option, debug_option, jobs_option, output_option
+
+
+@click.command()
+@data_option
+@click.option("--recipe", default="whisper-tiny", show_default=True,
+              help="Recipe name (train/recipes) or a .toml file.")
+@output_option("Folder for the weights, model card and plots. Default: a new folder "
+               "runs/RECIPE-YYYYmmdd-HHMMSS.", folder=True)
+@click.option("--force", is_flag=True, help="Overwrite a weights file already in the output folder.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the recipe's epochs.")
+@jobs_option
+@click.option("--seed", type=int, default=None, help="Override the recipe's seed.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Torch threads (results are deterministic for a given seed and thread count).")
+@cache_option
+@click.option("--manifest", type=click.Path(dir_okay=False), default=None,
+              help="Also write the clip manifest (CSV) and emotion distribution plots next to it.")
+@debug_option
+def train(data, recipe, out, force, epochs, jobs, seed, threads, cache, manifest, debug):
+    """Train a model from labelled corpora and write its weights and model card.
+
+    Speakers are split as sercli/data/speakers.csv says; speakers it does not list (your own
+    corpus) are split whole 70/15/15 by a hash of corpus and speaker. Test speakers never
+    touch training or model selection.
+
+    \b
+    Examples:
+      sercli train --data ~/corpora --recipe cnn          # -> runs/cnn-YYYYmmdd-HHMMSS/
+      sercli train --data labels.csv --recipe mine.toml -o runs/mine
+    """
+    from .. import train as tr
+    from ..errors import SercliError
+    if not os.path.isfile(recipe) and not (tr.recipe_dir() / f"{recipe}.toml").is_file():
+        known = sorted(q.stem for q in tr.recipe_dir().glob("*.toml"))
+        usage_line(f"--recipe {recipe}: no such recipe; use one of {', '.join(known)} or a .toml file")
+    try:
+        r = tr.load_recipe(recipe)
+        out = output_folder(r, out, force)
+        if manifest:
+            write_manifest_and_plots(data, manifest)
+        tr.run(data, recipe=r, out=out, epochs=epochs, jobs=jobs or -1, seed=seed, threads=threads,
+               cache_dir=cache, command="sercli " + " ".join(sys.argv[1:]),
+               progress=sys.stderr.isatty())
+    except SercliError as exc:
+        die(exc, debug)
+
+
+def write_manifest_and_plots(data: str, manifest: str) -> None:
+    """--manifest: the clips found under `data` as a CSV, and their emotions plotted beside it."""
+    from ..corpora import scan, write_manifest
+    from ..plots import plot_distribution
+    sc = scan(data)
+    write_manifest(sc.clips, manifest)
+    base = os.path.splitext(manifest)[0]
+    plot_distribution(sc.clips, base + ".per-corpus.png", base + ".combined.png")
+    click.echo(f"wrote {manifest} ({len(sc.clips)} clips, {len(sc.unmatched)} unmatched)", err=True)
+
+
+def output_folder(recipe: dict, out: str | None, force: bool) -> str:
+    """The folder train writes to: `out`, or a new runs/RECIPE-YYYYmmdd-HHMMSS. A weights file
+    already there is a usage error unless --force (the bundled weights/ is one such folder)."""
+    from ..errors import display_path
+    name = str(recipe.get("name", "model"))
+    if out is None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        out = os.path.join("runs", f"{name}-{stamp}")
+        n = 1
+        while os.path.exists(out):
+            n += 1
+            out = os.path.join("runs", f"{name}-{stamp}-{n}")
+        say(f"writing to {out}/")
+    weights = os.path.join(out, f"{name}.npz" if recipe.get("model") == "svm" else f"{name}.pt")
+    if os.path.exists(weights) and not force:
+        usage_line(f"{display_path(weights)} exists: give another -o/--output folder, or --force "
+                   "to overwrite it")
+    return out
