@@ -73,7 +73,7 @@ def info(model, fmt, debug):
         if debug:
             raise
         raise click.ClickException(f"{card_path(m.path)}: malformed model card "
-                                   f"({type(exc).__name__}: {' '.join(str(exc).split())[:120]})")
+                                   f"({type(exc).__name__}: {' '.join(str(exc).split())[:120]})") from exc
 
 
 def show_card(m, fmt: str) -> None:

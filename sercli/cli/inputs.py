@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import click
 
@@ -54,7 +54,7 @@ def read_manifests(inputs: list[str], debug: bool) -> tuple[list[str], dict[str,
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             if debug:
                 raise
-            raise click.ClickException(f"{display_path(p)}: cannot read the manifest: {os_reason(exc)}")
+            raise click.ClickException(f"{display_path(p)}: cannot read the manifest: {os_reason(exc)}") from exc
         out += [q for q, _ in rows]
         speakers.update({q: s for q, s in rows if s})
     return out, speakers

@@ -11,7 +11,7 @@ A decorator per option (or per group of options that go together), applied as cl
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import click
 

@@ -41,9 +41,9 @@ def plot(file, out, model, debug):
         if debug:
             raise
         where = exc.filename if exc.filename is not None else out
-        raise click.ClickException(f"{display_path(where)}: {os_reason(exc)}")
+        raise click.ClickException(f"{display_path(where)}: {os_reason(exc)}") from exc
     except Exception as exc:  # e.g. a decoder quirk: still one line unless --debug
         if debug:
             raise
-        raise click.ClickException(f"{file}: {type(exc).__name__}: {' '.join(str(exc).split())}")
+        raise click.ClickException(f"{file}: {type(exc).__name__}: {' '.join(str(exc).split())}") from exc
     say(f"wrote {out} ({info['width']}x{info['height']} px)")

@@ -34,7 +34,7 @@ def read_resumed(output: str, files: list[str], quiet: bool) -> Resumed:
                              f"this run (first: {display_path(foreign[0])})")
     except (OSError, ValueError) as exc:
         why = os_reason(exc) if isinstance(exc, OSError) else " ".join(str(exc).split())
-        raise click.ClickException(f"{display_path(output)}: cannot resume from it: {why}")
+        raise click.ClickException(f"{display_path(output)}: cannot resume from it: {why}") from exc
     failed = sum(1 for line in done_lines if json.loads(line).get("error") is not None)
     resumed = Resumed(done_lines, set(done_paths), failed)
     say(f"resuming: {len(resumed.paths)} files already in {display_path(output)}", quiet)

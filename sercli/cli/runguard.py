@@ -37,7 +37,7 @@ class SignalGuard:
         self.pending: int | None = None
         self.old = {}
 
-    def __enter__(self) -> "SignalGuard":
+    def __enter__(self) -> SignalGuard:
         if not self.old:
             self.old = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         return self

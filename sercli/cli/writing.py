@@ -95,7 +95,7 @@ class Report:
             self.sink = AtomicFile(plan.output) if plan.output else None
         except OSError as exc:
             raise click.ClickException(f"{display_path(plan.output)}: cannot write the report: "
-                                       f"{os_reason(exc)}")
+                                       f"{os_reason(exc)}") from exc
         stream = self.sink.f if self.sink else sys.stdout
         console = None
         if plan.fmt == "table":      # rich only then: its import is a few % of a cold start
