@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmark `sercli classify` and `sercli train` against the peer's way and against the floor.
 
-    python bench/run.py [--clips DIR ...] [--quick] [--model cnn] [--out bench/results.md]
+    python -m bench.run [--clips DIR ...] [--quick] [--model cnn] [--out bench/results.md]
 
 In one run, on real clips (by default the sample, ../shared/corpora/sample, plus when present a
 fixed subset of the full corpora, ../corpora: up to --per-group clips from each corpus folder,
@@ -50,9 +50,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from tests.synth import speechlike
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))     # run from a checkout without installing
-from tests.synth import speechlike  # noqa: E402
 BENCH = Path(__file__).resolve().parent
 SAMPLE = Path(os.environ.get("SERCLI_SAMPLE", REPO.parent / "shared" / "corpora" / "sample"))
 CORPORA = Path(os.environ.get("SERCLI_CORPORA", REPO.parent / "corpora"))
@@ -499,7 +499,7 @@ def main(argv=None) -> int:
             tmp_ctx.cleanup()
 
     info.append(("benchmark wall time", fmt_s(time.perf_counter() - t_start)))
-    info.append(("command", "python bench/run.py " + " ".join(sys.argv[1:] if argv is None else argv)))
+    info.append(("command", "python -m bench.run " + " ".join(sys.argv[1:] if argv is None else argv)))
     lines = ["# sercli benchmark", "", "| machine | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in info]
     lines += ["", "| measure | value | target | result |", "|---|---|---|---|"]

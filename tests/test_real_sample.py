@@ -1,7 +1,7 @@
 """The bundled models on real clips of held-out (test) speakers: ../shared/corpora/sample.
 
 The floors sit a few points under what the bundled weights measured on this sample
-(`python train/sample_accuracy.py` prints it), so a change to decoding, resampling or
+(`python -m train.sample_accuracy` prints it), so a change to decoding, resampling or
 features that degrades the shipped models fails here.
 """
 import json

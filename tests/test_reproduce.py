@@ -1,6 +1,6 @@
-"""train/reproduce.py end to end on a tiny synthetic corpus, and the pieces it added: the
+"""python -m train.reproduce end to end on a tiny synthetic corpus, and the pieces it added: the
 leave-one-corpus-out protocol, the linear SVM on the paper's features and the dual RNN."""
-import importlib.util
+import importlib
 import json
 import os
 import shutil
@@ -17,22 +17,16 @@ from sercli.train import load_recipe, loco_split, make_splits
 
 from .conftest import REPO
 
-SCRIPT = REPO / "train" / "reproduce.py"
-
-
 def _module():
-    spec = importlib.util.spec_from_file_location("reproduce", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return importlib.import_module("train.reproduce")
 
 
 def test_reproduce_end_to_end(tiny_corpus, tmp_path):
     out = tmp_path / "results"
     env = {**os.environ, "SERCLI_CACHE": str(tmp_path / "cache")}
-    p = subprocess.run([sys.executable, str(SCRIPT), "--data", str(tiny_corpus), "--out", str(out),
+    p = subprocess.run([sys.executable, "-m", "train.reproduce", "--data", str(tiny_corpus), "--out", str(out),
                         "--epochs-scale", "0.001", "--jobs", "1", "--threads", "1"],
-                       capture_output=True, text=True, env=env, timeout=300)
+                       capture_output=True, text=True, env=env, timeout=300, cwd=REPO)
     assert p.returncode == 0, p.stderr[-3000:]
     res = json.loads((out / "results.json").read_text())
     ids = [r["id"] for r in res["runs"]]

@@ -212,10 +212,7 @@ def test_room_and_noise_add_power_as_sound_does(rng):
 
 def test_recipe_runs_groups_reruns_by_training_keys(tmp_path, capsys):
     """train/recipe_runs.py: a rerun under another name joins its recipe; means come from the cards."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("recipe_runs", REPO / "train" / "recipe_runs.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    from train import recipe_runs as mod
 
     def card(name, epochs, val, test, description="d"):
         m = {"val": {"uar": val}, "test": {"uar": test, "per_corpus": {"tess": {"uar": test}}}}
@@ -237,10 +234,7 @@ def test_recipe_runs_groups_reruns_by_training_keys(tmp_path, capsys):
 
 def test_loco_table_sets_each_held_out_corpus_against_its_in_corpus_uar(tmp_path, capsys):
     """train/loco_table.py: per corpus, held-out UAR and the gap to the in-corpus UAR, in points."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("loco_table", REPO / "train" / "loco_table.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    from train import loco_table as mod
     inside = tmp_path / "in.card.json"
     inside.write_text(json.dumps({"name": "m", "metrics": {"test": {"per_corpus": {
         "cremad": {"uar": 0.64}, "tess": {"uar": 0.5}}}}}))

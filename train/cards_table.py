@@ -1,6 +1,6 @@
 """The README's results table, read from the bundled model cards (weights/*.card.json).
 
-    python train/cards_table.py > train/results/bundled.md
+    python -m train.cards_table > train/results/bundled.md
 """
 import json
 import re

@@ -1,6 +1,6 @@
 """Trained models side by side on the canonical split, alone and in pairs. Writes compare.md/.json.
 
-    python train/compare_models.py --data ~/corpora --cache ~/.cache/sercli/features \
+    python -m train.compare_models --data ~/corpora --cache ~/.cache/sercli/features \
         --model cnn=weights/cnn.pt --model svm=weights/svm.npz \
         --model cnn-spk=runs/cnn-spk/cnn-spk.pt --model svm-spk=runs/svm-spk/svm-spk.npz
 
@@ -26,17 +26,16 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "train"))
+from sercli.corpora import scan
+from sercli.dataset import extract_dataset
+from sercli.evaluate import clip_groups, predict_clips, predict_clips_grouped
+from sercli.metrics import evaluate
+from sercli.models import load_file
+from sercli.train import make_splits, subset
 
-from sercli.corpora import scan  # noqa: E402
-from sercli.dataset import extract_dataset  # noqa: E402
-from sercli.evaluate import clip_groups, predict_clips, predict_clips_grouped  # noqa: E402
-from sercli.metrics import evaluate  # noqa: E402
-from sercli.models import load_file  # noqa: E402
-from sercli.train import make_splits, subset  # noqa: E402
-from normalize_experiment import GROUP_SIZES, one_emotion_groups, sized_groups, uar  # noqa: E402
+from train.normalize_experiment import GROUP_SIZES, one_emotion_groups, sized_groups, uar
+
+REPO = Path(__file__).resolve().parents[1]
 
 WEIGHTS = np.round(np.linspace(0, 1, 11), 2)
 
@@ -137,7 +136,7 @@ def main() -> None:
 
     a.out.mkdir(parents=True, exist_ok=True)
     slimmed = [{"what": r["what"], "weight": r["weight"], **{s: slim(r[s]) for s in parts}} for r in rows]
-    command = shlex.join(["python", "train/compare_models.py", *sys.argv[1:]])
+    command = shlex.join(["python", "-m", "train.compare_models", *sys.argv[1:]])
     (a.out / "compare.json").write_text(json.dumps({"command": command, "models": models, "rows": slimmed,
                                                     "group_size": sizes}, indent=1) + "\n")
     corp = sorted(slimmed[0]["test"]["per_corpus_uar"])

@@ -1,6 +1,6 @@
 """Fill the encoder cache for every six-class clip of the corpora, and time the encoder pass.
 
-    python train/encode_corpora.py --data ~/corpora --encoder whisper-tiny.en --cache CACHE
+    python -m train.encode_corpora --data ~/corpora --encoder whisper-tiny.en --cache CACHE
 
 CACHE is what `sercli train --cache CACHE` is given (the outputs go to CACHE/encoded), so the
 head recipes then train in minutes. Prints the clip count, failures and wall time.

@@ -1,6 +1,6 @@
 """Heads over the frozen Whisper encoders, side by side: val and test UAR of each variant.
 
-    python train/encoder_experiments.py --data ~/corpora --cache ~/.cache/sercli-train \
+    python -m train.encoder_experiments --data ~/corpora --cache ~/.cache/sercli-train \
         > train/results/experiments/encoder-heads.md
 
 Reads the encoder outputs from the cache that `sercli train` fills (sercli.encoded; encoding all
@@ -88,7 +88,7 @@ def main(argv=None) -> None:
         corp = ", ".join(f"{c} {x['uar']:.3f}" for c, x in te["per_corpus"].items())
         print(f"| {label} | {v['uar']:.3f} | {v['accuracy']:.3f} | {te['uar']:.3f} | {te['accuracy']:.3f} | "
               f"{corp} | {extra['best_epoch']} | {time.time() - t:.0f} |", flush=True)
-    print(f"\nCommand: `python train/encoder_experiments.py {' '.join(argv or sys.argv[1:])}`; seed 0, "
+    print(f"\nCommand: `python -m train.encoder_experiments {' '.join(argv or sys.argv[1:])}`; seed 0, "
           f"{args.epochs} epochs each; {len(splits['train'])} train, {len(splits['val'])} val, "
           f"{len(splits['test'])} test clips.")
 

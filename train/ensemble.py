@@ -1,6 +1,6 @@
 """Build an ensemble file: member models' probabilities averaged, weights chosen on the val speakers.
 
-    python train/ensemble.py --data ~/corpora --cache ~/.cache/sercli/features --mode speaker \
+    python -m train.ensemble --data ~/corpora --cache ~/.cache/sercli/features --mode speaker \
         --member weights/cnn.pt --member weights/cnn-spk3.pt --out runs/ens.json
 
 Scores every member on the canonical split's val and test speakers (or, with --protocol
@@ -26,14 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "train"))
+from sercli.metrics import evaluate
+from sercli.errors import ModelError
+from sercli.models import ENSEMBLE_FORMAT, load_file
 
-from sercli.metrics import evaluate  # noqa: E402
-from sercli.errors import ModelError  # noqa: E402
-from sercli.models import ENSEMBLE_FORMAT, load_file  # noqa: E402
-from compare_models import log, proba_in_mode, slim, val_test_parts  # noqa: E402
+from train.compare_models import log, proba_in_mode, slim, val_test_parts
 
 
 def simplex(n: int, step: float) -> list[tuple[float, ...]]:
@@ -120,7 +117,7 @@ def main(argv=None) -> int:
         "member_metrics": {m.name: {s: slim(evaluate(truth[s], [labels[i] for i in pr[s].argmax(1)],
                                                      labels, corpora[s])) for s in parts}
                            for m, pr in zip(members, proba)},
-        "command": shlex.join(["python", "train/ensemble.py", *(sys.argv[1:] if argv is None else argv)]),
+        "command": shlex.join(["python", "-m", "train.ensemble", *(sys.argv[1:] if argv is None else argv)]),
         "members": [{"name": m.name, "file": os.path.relpath(Path(m.path).resolve(), out_dir),
                      "sha256": m.sha256, "weight": w, **({"per_clip": True} if pc else {})}
                     for m, w, pc in zip(members, best, per_clip)],

@@ -1,7 +1,7 @@
 """Lab: fine-tune tiny.en's blocks 3-4 on block 2's cached output (25 frames per second), with the
 bundled whisper-tiny head on top (pooled block statistics + MLP); val UAR per epoch, test at the end.
 
-    python train/finetune_experiment.py THREADS EPOCHS LR_BLOCKS CACHE   # corpora in ~/corpora
+    python -m train.finetune_experiment THREADS EPOCHS LR_BLOCKS CACHE   # corpora in ~/corpora
 
 CACHE is what `sercli train --cache` was given (it reads CACHE/encoded). A first look at whether
 fine-tuning the top blocks pays, not a recipe: nothing here is bundled.

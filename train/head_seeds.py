@@ -1,7 +1,7 @@
 """Run-to-run spread of a head: the same recipe trained with seeds 0..N-1 on the cached encoder
 outputs, each seed's val and test UAR, and the UAR of their averaged probabilities.
 
-    python train/head_seeds.py --data ~/corpora --cache CACHE --recipe whisper-tiny --seeds 5
+    python -m train.head_seeds --data ~/corpora --cache CACHE --recipe whisper-tiny --seeds 5
 """
 import argparse
 import os
@@ -52,7 +52,7 @@ def main(argv=None) -> None:
             row.append(f"{evaluate(y, [labels[i] for i in probs[k][-1].argmax(1)], labels)['uar']:.4f}")
             ens.append(f"{evaluate(y, [labels[i] for i in np.mean(probs[k], 0).argmax(1)], labels)['uar']:.4f}")
         print("| " + " | ".join(row + ens) + " |", flush=True)
-    print(f"\nCommand: `python train/head_seeds.py {' '.join(argv or sys.argv[1:])}`")
+    print(f"\nCommand: `python -m train.head_seeds {' '.join(argv or sys.argv[1:])}`")
 
 
 if __name__ == "__main__":

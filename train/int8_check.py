@@ -2,7 +2,7 @@
 the bundled whisper-tiny head scored on vectors from the float32 and the int8 encoder, with the
 encoder time of each (one thread).
 
-    python train/int8_check.py       # corpora in ~/corpora
+    python -m train.int8_check       # corpora in ~/corpora
 """
 import os, time, warnings, torch
 warnings.filterwarnings("ignore")

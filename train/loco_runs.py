@@ -1,9 +1,9 @@
 """Leave-one-corpus-out runs of a recipe: for each corpus, train on the other corpora's
 canonical train speakers (selection on their val speakers) and test on every clip of it.
 
-    python train/loco_runs.py --data ~/corpora --recipe whisper-tiny --out train/results/experiments/loco-whisper-tiny
+    python -m train.loco_runs --data ~/corpora --recipe whisper-tiny --out train/results/experiments/loco-whisper-tiny
 
-Writes one run folder per held-out corpus (weights, card); `python train/loco_table.py` then
+Writes one run folder per held-out corpus (weights, card); `python -m train.loco_table` then
 sets the held-out UAR against the in-corpus card.
 """
 import argparse
@@ -28,7 +28,7 @@ def main(argv=None) -> None:
         recipe["protocol"] = f"loco:{corpus}"
         recipe["name"] = f"{recipe['name']}-loco-{corpus}"
         run(args.data, recipe=recipe, out=args.out / corpus, cache_dir=args.cache, threads=args.threads,
-            command="python train/loco_runs.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
+            command="python -m train.loco_runs " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
             progress=False)
 
 

@@ -1,6 +1,6 @@
 """Leave-one-corpus-out runs set against the in-corpus run, per corpus, read from model cards.
 
-    python train/loco_table.py --in-corpus train/results/cnn-spk3/speaker/cnn-spk3-speaker.card.json \
+    python -m train.loco_table --in-corpus train/results/cnn-spk3/speaker/cnn-spk3-speaker.card.json \
         --row "cnn-spk3, 8 epochs=train/results/cnn-spk3/loco-*/*.card.json" \
         --row "cnn-spk3, 30 epochs=train/results/experiments/cnn-spk3-loco30-*.card.json" \
         > train/results/experiments/loco-methods.md
@@ -78,7 +78,7 @@ def main(argv=None) -> None:
     within = per_corpus_uar(inside)
     corpora = sorted(within)
     print("# Leave one corpus out against unseen speakers of seen corpora (train/loco_table.py)\n")
-    print("Command:\n\n```sh\npython train/loco_table.py " + " \\\n    ".join(
+    print("Command:\n\n```sh\npython -m train.loco_table " + " \\\n    ".join(
         [f"--in-corpus {a.in_corpus}"] + [f"--row '{r}'" for r in a.row]) + "\n```\n")
     name = inside.get("name") or os.path.basename(a.in_corpus)
     print(f"In-corpus: `{name}`, test UAR on each corpus's test speakers: "

@@ -1,6 +1,6 @@
 """Does group normalisation (--normalize-by) help, and when? Writes normalize.md / normalize.json.
 
-    python train/normalize_experiment.py --data ~/corpora --cache ~/.cache/sercli/features --out train/results
+    python -m train.normalize_experiment --data ~/corpora --cache ~/.cache/sercli/features --out train/results
 
 Trains the recipes `svm` (plain) and `svm-spk` (inputs z-scored per training speaker) in
 process, with the same code as `sercli train`, and scores them with the same code as
@@ -25,15 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from sercli.corpora import scan
+from sercli.dataset import extract_dataset
+from sercli.evaluate import clip_groups, predict_clips, predict_clips_grouped
+from sercli.metrics import evaluate
+from sercli.models import Model
+from sercli.train import load_recipe, make_splits, subset, train_svm
 
-from sercli.corpora import scan  # noqa: E402
-from sercli.dataset import extract_dataset  # noqa: E402
-from sercli.evaluate import clip_groups, predict_clips, predict_clips_grouped  # noqa: E402
-from sercli.metrics import evaluate  # noqa: E402
-from sercli.models import Model  # noqa: E402
-from sercli.train import load_recipe, make_splits, subset, train_svm  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 GROUPINGS = ("none", "speaker", "folder")
 GROUP_SIZES = (1, 2, 3, 5, 10, 20, 50, "all")
@@ -119,7 +118,7 @@ def main(argv=None) -> int:
     t_start = time.time()
     data = Data(args.data, args.cache, args.jobs)
     log(f"{len(data.fs.clips)} clips with features")
-    res: dict = {"command": "python train/normalize_experiment.py " + " ".join(argv or sys.argv[1:])}
+    res: dict = {"command": "python -m train.normalize_experiment " + " ".join(argv or sys.argv[1:])}
 
     # 1. canonical speaker split
     models, splits = {}, {}

@@ -1,6 +1,6 @@
 """Runs of the same recipe side by side, from their model cards: how much one run moves.
 
-    python train/recipe_runs.py weights/cnn.card.json train/results/cnn-retrain.card.json \
+    python -m train.recipe_runs weights/cnn.card.json train/results/cnn-retrain.card.json \
         train/results/experiments/cnn-e45*.card.json > train/results/experiments/recipe-runs.md
 
 Groups the cards by their recipe's training keys (name and description aside, so a rerun under
@@ -14,8 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from sercli.train import training_keys  # noqa: E402
+from sercli.train import training_keys
 
 
 def main(argv=None) -> int:
@@ -32,7 +31,7 @@ def main(argv=None) -> int:
         groups.setdefault(json.dumps(keys, sort_keys=True), []).append((path, card))
 
     out = ["# Runs of one recipe (train/recipe_runs.py)", "",
-           "Command: `python train/recipe_runs.py " + " ".join(str(p) for p in a.cards) + "`", ""]
+           "Command: `python -m train.recipe_runs " + " ".join(str(p) for p in a.cards) + "`", ""]
     for runs in groups.values():
         recipe = runs[0][1]["recipe"]
         out += [f"## {recipe.get('name')}: {recipe.get('epochs')} epochs", "",

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reproduce the seed paper's Table 2, and score the same models under stricter protocols.
 
-    python train/reproduce.py --data ~/corpora --out train/results [--epochs-scale F] [--only ...]
+    python -m train.reproduce --data ~/corpora --out train/results [--epochs-scale F] [--only ...]
 
 Trains and evaluates the paper's three models (linear SVM baseline, dual RNN, dual-branch
 CNN) and sercli's CNN, each from its recipe in train/recipes, under three protocols:
@@ -30,10 +30,9 @@ import time
 import traceback
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))      # run from a checkout without installing
+from sercli.corpora import PAPER_CLASSES, SIX_CLASSES
 
-from sercli.corpora import PAPER_CLASSES, SIX_CLASSES  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 #: model key -> recipe per protocol family ("*" for any other; a family absent without "*" is
 #: not run), and its name in the tables. The *-loco and seed-rnn-short recipes are their base
@@ -252,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.epochs_scale <= 0:
         ap.error("--epochs-scale must be positive")
-    command = "python train/reproduce.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python -m train.reproduce " + " ".join(sys.argv[1:] if argv is None else argv)
     t0 = time.time()
     started = dt.datetime.now().isoformat(timespec="seconds")
     present = corpora_in(args.data)

