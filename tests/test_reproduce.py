@@ -17,6 +17,7 @@ from sercli.train import load_recipe, loco_split, make_splits
 
 from .conftest import REPO
 
+
 def _module():
     return importlib.import_module("train.reproduce")
 

@@ -32,7 +32,6 @@ from sercli.evaluate import clip_groups, predict_clips, predict_clips_grouped
 from sercli.metrics import evaluate
 from sercli.models import load_file
 from sercli.train import make_splits, subset
-
 from train.normalize_experiment import GROUP_SIZES, one_emotion_groups, sized_groups, uar
 
 REPO = Path(__file__).resolve().parents[1]

@@ -26,10 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sercli.metrics import evaluate
 from sercli.errors import ModelError
+from sercli.metrics import evaluate
 from sercli.models import ENSEMBLE_FORMAT, load_file
-
 from train.compare_models import log, proba_in_mode, slim, val_test_parts
 
 
