@@ -1,0 +1,236 @@
+"""The commands of README.md (and docs/) run as written.
+
+README's shell blocks are cut into simple commands. A `sercli` command that needs nothing but the
+bundled examples/ (classify, models, info, plot, --help) is run and must exit 0; every other
+`sercli` command (it reads ~/corpora, a file of yours, stdin) is parsed by the CLI's own click
+parser, so an unknown subcommand or option, or a value outside an option's choices or range, fails
+here. A lab command (`python -m train.NAME`, `python -m bench.NAME`) must name an existing script
+and only options that script declares. docs/*.md's blocks get the same checks without running.
+README also stays short, for users, and names no folder of our machines; no committed text file
+does.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+
+from sercli.cli import cli
+
+REPO = Path(__file__).resolve().parents[1]
+README = REPO / "README.md"
+DOCS = sorted((REPO / "docs").glob("*.md"))
+
+#: folders of our own machines (a user has ~/corpora, runs/, ~/.cache/...)
+MACHINE_PATH = re.compile(r"(?<![\w.~-])/(?:work|home|root|tmp|mnt|scratch|Users)/")
+#: subcommands that need nothing but the bundled models and examples/, so CI runs them
+RUNNABLE = {"classify", "models", "info", "plot"}
+SEPARATORS = {"&&", "||", "|", ";"}
+#: option types whose values can be checked without the file system
+CHECKED_TYPES = (click.Choice, click.types.IntParamType, click.types.FloatParamType)
+
+
+def shell_blocks(path: Path) -> list[str]:
+    return re.findall(r"```(?:sh|bash|console)\n(.*?)```", path.read_text(encoding="utf-8"), re.S)
+
+
+def simple_commands(block: str) -> list[list[str]]:
+    """The simple commands of a shell block: continuations joined, comments, pipes, `&&` and
+    redirections taken apart; each command a list of words."""
+    out: list[list[str]] = []
+    for line in re.sub(r"\\\n\s*", " ", block).splitlines():
+        lex = shlex.shlex(line, posix=True, punctuation_chars=True)
+        lex.whitespace_split = True
+        words, cmd, skip = list(lex), [], False
+        for w in words:
+            if skip:
+                skip = False
+            elif w in (">", ">>", "<"):
+                skip = True  # a redirection's file
+            elif w in SEPARATORS:
+                out.append(cmd)
+                cmd = []
+            else:
+                cmd.append(w)
+        out.append(cmd)
+    return [c for c in out if c]
+
+
+def sercli_args(cmd: list[str]) -> list[str] | None:
+    """The arguments of a sercli command (`sercli ...`, `.venv/bin/sercli ...`,
+    `python -m sercli ...`), else None."""
+    if Path(cmd[0]).name == "sercli":
+        return cmd[1:]
+    if Path(cmd[0]).name.startswith("python") and cmd[1:3] == ["-m", "sercli"]:
+        return cmd[3:]
+    return None
+
+
+def lab_module(cmd: list[str]) -> tuple[str, list[str]] | None:
+    if (
+        Path(cmd[0]).name.startswith("python")
+        and len(cmd) > 2
+        and cmd[1] == "-m"
+        and cmd[2].split(".")[0] in ("train", "bench")
+    ):
+        return cmd[2], cmd[3:]
+    return None
+
+
+def parse_sercli(args: list[str]) -> tuple[str | None, list[str]]:
+    """Parse like the CLI does, without running: (subcommand, its positional arguments).
+    Raises click.UsageError / click.BadParameter for what the CLI would refuse."""
+    root = click.Context(cli, info_name="sercli")
+    if not args or args[0].startswith("-"):
+        cli.make_parser(root).parse_args(list(args))
+        return None, []
+    cmd = cli.get_command(root, args[0])
+    if cmd is None:
+        raise click.UsageError(f"no such command {args[0]!r}")
+    ctx = click.Context(cmd, info_name=args[0], parent=root)
+    opts, _, order = cmd.make_parser(ctx).parse_args(list(args[1:]))
+    positional: list[str] = []
+    for param in order:
+        value = opts.get(param.name)
+        if isinstance(param, click.Argument):
+            positional += list(value) if isinstance(value, (list, tuple)) else [value]
+        elif isinstance(param.type, CHECKED_TYPES) and value is not None:
+            for v in value if isinstance(value, (list, tuple)) else [value]:
+                param.type.convert(v, param, ctx)  # an unknown choice, a number out of range
+    return args[0], positional
+
+
+def check_lab(module: str, args: list[str]) -> None:
+    script = REPO.joinpath(*module.split(".")).with_suffix(".py")
+    assert script.is_file(), f"python -m {module}: no {script.relative_to(REPO)}"
+    source = script.read_text(encoding="utf-8")
+    for a in args:
+        if a.startswith("--"):
+            opt = a.split("=")[0]
+            assert f'"{opt}"' in source, f"python -m {module}: {opt} is not an option of the script"
+
+
+def runnable(sub: str | None, args: list[str], positional: list[str], cwd: Path) -> bool:
+    if sub is None:
+        return True  # sercli --help, --version
+    if sub not in RUNNABLE or any("~" in a for a in args) or "-" in positional:
+        return False
+    return all((cwd / p).exists() for p in positional)
+
+
+def readme_commands() -> list[list[str]]:
+    return [c for block in shell_blocks(README) for c in simple_commands(block)]
+
+
+def test_readme_is_short_and_for_users():
+    text = README.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    assert len(lines) < 200, len(lines)
+    long = [i + 1 for i, line in enumerate(lines) if len(line) > 200]
+    assert not long, f"README lines over 200 characters: {long}"
+    assert not MACHINE_PATH.search(text), MACHINE_PATH.search(text)
+    for needed in (
+        "## Install",
+        "## Classify",
+        "## Models",
+        "--normalize-by",
+        "sercli evaluate",
+        "sercli train",
+        "docs/",
+        "## Licence and ethics",
+    ):
+        assert needed in text, needed
+
+
+def test_readme_test_command_is_what_ci_runs():
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    test_lines = [line for block in shell_blocks(README) for line in block.splitlines() if "pytest" in line]
+    assert test_lines and all(line in ci for line in test_lines), test_lines
+
+
+def test_readme_commands_parse():
+    checked = 0
+    for cmd in readme_commands():
+        args = sercli_args(cmd)
+        lab = lab_module(cmd)
+        try:
+            if args is not None:
+                parse_sercli(args)
+                checked += 1
+            elif lab is not None:
+                check_lab(*lab)
+                checked += 1
+        except click.ClickException as e:
+            pytest.fail(f"{shlex.join(cmd)}: {e.format_message()}")
+    assert checked >= 10, checked
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_docs_commands_parse(doc):
+    for block in shell_blocks(doc):
+        for cmd in simple_commands(block):
+            args, lab = sercli_args(cmd), lab_module(cmd)
+            try:
+                if args is not None:
+                    parse_sercli(args)
+                elif lab is not None:
+                    check_lab(*lab)
+            except click.ClickException as e:
+                pytest.fail(f"{doc.name}: {shlex.join(cmd)}: {e.format_message()}")
+
+
+def test_readme_commands_that_need_only_the_examples_run(tmp_path):
+    (tmp_path / "examples").symlink_to(REPO / "examples", target_is_directory=True)
+    ran: list[list[str]] = []
+    for cmd in readme_commands():
+        args = sercli_args(cmd)
+        if args is None or args in ran:
+            continue
+        sub, positional = parse_sercli(args)
+        if not runnable(sub, args, positional, tmp_path):
+            continue
+        r = subprocess.run(
+            [sys.executable, "-m", "sercli", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            stdin=subprocess.DEVNULL,
+        )
+        assert r.returncode == 0, f"{shlex.join(cmd)}: exit {r.returncode}\n{r.stderr[-2000:]}"
+        ran.append(args)
+    subcommands = {a[0] for a in ran if a}
+    assert {"classify", "models"} <= subcommands, ran
+    assert ["classify", "examples/"] in ran, ran
+
+
+def test_no_committed_text_names_a_folder_of_our_machines():
+    from sercli.models import REGISTRY
+
+    pinned = {f for f, _ in REGISTRY.values()}  # weights files: byte-identical, never edited
+    texts = [
+        README,
+        REPO / "CHANGELOG.md",
+        REPO / "examples" / "README.md",
+        REPO / "train" / "NOTEBOOK.md",
+        *DOCS,
+        *REPO.glob("bench/*.md"),
+        *REPO.glob("weights/*.md"),
+        *REPO.glob("weights/*.json"),
+        *REPO.glob("train/results/**/*.md"),
+        *REPO.glob("train/results/**/*.json"),
+    ]
+    found = [
+        f"{p.relative_to(REPO)}: {m.group(0)}"
+        for p in texts
+        if p.is_file() and not (p.parent.name == "weights" and p.name in pinned)
+        for m in [MACHINE_PATH.search(p.read_text(encoding="utf-8"))]
+        if m
+    ]
+    assert not found, found
