@@ -128,6 +128,16 @@ def readme_commands() -> list[list[str]]:
     return [c for block in shell_blocks(README) for c in simple_commands(block)]
 
 
+def inline_commands(path: Path) -> list[list[str]]:
+    """Commands quoted in the prose (`sercli ...`, `python -m train.NAME ...`), outside code blocks;
+    a placeholder such as `python -m train.NAME` is not one."""
+    text = re.sub(r"```.*?```", "", path.read_text(encoding="utf-8"), flags=re.S).replace("\n", " ")
+    spans = re.findall(r"`([^`]+)`", text)
+    return [
+        c for s in spans if re.match(r"(sercli|python -m (train|bench)\.[a-z])\S*(\s|$)", s) for c in simple_commands(s)
+    ]
+
+
 def test_readme_is_short_and_for_users():
     text = README.read_text(encoding="utf-8")
     lines = text.splitlines()
@@ -171,18 +181,19 @@ def test_readme_commands_parse():
     assert checked >= 10, checked
 
 
-@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+@pytest.mark.parametrize("doc", [*DOCS, README, REPO / "train" / "NOTEBOOK.md"], ids=lambda p: p.name)
 def test_docs_commands_parse(doc):
-    for block in shell_blocks(doc):
-        for cmd in simple_commands(block):
-            args, lab = sercli_args(cmd), lab_module(cmd)
-            try:
-                if args is not None:
-                    parse_sercli(args)
-                elif lab is not None:
-                    check_lab(*lab)
-            except click.ClickException as e:
-                pytest.fail(f"{doc.name}: {shlex.join(cmd)}: {e.format_message()}")
+    """docs' shell blocks, and commands quoted in the prose of README, docs and the notebook."""
+    blocks = [] if doc == README else shell_blocks(doc)
+    for cmd in [c for b in blocks for c in simple_commands(b)] + inline_commands(doc):
+        args, lab = sercli_args(cmd), lab_module(cmd)
+        try:
+            if args is not None:
+                parse_sercli(args)
+            elif lab is not None:
+                check_lab(*lab)
+        except click.ClickException as e:
+            pytest.fail(f"{doc.name}: {shlex.join(cmd)}: {e.format_message()}")
 
 
 def test_readme_commands_that_need_only_the_examples_run(tmp_path):
