@@ -1,7 +1,7 @@
 """CPU time per clip of each stage, on one thread, warm (after a few clips), interleaved.
 
 For each path of the list file, in turn: the floor's decode + resample to 16 kHz, sercli's
-features (`pipeline.analyse_file`, as a worker runs it), sercli's model on those windows (as
+features (`runtime.windows.analyse_file`, as a worker runs it), sercli's model on those windows (as
 the main process runs it), and the peer's loop body (bench/peer.py). Interleaving makes the
 stages share whatever else the machine is doing, so their ratios hold even on a busy machine.
 Prints one JSON line of milliseconds per clip.
@@ -19,7 +19,8 @@ import torch
 from sercli.audio import load_audio
 from sercli.constants import DEFAULT_WINDOW_S, WINDOW_OVERLAP
 from sercli.nets import SeedCNN, SeedCNNDims
-from sercli.pipeline import analyse_file, resolve_model
+from sercli.runtime.classify import resolve_model
+from sercli.runtime.windows import analyse_file
 
 
 def main(list_file: str, model: str, n: int = 100) -> None:

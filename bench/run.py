@@ -329,7 +329,7 @@ def main(argv=None) -> int:
     notes: list[str] = []
     try:
         # ------------------------------------------------ which model sercli will really use
-        from sercli.pipeline import resolve_model
+        from sercli.runtime.classify import resolve_model
         warned: list[str] = []
         m = resolve_model(a.model, warn=warned.append)
         model_desc = f"`{m.name}` ({m.kind})"
@@ -442,7 +442,7 @@ def main(argv=None) -> int:
                      f"{mb(r_.peak)} ({fmt_s(r_.wall)}, {long_s / r_.wall:.0f}x real time)",
                      f"< {rss_target / GB:g} GB", verdict(r_.peak < rss_target)))
         # many long files: each worker answer holds a whole file's window features, so this
-        # checks that the features waiting for the model stay bounded (pipeline.CHUNK_BYTES)
+        # checks that the features waiting for the model stay bounded (runtime.workers.CHUNK_BYTES)
         if n_longs > 0:
             log(f"memory: {n_longs} recordings of {longs_s / 60:g} min ...")
             d = tmp / "longs"

@@ -12,8 +12,8 @@ __all__ = ["classify", "classify_file", "ClipResult", "Segment", "load_model", "
 def __getattr__(name):
     # lazy, so `import sercli` (and `sercli --help`) do not pull in numpy or torch
     if name in ("classify", "classify_file", "ClipResult", "Segment"):
-        from . import pipeline
-        return getattr(pipeline, name)
+        from .runtime import classify
+        return getattr(classify, name)
     if name == "load_model":
         from .models import load_model
         return load_model

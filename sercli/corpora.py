@@ -2,7 +2,8 @@
 
 Every clip becomes a `Clip` (path, corpus, speaker, label, sex). Labels are harmonised to one
 vocabulary; corpus-specific emotions keep their own names. Files that match no convention
-are returned separately, never dropped silently.
+are returned separately, never dropped silently. Folders are walked and manifests read by
+sercli.discovery (the walker and reader that `sercli classify` uses too).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Iterable
 
 from .constants import AUDIO_EXTENSIONS
+from .discovery import ManifestColumnsError, ManifestSyntaxError, read_manifest_rows, walk_audio
 from .errors import CorpusError
 
 #: The harmonised vocabulary shared by all corpora (corpus-specific labels are kept too).
@@ -108,49 +110,19 @@ def parse_name(path: str | os.PathLike) -> Clip | None:
     return None
 
 
-def is_audio_name(path: str | os.PathLike, extensions: Iterable[str] = AUDIO_EXTENSIONS) -> bool:
-    return Path(path).suffix.lower().lstrip(".") in set(extensions)
-
-
-def walk_audio(root: str | os.PathLike, *, extensions: Iterable[str] = AUDIO_EXTENSIONS,
-               recursive: bool = True) -> list[str]:
-    """Audio files under root in sorted, deterministic order (symlink loops are not followed)."""
-    exts = {e.lower().lstrip(".") for e in extensions}
-    out: list[str] = []
-    root = os.fspath(root)
-    if recursive:
-        for dirpath, dirnames, filenames in os.walk(root, onerror=None):
-            dirnames.sort()
-            for name in filenames:
-                if Path(name).suffix.lower().lstrip(".") in exts:
-                    out.append(os.path.join(dirpath, name))
-    else:
-        for entry in os.scandir(root):
-            if Path(entry.name).suffix.lower().lstrip(".") in exts:
-                out.append(entry.path)
-    return sorted(out)
-
-
 def read_manifest(csv_path: str | os.PathLike) -> list[Clip]:
     """A CSV manifest with columns path,label[,speaker][,corpus][,sex]; paths relative to it."""
     csv_path = Path(csv_path)
+    try:
+        rows = read_manifest_rows(csv_path, ("path", "label"))
+    except ManifestColumnsError:
+        raise CorpusError(f"{csv_path}: a manifest needs the columns path and label") from None
+    except ManifestSyntaxError as exc:
+        raise CorpusError(f"{csv_path}: {exc}") from None
     base = csv_path.parent
-    clips = []
-    with open(csv_path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        try:
-            cols = {c.strip().lower() for c in reader.fieldnames or []}
-            if not {"path", "label"} <= cols:
-                raise CorpusError(f"{csv_path}: a manifest needs the columns path and label")
-            for row in reader:
-                row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
-                p = Path(row["path"])
-                p = p if p.is_absolute() else base / p
-                clips.append(Clip(str(p), row.get("corpus") or "manifest", row.get("speaker") or None,
-                                  harmonise(row["label"]), row.get("sex") or None))
-        except csv.Error as exc:     # e.g. a cell over the csv module's 128 KiB field limit
-            raise CorpusError(f"{csv_path}: line {reader.line_num}: {exc}") from None
-    return clips
+    return [Clip(str(Path(row["path"]) if row["path"] else base), row.get("corpus") or "manifest",
+                 row.get("speaker") or None, harmonise(row["label"]), row.get("sex") or None)
+            for row in rows]
 
 
 @dataclass

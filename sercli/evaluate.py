@@ -11,7 +11,7 @@ Whole clips versus `sercli classify`: classify cuts recordings longer than 1.25 
 as here. The one difference is that the feature cache stores the CNN's log-mel as float16
 (classify computes float32); the models are trained on the same float16 features, and the
 change in probabilities is below 1e-3 (tests/test_evaluate.py bounds it). Clips that classify
-refuses (silent, too short, undecodable; `pipeline.refusal`, the same rule) are refused here
+refuses (silent, too short, undecodable; `runtime.windows.refusal`, the same rule) are refused here
 too, counted as failed with classify's message.
 """
 from __future__ import annotations
@@ -28,6 +28,7 @@ import numpy as np
 
 from .corpora import Clip, harmonise, scan, speaker_split, split_of, splits_of
 from .errors import CorpusError
+from .runtime.grouping import clip_groups
 
 SPLITS = ("test", "val", "train", "all")
 #: clips per model call
@@ -125,16 +126,6 @@ def predict_clips(model, fs) -> np.ndarray:
     return out
 
 
-def clip_groups(clips: list[Clip], by: str) -> list[tuple]:
-    """Group keys of labelled clips for normalize_by: "speaker" is the clip's corpus:speaker
-    (from its file name or a manifest's speaker column), else its folder; "folder" is the
-    file's parent folder."""
-    if by not in ("folder", "speaker"):
-        raise CorpusError(f"unknown grouping {by!r} (choose folder or speaker)")
-    return [("speaker", c.speaker_key) if by == "speaker" and c.speaker is not None
-            else ("folder", os.path.dirname(os.path.abspath(c.path))) for c in clips]
-
-
 def predict_clips_grouped(model, fs, groups: list) -> np.ndarray:
     """Like predict_clips, with each group's inputs normalised together (models with
     supports_group_norm)."""
@@ -157,7 +148,8 @@ def evaluate_model(data: str | os.PathLike, model="whisper-tiny", split: str | N
     Raises CorpusError when nothing is left to score.
     """
     from .metrics import evaluate
-    from .pipeline import group_setup, resolve_model
+    from .runtime.classify import resolve_model
+    from .runtime.grouping import group_setup
     m = resolve_model(model, warn=warn)
     group_setup(m, [], normalize_by, warn=warn)      # checks the model takes it; warns if needed
     by = None if normalize_by in (None, "none") else normalize_by
@@ -207,7 +199,7 @@ def _refusals(clips: list[Clip], jobs: int, progress: bool) -> list[str | None]:
     None: a pass over the audio in parallel, about 1 ms of CPU per clip."""
     from joblib import Parallel, delayed
     from tqdm import tqdm
-    from .pipeline import refusal
+    from .runtime.windows import refusal
     it = Parallel(n_jobs=jobs, return_as="generator", batch_size=32)(
         delayed(refusal)(c.path) for c in clips)
     return list(tqdm(it, total=len(clips), desc="audio check", unit="clip", file=sys.stderr,

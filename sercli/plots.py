@@ -138,7 +138,7 @@ def _model_view(model) -> tuple[tuple[str, ...], str]:
     if needs is not None:
         return needs, str(model)
     try:
-        from .pipeline import resolve_model
+        from .runtime.classify import resolve_model
         m = resolve_model(model)
         return tuple(m.needs), m.name
     except ModelError:
@@ -154,7 +154,7 @@ def plot_clip(path: str | os.PathLike, out: str | os.PathLike, *, model="cnn",
     model's bands (64 for the CNNs, 128 for seed-cnn, 40 for the SVM).
 
     A recording longer than LONG_FACTOR x window_s (5 s by default) is also classified in
-    windows (`pipeline.classify_file(..., segments=True)`) and gets a timeline below (DPI x
+    windows (`classify_file(..., segments=True)`) and gets a timeline below (DPI x
     TIMELINE_FIGSIZE pixels): each window's scores stacked over the stretch of time nearest to
     it. Raises AudioError for a file that cannot be decoded. Returns what was plotted.
     """
@@ -171,7 +171,7 @@ def plot_clip(path: str | os.PathLike, out: str | os.PathLike, *, model="cnn",
     duration = len(y) / SAMPLE_RATE
     result = None
     if duration > LONG_FACTOR * window_s:
-        from .pipeline import classify_file, resolve_model
+        from .runtime.classify import classify_file, resolve_model
         model = resolve_model(model, warn=warn)
         result = classify_file(path, model=model, segments=True, window_s=window_s)
     needs, model_name = _model_view(model)

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 import sercli
-from sercli import pipeline
+from sercli.runtime import workers
 from sercli.cli import cli
 
 from .conftest import speechlike
@@ -35,7 +35,7 @@ def cluster():
 
 def test_dask_backend_gives_the_local_results(clips, cluster, tiny_cnn, monkeypatch):
     # in chunks of 3 files, so that both backends run two joblib calls at once, as on big inputs
-    monkeypatch.setattr(pipeline, "CHUNK_FILES", 3)
+    monkeypatch.setattr(workers, "CHUNK_FILES", 3)
     paths = sorted(str(p) for p in clips.iterdir()) + [str(clips / "missing.wav")]
     local = [r.to_dict(with_segments=True) for r in
              sercli.classify(paths, model=str(tiny_cnn), jobs=2, segments=True)]
@@ -59,7 +59,7 @@ def test_cli_dask_backend_output_is_identical(clips, cluster, tiny_cnn):
 
 def test_unreachable_scheduler_is_a_one_line_error(clips, tiny_cnn, monkeypatch):
     pytest.importorskip("distributed")
-    monkeypatch.setattr(pipeline, "DASK_CONNECT_TIMEOUT_S", 1)
+    monkeypatch.setattr(workers, "DASK_CONNECT_TIMEOUT_S", 1)
     r = CliRunner().invoke(cli, ["classify", str(clips), "-m", str(tiny_cnn), "--backend", "dask",
                                  "--scheduler", "tcp://127.0.0.1:9"])
     assert r.exit_code == 1

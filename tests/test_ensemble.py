@@ -94,7 +94,7 @@ def test_a_per_clip_member_sees_each_clip_alone_under_group_normalisation(two_cn
 
 
 def test_ensemble_classifies_files(two_cnns, write_wav, rng):
-    from sercli.pipeline import classify
+    from sercli.runtime.classify import classify
     from .conftest import speechlike
     a, b = two_cnns
     spec = write_spec(a.parent / "ens2.json", [(a, 0.5), (b, 0.5)])
@@ -207,7 +207,8 @@ def test_ensemble_script_speaker_mode_runs_a_single_clip_member_per_clip(two_cnn
                                                                          tmp_path, capsys):
     from sercli.corpora import scan, speaker_split, split_of
     from sercli.dataset import extract_dataset
-    from sercli.evaluate import clip_groups, predict_clips_grouped
+    from sercli.evaluate import predict_clips_grouped
+    from sercli.runtime.grouping import clip_groups
     from sercli.metrics import evaluate
     from sercli.train import subset
     a, _ = two_cnns

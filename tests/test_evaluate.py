@@ -138,7 +138,7 @@ def test_json_keys_with_tiny_cnn(tiny_corpus, tiny_cnn, cache):
 def test_whole_clip_scores_equal_classify(tiny_corpus, tiny_cnn, cache):
     """Clips up to 5 s: evaluate (cached float16 log-mel, whole clip) == classify (float32)."""
     from sercli.models import load_file
-    from sercli.pipeline import classify_file
+    from sercli.runtime.classify import classify_file
     model = load_file(tiny_cnn)
     r = evaluate_model(tiny_corpus, model, "test", jobs=1, cache_dir=cache)
     assert r["n"] == 24

@@ -11,7 +11,7 @@ from sercli.calibration import calibration
 from sercli.cli import cli
 from sercli.errors import ModelError
 from sercli.models import load_file, load_model
-from sercli.pipeline import classify
+from sercli.runtime.classify import classify
 
 
 @pytest.fixture(scope="module")

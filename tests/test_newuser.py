@@ -225,7 +225,7 @@ def test_table_to_a_file_names_the_formats_to_use(tmp_path, rng, write_wav):
 
 def test_group_trained_model_without_normalize_by_is_told_the_option():
     from types import SimpleNamespace
-    from sercli.pipeline import group_setup
+    from sercli.runtime.grouping import group_setup
     said = []
     group_setup(SimpleNamespace(name="cnn-spk", group_trained=True), [], "none", warn=said.append)
     assert len(said) == 1 and "add --normalize-by speaker" in said[0]

@@ -14,7 +14,8 @@ from sercli.features import SUMMARY_DIM
 from sercli.models import load_file, save_svm
 from sercli.normalize import normalize_groups, prior_stats
 from sercli.audio import load_audio
-from sercli.pipeline import classify, classify_file, group_keys
+from sercli.runtime.classify import classify, classify_file
+from sercli.runtime.grouping import group_keys
 
 from .conftest import speechlike
 

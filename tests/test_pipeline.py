@@ -4,9 +4,11 @@ import os
 
 import numpy as np
 import pytest
+import soundfile as sf
 
-from sercli import pipeline
-from sercli.pipeline import classify, start_analysis
+from sercli.runtime import workers
+from sercli.runtime.classify import classify
+from sercli.runtime.workers import start_analysis
 
 from .conftest import speechlike
 
@@ -51,7 +53,7 @@ def test_results_run_at_most_two_chunks_ahead():
     def run(chunk):
         begun.append(chunk[0])
         return iter(chunk)
-    it = pipeline._two_chunks_ahead(run, [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]])
+    it = workers._two_chunks_ahead(run, [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]])
     assert begun == [0]                        # the first chunk starts at once
     assert next(it) == 0 and begun == [0, 3]   # the next one when the first is read
     assert [next(it), next(it)] == [1, 2] and begun == [0, 3]
@@ -66,13 +68,13 @@ def test_chunks_are_bounded_by_files_and_by_bytes(tmp_path):
         (tmp_path / f"{i}.wav").write_bytes(b"x" * n)
         paths.append(str(tmp_path / f"{i}.wav"))
     paths.insert(1, str(tmp_path / "missing.wav"))      # counts 0 bytes; its worker reports it
-    chunks = list(pipeline._chunked(paths, 3, 60))
+    chunks = list(workers._chunked(paths, 3, 60))
     assert sum(chunks, []) == paths                     # every path once, in order
     assert [len(c) for c in chunks] == [3, 2, 3, 1, 1]  # cut at 3 files, or before 60 bytes
     for c in chunks:
         assert len(c) <= 3
         assert len(c) == 1 or sum(os.path.getsize(p) for p in c if os.path.exists(p)) <= 60
-    assert list(pipeline._chunked([], 3, 60)) == []
+    assert list(workers._chunked([], 3, 60)) == []
 
 
 def test_closing_early_closes_the_running_chunks():
@@ -90,10 +92,28 @@ def test_closing_early_closes_the_running_chunks():
 
         def close(self):
             closed.append(self.name)
-    it = pipeline._two_chunks_ahead(Gen, [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]])
+    it = workers._two_chunks_ahead(Gen, [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]])
     next(it)
     it.close()
     assert set(closed) == {0, 3}         # (closing twice is harmless)
+
+
+def test_a_streamed_long_file_honours_debug(tmp_path, tiny_cnn, monkeypatch):
+    """Files over LONG_FILE_S go through the same scoring as the others, --debug included: an
+    unexpected error is the file's error row, or raised under debug."""
+    from sercli.runtime import classify as runtime_classify
+    from sercli.runtime.windows import LONG_FILE_S
+    p = tmp_path / "long.wav"
+    sf.write(p, np.zeros(int((LONG_FILE_S + 1) * 8000), np.int16), 8000)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+        yield
+    monkeypatch.setattr(runtime_classify, "iter_windows", broken)
+    (r,) = classify([str(p)], model=str(tiny_cnn), jobs=1)
+    assert r.error == f"{p}: RuntimeError: boom"
+    with pytest.raises(RuntimeError, match="boom"):
+        list(classify([str(p)], model=str(tiny_cnn), jobs=1, debug=True))
 
 
 @pytest.mark.parametrize("onednn,pooling", [(True, "stats"), (False, "stats"), (True, "attention")])

@@ -24,10 +24,11 @@ import soundfile as sf
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from sercli import pipeline
-from sercli.dataset import clip_features
+from sercli import discovery
 from sercli.cli import cli
+from sercli.dataset import clip_features
 from sercli.errors import AudioError, display_path
+from sercli.runtime import classify as runtime_classify, windows
 
 from .conftest import as_from_a_terminal, speechlike, write_many_clips
 
@@ -163,13 +164,13 @@ def check_rows(rows, expected, output, stderr):
 def test_every_bad_input_in_one_run(bad_dir, tiny_cnn, monkeypatch):
     root, exp = bad_dir
     streamed = []
-    real = pipeline._stream_result
+    real = runtime_classify._stream_result
 
     def spy(m, a, *args, **kw):
         streamed.append(a.path)
         return real(m, a, *args, **kw)
 
-    monkeypatch.setattr(pipeline, "_stream_result", spy)
+    monkeypatch.setattr(runtime_classify, "_stream_result", spy)
     t0 = time.time()
     r = run(["classify", str(root), "--model", str(tiny_cnn), "--jobs", "2"])
     rows = jsonl(r.stdout)
@@ -273,7 +274,7 @@ def test_any_wav_decodes_to_finite_features_or_a_clear_error(tmp_path_factory, n
         assert y.dtype == np.float32 and y.ndim == 1 and np.isfinite(y).all()
         assert abs(len(y) - n * 16000 / sr) <= 2
         assert_finite_features(y)
-    a = pipeline.analyse_file(str(p), NEEDS, 4.0, 0.5)
+    a = windows.analyse_file(str(p), NEEDS, 4.0, 0.5)
     if a.error:
         assert a.error.startswith(f"{p}: ") and "\n" not in a.error
     else:
@@ -505,9 +506,9 @@ def test_worker_reads_relative_paths_from_the_callers_folder(tmp_path, rng, monk
     sf.write(tmp_path / "d" / "x.wav", speechlike(rng, 1.0), 16000)
     (tmp_path / "d" / "bad.wav").write_bytes(b"\x00\x01\x02junk" * 50)
     monkeypatch.chdir(REPO)
-    a = pipeline.analyse_file("d/x.wav", ("logmel",), 4.0, 0.5, cwd=str(tmp_path))
+    a = windows.analyse_file("d/x.wav", ("logmel",), 4.0, 0.5, cwd=str(tmp_path))
     assert a.error is None and a.path == "d/x.wav" and len(a.windows) == 1
-    b = pipeline.analyse_file("d/bad.wav", ("logmel",), 4.0, 0.5, cwd=str(tmp_path))
+    b = windows.analyse_file("d/bad.wav", ("logmel",), 4.0, 0.5, cwd=str(tmp_path))
     assert b.error.startswith("d/bad.wav: cannot decode audio")
 
 
@@ -519,6 +520,6 @@ def test_collect_paths_follows_an_explicit_folder_link_but_no_loop_inside(tmp_pa
     (real / "up.wav").symlink_to(real)                   # a folder link named like audio: a row
     (tmp_path / "link").symlink_to(real)
     warned = []
-    got = pipeline.collect_paths([str(tmp_path / "link")], warn=warned.append)
+    got = discovery.collect_paths([str(tmp_path / "link")], warn=warned.append)
     assert got == [str(tmp_path / "link" / "a.wav"), str(tmp_path / "link" / "up.wav")]
     assert warned == []

@@ -106,7 +106,7 @@ def test_also_all_inf_and_phase_inverted_stereo_say_why(tmp_path, rng, tiny_cnn)
     assert r.exit_code == 1 and "Traceback" not in r.output
     assert rows[0]["error"] == f"{inf}: no finite samples: every sample is NaN or infinite"
     assert rows[1]["error"].startswith(f"{inv}: silent once its 2 channels are mixed to mono: they cancel")
-    from sercli.pipeline import SILENT_REASON
+    from sercli.silence import REASON as SILENT_REASON
     assert rows[2]["error"] == f"{quiet}: silent: {SILENT_REASON}"
 
 
@@ -574,12 +574,12 @@ import time  # noqa: E402
 SITE_HOOKS = '''
 import os, signal, time
 if os.environ.get("SERCLI_TEST_CRASH"):       # a worker that analyses a "crash" file dies
-    import sercli.pipeline as _p
+    import sercli.runtime.workers as _p
     _real = _p._analyse_in_worker
-    def _analyse_in_worker(path, *a, **kw):
-        if os.environ["SERCLI_TEST_CRASH"] in os.path.basename(path) and os.getpid() != a[5]:
+    def _analyse_in_worker(path, settings, cwd, caller_pid, *a, **kw):
+        if os.environ["SERCLI_TEST_CRASH"] in os.path.basename(path) and os.getpid() != caller_pid:
             os.kill(os.getpid(), signal.SIGKILL)
-        return _real(path, *a, **kw)
+        return _real(path, settings, cwd, caller_pid, *a, **kw)
     _p._analyse_in_worker = _analyse_in_worker
 if os.environ.get("SERCLI_TEST_SLOW_LOAD"):   # loading the model takes a while; a marker says when
     import sercli.models as _m

@@ -28,9 +28,10 @@ import numpy as np
 
 from sercli.corpora import scan
 from sercli.dataset import extract_dataset
-from sercli.evaluate import clip_groups, predict_clips, predict_clips_grouped
+from sercli.evaluate import predict_clips, predict_clips_grouped
 from sercli.metrics import evaluate
 from sercli.models import load_file
+from sercli.runtime.grouping import clip_groups
 from sercli.train import make_splits, subset
 from train.normalize_experiment import GROUP_SIZES, one_emotion_groups, sized_groups, uar
 

@@ -27,9 +27,10 @@ import numpy as np
 
 from sercli.corpora import scan
 from sercli.dataset import extract_dataset
-from sercli.evaluate import clip_groups, predict_clips, predict_clips_grouped
+from sercli.evaluate import predict_clips, predict_clips_grouped
 from sercli.metrics import evaluate
 from sercli.models import Model
+from sercli.runtime.grouping import clip_groups
 from sercli.train import load_recipe, make_splits, subset, train_svm
 
 REPO = Path(__file__).resolve().parents[1]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sercli.corpora import scan
 from sercli.metrics import evaluate
-from sercli.pipeline import classify
+from sercli.runtime.classify import classify
 
 sample = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).resolve().parents[2] / "shared/corpora/sample")
 clips = scan(sample).clips

@@ -16,7 +16,7 @@ def run_into_report(plan: Plan, m, started, guard: SignalGuard) -> tuple[int, Ta
     """Classify plan.files with model `m` (the analysis `started` early, if any) into the
     report. Returns the exit status (0, 1 when a file failed now or in the run resumed,
     128+signal when interrupted) and what was written."""
-    from ..pipeline import classify as run
+    from ..runtime.classify import classify as run
     report = Report(plan)
     results = None
     status = 0

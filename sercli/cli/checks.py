@@ -35,7 +35,7 @@ def check_model_arg(model: str) -> None:
 def check_group_support(m) -> None:
     """--normalize-by with a model that cannot use group statistics is a usage error."""
     from ..errors import SercliError
-    from ..pipeline import check_group_support as check
+    from ..runtime.grouping import check_group_support as check
     try:
         check(m)
     except SercliError as exc:

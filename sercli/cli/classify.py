@@ -75,7 +75,7 @@ def classify(paths, model, fmt, output, jobs, backend, scheduler, no_recursive, 
       sercli classify interview.wav --segments       # one line per 4 s window
       sercli classify sessions/ --model cnn-spk-ens --normalize-by speaker
     """
-    from ..pipeline import tune_malloc
+    from ..runtime.workers import tune_malloc
     warn = functools.partial(say, quiet=quiet)
     inputs = expand_stdin(paths)
     fmt = choose_format(fmt, output, resume)

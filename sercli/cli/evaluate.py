@@ -52,7 +52,7 @@ def evaluate(data, model, split, out, fmt, jobs, cache, normalize_by, debug):
 
     from ..errors import SercliError
     from ..evaluate import evaluate_model, render_table, report, write_outputs
-    from ..pipeline import resolve_model
+    from ..runtime.classify import resolve_model
     model = group_default(model, normalize_by, False)
     check_model_arg(model)
     try:

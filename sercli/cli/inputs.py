@@ -40,8 +40,8 @@ def check_paths_exist(paths: Iterable[str]) -> None:
 
 def read_manifests(inputs: list[str], debug: bool) -> tuple[list[str], dict[str, str]]:
     """Inputs with each .csv file replaced by its manifest's paths, and those paths' speakers."""
+    from ..discovery import read_path_manifest
     from ..errors import SercliError, display_path
-    from ..pipeline import read_path_manifest
     out, speakers = [], {}
     for p in inputs:
         if not (p.lower().endswith(".csv") and os.path.isfile(p)):
@@ -64,6 +64,6 @@ def find_files(inputs: list[str], *, recursive: bool, extensions: list[str] | No
                warn: Callable[[str], None]) -> tuple[list[str], dict[str, str]]:
     """The audio files the inputs name (folders walked, manifests read), and the speakers the
     manifests give them."""
-    from ..pipeline import collect_paths
+    from ..discovery import collect_paths
     inputs, speakers = read_manifests(inputs, debug)
     return collect_paths(inputs, recursive=recursive, extensions=extensions, warn=warn), speakers

@@ -96,7 +96,7 @@ def stop_workers(results, status: int) -> None:
     import logging
     import threading
 
-    from ..pipeline import kill_workers
+    from ..runtime.workers import kill_workers
     # joblib's callback thread may still try to dispatch to the pool being shut down; what it
     # logs then (a ShutdownExecutorError traceback) is noise after an interrupt
     logging.getLogger("concurrent.futures").disabled = True

@@ -35,7 +35,8 @@ def start_and_load(plan: Plan, guard: SignalGuard):
     interrupt exits here, 128+signal, with no worker left; other failures leave the guard."""
     from ..errors import SercliError, display_path
     from ..models import needs_before_loading
-    from ..pipeline import default_jobs, resolve_model, start_analysis, start_workers
+    from ..runtime.classify import resolve_model
+    from ..runtime.workers import default_jobs, start_analysis, start_workers
     started = None
     try:
         if plan.backend == "local":
