@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 from .constants import AUDIO_EXTENSIONS
 from .errors import SercliError, display_path

@@ -7,8 +7,8 @@ import pytest
 from click.testing import CliRunner
 
 import sercli
-from sercli.runtime import workers
 from sercli.cli import cli
+from sercli.runtime import workers
 
 from .conftest import speechlike
 

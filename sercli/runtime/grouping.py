@@ -7,7 +7,8 @@ statistics) is in sercli.normalize, which the models and training use too.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from ..errors import SercliError
 

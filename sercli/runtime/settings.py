@@ -32,7 +32,7 @@ class Settings:
     top_k: int | None = None
     segments: bool = False
 
-    def analyses_alike(self, other: "Settings") -> bool:
+    def analyses_alike(self, other: Settings) -> bool:
         """Whether the window features of `other` serve this run (same windows and debug, at
         least the features this run needs)."""
         return (self.window_s == other.window_s and self.overlap == other.overlap

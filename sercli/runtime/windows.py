@@ -6,15 +6,16 @@ held in a worker but streamed window by window (iter_windows) in the main proces
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 
 from ..audio import AudioInfo, audio_info, iter_blocks, load_audio, why_silent
 from ..constants import DEFAULT_WINDOW_S, MIN_DURATION_S, SAMPLE_RATE, WINDOW_OVERLAP
 from ..errors import AudioError, SercliError, display_path
-from ..silence import REASON as SILENT_REASON, is_silent
+from ..silence import REASON as SILENT_REASON
+from ..silence import is_silent
 from ..threads import one_blas_thread
 
 LONG_FILE_S = 600.0   # longer files are streamed in the main process instead of a worker

@@ -9,8 +9,8 @@ row, not the run. The CLI starts the extraction before it loads a bundled model
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
 
 from ..constants import DEFAULT_WINDOW_S, WINDOW_OVERLAP
 from ..errors import SercliError, display_path
@@ -78,7 +78,7 @@ class _Spooled:
         self.file = state
 
     @staticmethod
-    def put(a: Analysed, spool: str) -> "_Spooled":
+    def put(a: Analysed, spool: str) -> _Spooled:
         import pickle
         import tempfile
         fd, name = tempfile.mkstemp(dir=spool, suffix=".part")
@@ -138,6 +138,7 @@ def _boot_worker() -> int:
     tune_malloc()
     import soundfile  # noqa: F401
     import soxr  # noqa: F401
+
     from .. import features  # noqa: F401
     return os.getpid()
 
