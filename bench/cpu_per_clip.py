@@ -18,7 +18,7 @@ import torch
 
 from sercli.audio import load_audio
 from sercli.constants import DEFAULT_WINDOW_S, WINDOW_OVERLAP
-from sercli.nets import SeedCNN, SeedCNNDims
+from sercli.models.nets import SeedCNN, SeedCNNDims
 from sercli.runtime.classify import resolve_model
 from sercli.runtime.windows import analyse_file
 

@@ -3,7 +3,7 @@
 For each path read from the list file (one per line): `librosa.load` at librosa's default rate
 (22050 Hz, mono), the time-means of a 128-band log-mel spectrogram and of 20 MFCCs (computed
 from that log-mel, so the mel spectrogram is not computed twice), then the seed paper's
-dual-branch 1-D CNN (`sercli.nets.SeedCNN`, random weights: speed does not depend on them) on
+dual-branch 1-D CNN (`sercli.models.nets.SeedCNN`, random weights: speed does not depend on them) on
 a batch of one. Prints one JSON line: {"n": files, "seconds": loop time, "setup_s": imports}.
 
     python bench/peer.py LIST_FILE
@@ -17,7 +17,7 @@ import librosa  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from sercli.nets import SeedCNN, SeedCNNDims  # noqa: E402
+from sercli.models.nets import SeedCNN, SeedCNNDims  # noqa: E402
 
 
 def main(list_file: str) -> None:

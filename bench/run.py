@@ -513,7 +513,7 @@ def main(argv=None) -> int:
               "sercli's report goes to /dev/null.",
               "- Peer's way (bench/peer.py): per file `librosa.load(path)` (22050 Hz, mono, soxr_hq), "
               "128-band mel → power_to_db → time mean, 20 MFCCs from that log-mel → time mean, then the "
-              "seed paper's dual-branch 1-D CNN (sercli.nets.SeedCNN, random weights) on a batch of one.",
+              "seed paper's dual-branch 1-D CNN (sercli.models.nets.SeedCNN, random weights) on a batch of one.",
               "- Floor (bench/floor.py): soundfile decode, channel mean, soxr HQ to 16 kHz, in joblib "
               "(loky) with the same number of processes as sercli; only the sample count is returned.",
               f"- Peak RSS: {mem}. Cold starts: median wall time of separate processes after one "

@@ -42,17 +42,15 @@ def clip_features(y: np.ndarray, needs: tuple[str, ...] = ALL_FEATURES) -> dict[
     The one feature path for training, evaluation and classify. Returns (as asked for)
     logmel (CNN_MELS, T), paper_mel (128,), paper_mfcc (20,), summary (SUMMARY_DIM,); float32;
     and for a key "encoder:FILE:LAYERS" the mean and std over time of those Whisper blocks'
-    hidden states, (2 * len(layers) * n_state,) (sercli.heads_np.pooled_stats).
+    hidden states, (2 * len(layers) * n_state,) (sercli.models.head.pooled_stats).
     """
     y = remove_dc(y)
     out: dict[str, np.ndarray] = {}
-    for key in needs:       # Whisper encoder outputs (sercli.heads.encoded_key)
+    for key in needs:       # Whisper encoder outputs (sercli.models.head.encoded_key)
         if key.startswith("encoder:"):
             from .encoded import encode_signal
-            from .heads_np import parse_encoded_key
-            from .models import weights_dir
+            from .models import parse_encoded_key, pooled_stats, weights_dir
             fname, layers = parse_encoded_key(key)
-            from .heads_np import pooled_stats
             out[key] = pooled_stats(encode_signal(y, str(weights_dir() / fname), layers))
     if "whisper_mel" in needs:      # the encoder runs in the main process (--device)
         from .features import whisper_log_mel

@@ -1,9 +1,9 @@
 """Whisper encoder outputs of labelled clips, computed in parallel and cached, so that the
-heads (sercli.heads) train in minutes on frames instead of re-running the encoder each epoch.
+heads (sercli.models.head) train in minutes on frames instead of re-running the encoder each epoch.
 
 Per clip the cache holds, for every encoder block, its hidden states averaged over pairs of
 frames (25 per second), float16: shape (n_layer, ceil(T' / 2), n_state). That is exactly what
-a head sees at classify time (sercli.heads.head_inputs), so training and inference share one
+a head sees at classify time (sercli.models.head.pooled_stats), so training and inference share one
 path. Keyed by the file's content, the encoder file's sha256 and these settings.
 """
 from __future__ import annotations

@@ -65,7 +65,7 @@ class EncodedSet:
 def extract_for_model(m, clips: list[Clip], *, jobs: int, cache_dir, progress: bool):
     """A dataset.FeatureSet, or an EncodedSet when the model reads encoder outputs."""
     from .dataset import extract_dataset
-    from .heads_np import parse_encoded_key, pooled_stats
+    from .models import parse_encoded_key, pooled_stats
     keys = [k for k in m.needs if parse_encoded_key(k)]
     if not keys:
         return extract_dataset(clips, jobs=jobs, cache_dir=cache_dir, progress=progress)

@@ -131,7 +131,7 @@ def _timeline(ax, result, labels, duration: float, window_s: float) -> None:
 def _model_view(model) -> tuple[tuple[str, ...], str]:
     """The features `model` needs (known without loading a bundled model) and its name."""
     from .errors import ModelError
-    from .models import BUNDLED_NEEDS, DEFAULT_MODEL, Model, needs_before_loading
+    from .models import DEFAULT_MODEL, Model, needs_before_loading
     if isinstance(model, Model):
         return tuple(model.needs), model.name
     needs = needs_before_loading(model)
@@ -142,7 +142,7 @@ def _model_view(model) -> tuple[tuple[str, ...], str]:
         m = resolve_model(model)
         return tuple(m.needs), m.name
     except ModelError:
-        return BUNDLED_NEEDS[DEFAULT_MODEL], DEFAULT_MODEL
+        return needs_before_loading(DEFAULT_MODEL) or (), DEFAULT_MODEL
 
 
 def plot_clip(path: str | os.PathLike, out: str | os.PathLike, *, model="cnn",
@@ -177,7 +177,7 @@ def plot_clip(path: str | os.PathLike, out: str | os.PathLike, *, model="cnn",
     needs, model_name = _model_view(model)
     y = remove_dc(y)
     P = power_spectrogram(y)
-    from .heads_np import parse_encoded_key
+    from .models import parse_encoded_key
     whisper = any(parse_encoded_key(k) for k in needs)
     if whisper:         # a head on a Whisper encoder: the encoder's own log-mel
         bands, uses_mfcc, how = 80, False, "its encoder's input"

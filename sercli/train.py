@@ -332,7 +332,7 @@ def corpus_adversary(emb: int, hidden: int, n_corpora: int):
 def train_torch(data: dict[str, FeatureSet], labels, recipe, seed, epochs, threads):
     import torch
     from torch import nn
-    from . import nets
+    from .models import nets
     from .models import pad_batch
     _set_seed(seed, threads)
     rng = np.random.default_rng(seed)

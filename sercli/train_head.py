@@ -52,7 +52,8 @@ def train_head(data: dict[str, tuple[list[Clip], np.ndarray]], labels: list[str]
     Returns (HeadModel, {"history", "best_epoch", "scores": split -> logits})."""
     import torch
     import torch.nn.functional as F
-    from .heads import HeadDims, HeadModel, WhisperHead
+    from .models import HeadModel
+    from .models.nets import HeadDims, WhisperHead
     from .metrics import evaluate
     from .normalize import prior_stats
     from .train import _set_seed, fit_temperature
@@ -172,7 +173,7 @@ def fit_head(order: list[Clip], splits: dict, labels: list[str], recipe: dict, s
     t_feat = time.time() - t_start
     sel = [layers.index(x) for x in opts["layers"]]
     pos = {c.path: i for i, c in enumerate(kept)}
-    from .heads import pooled_stats
+    from .models import pooled_stats
     n_in = 2 * len(sel) * hs[0].shape[2]
     data = {}
     for k, v in splits.items():

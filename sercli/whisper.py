@@ -1,5 +1,5 @@
 """Whisper's audio encoder in plain torch (OpenAI's architecture, MIT), frozen, as a feature
-extractor for the emotion heads in sercli.heads.
+extractor for the emotion heads in sercli.models.head.
 
 The weights are the encoder half of OpenAI's checkpoints, bundled by train/whisper_weights.py
 (float16 tensors, ModelDimensions-style dims, loaded with weights_only=True). Input is

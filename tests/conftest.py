@@ -106,7 +106,7 @@ def tiny_corpus(tmp_path_factory):
 def tiny_cnn(tmp_path_factory):
     """A randomly initialised small CNN saved as a sercli model file (fast CLI tests)."""
     import torch
-    from sercli import nets
+    from sercli.models import nets
     from sercli.corpora import SIX_CLASSES
     from sercli.models import save_torch
     torch.manual_seed(0)

@@ -12,7 +12,7 @@ from sercli.models import ENSEMBLE_FORMAT, load_file, sha256_file
 @pytest.fixture(scope="module")
 def two_cnns(tmp_path_factory):
     import torch
-    from sercli import nets
+    from sercli.models import nets
     from sercli.corpora import SIX_CLASSES
     from sercli.models import save_torch
     d = tmp_path_factory.mktemp("ens")
@@ -31,7 +31,7 @@ def two_cnns(tmp_path_factory):
 def group_cnn(two_cnns):
     """A tiny CNN marked as trained on group-normalised inputs (prior statistics 0 and 1)."""
     import torch
-    from sercli import nets
+    from sercli.models import nets
     from sercli.corpora import SIX_CLASSES
     from sercli.models import save_torch
     torch.manual_seed(3)
@@ -140,7 +140,7 @@ def test_bad_ensemble_files_give_one_line_errors(two_cnns, tmp_path, mutate, mes
 
 
 def test_members_must_share_labels(two_cnns, tmp_path):
-    from sercli import nets
+    from sercli.models import nets
     from sercli.models import save_torch
     a, _ = two_cnns
     net = nets.EmotionCNN(nets.CNNDims(n_mels=64, n_labels=5, channels=[4, 8], hidden=8))

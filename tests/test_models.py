@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from sercli.errors import ModelError
-from sercli.models import (BUNDLED_NEEDS, REGISTRY, NumpySVM, needs_before_loading, load_file, load_model,
+from sercli.models import (REGISTRY, NumpySVM, needs_before_loading, load_file, load_model,
                            save_svm, sha256_file, weights_dir)
 
 
@@ -93,7 +93,7 @@ def test_bundled_weights_match_pinned_hash_and_load(name):
     assert m.sha256 == pinned and len(m.labels) >= 5
     # classify starts extracting these before the model is loaded: they must cover its needs
     assert set(m.needs) <= set(needs_before_loading(name))
-    assert set(m.needs) == set(BUNDLED_NEEDS[name])
+    assert set(m.needs) == set(needs_before_loading(name))
     if m.kind == "ensemble":     # its card is the file itself; each member's hash is pinned there
         assert [x.sha256 for x in m.impl.members] == [e["sha256"] for e in m.card["members"]]
         assert all(x.card.get("sha256") == x.sha256 for x in m.impl.members)

@@ -195,7 +195,7 @@ def test_normalize_by_with_the_default_model_names_the_model_to_use(tmp_path, rn
     """The default model cannot take --normalize-by: the hint is the bundled model with the best
     val UAR on new speakers that can (was 'e.g. recipe cnn-spk', a training recipe); without
     --model, --normalize-by uses that model (next test)."""
-    from sercli.catalog import bundled, group_models
+    from sercli.models import bundled, group_models
     from sercli.models import DEFAULT_MODEL
     best = max((e for e in bundled() if e.group and e.test_set == "new speakers"), key=lambda e: e.val_uar)
     assert group_models()[0] == best.name and DEFAULT_MODEL not in group_models()
@@ -208,7 +208,7 @@ def test_normalize_by_with_the_default_model_names_the_model_to_use(tmp_path, rn
 
 
 def test_normalize_by_without_model_uses_the_best_group_model(tmp_path, rng, write_wav):
-    from sercli.catalog import group_models
+    from sercli.models import group_models
     for i in range(3):
         write_wav(f"d/a{i}.wav", speechlike(rng, 1.0))
     r = run(["classify", str(tmp_path / "d"), "--normalize-by", "folder", "--format", "jsonl"])
@@ -262,7 +262,8 @@ def test_models_lists_every_bundled_model_from_the_cards_without_torch():
 
 def test_a_new_registry_entry_with_a_card_is_listed(tmp_path, monkeypatch):
     import shutil
-    from sercli import catalog, models
+    from sercli import models
+    from sercli.models import catalog
     for f in models.weights_dir().glob("*.json"):
         shutil.copy(f, tmp_path / f.name)
     card = {"kind": "whisper-head", "labels": ["angry", "happy", "neutral", "sad"],
@@ -455,7 +456,12 @@ def test_readme_says_how_to_get_the_cpu_build_and_the_corpora():
 
 def test_plot_of_a_whisper_head_shows_its_encoders_log_mel(tmp_path, rng, write_wav, monkeypatch):
     from sercli import models
+    from sercli.models import loading
     from sercli.plots import plot_clip
-    monkeypatch.setitem(models.BUNDLED_NEEDS, "whisper-x", ("encoder:whisper-x-encoder.pt:2,3",))
+    # a bundled head known by its card only (its needs are read from there, no weights loaded)
+    card = {"kind": "whisper-head", "features": {"encoder": "whisper-tiny.en", "layers": [2, 3]}}
+    (tmp_path / "whisper-x.card.json").write_text(json.dumps(card))
+    monkeypatch.setattr(loading, "weights_dir", lambda: tmp_path)
+    monkeypatch.setitem(models.REGISTRY, "whisper-x", ("whisper-x.pt", "0" * 64))
     info = plot_clip(write_wav("c.wav", speechlike(rng, 2.0)), tmp_path / "w.png", model="whisper-x")
     assert info["mel"] == "whisper" and info["mel_bands"] == 80 and info["mfcc_coefficients"] is None

@@ -193,7 +193,7 @@ def test_model_without_group_support_is_a_one_line_usage_error(tiny_cnn, two_fol
     assert r.exit_code == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "--normalize-by needs a model trained for it" in lines[0]
-    from sercli.catalog import group_models
+    from sercli.models import group_models
     assert f"use --model {group_models()[0]}" in lines[0]   # the option and value to use (issue 18)
     r = run(["evaluate", "--data", str(tmp_path), "-m", str(tiny_cnn), "--normalize-by", "folder"])
     assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1
@@ -239,7 +239,7 @@ def group_cnn(tmp_path_factory):
     """A randomly initialised CNN marked as trained with normalize = "group", with summary
     fusion and prior statistics from speech-like clips."""
     import torch
-    from sercli import nets
+    from sercli.models import nets
     from sercli.models import save_torch
     rng = np.random.default_rng(5)
     feats = [clip_features(speechlike(rng, 1.0, f0=90 + 30 * i), ("logmel", "summary")) for i in range(6)]

@@ -119,7 +119,7 @@ def test_a_streamed_long_file_honours_debug(tmp_path, tiny_cnn, monkeypatch):
 @pytest.mark.parametrize("onednn,pooling", [(True, "stats"), (False, "stats"), (True, "attention")])
 def test_fused_cnn_matches_the_network_as_trained(rng, onednn, pooling, monkeypatch):
     import torch
-    from sercli import nets
+    from sercli.models import nets
     if not onednn:      # a CPU or build without oneDNN: the folded layers run as they are
         monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
     torch.manual_seed(0)
@@ -146,7 +146,7 @@ def test_fused_cnn_matches_the_network_as_trained(rng, onednn, pooling, monkeypa
 def test_cnn_scores_a_clip_alike_alone_and_padded_in_a_batch(rng, pooling):
     """Padding to the longest clip of a batch is masked out of the pooling, attentive or not."""
     import torch
-    from sercli import nets
+    from sercli.models import nets
     torch.manual_seed(0)
     net = nets.EmotionCNN(nets.CNNDims(channels=[8, 16], hidden=16, time_pool=2, pooling=pooling)).eval()
     long_, short = (torch.from_numpy(rng.normal(size=(64, n)).astype(np.float32) * 10) for n in (160, 70))
@@ -162,7 +162,7 @@ def test_band_norm_cnn_ignores_a_fixed_filter_on_the_clip(rng):
     """band_norm subtracts each band's mean over the clip: a per-band offset in dB (a fixed
     channel or microphone response) leaves the scores unchanged; without it, it does not."""
     import torch
-    from sercli import nets
+    from sercli.models import nets
     x = torch.from_numpy(rng.normal(size=(2, 64, 150)).astype(np.float32) * 10)
     lengths = torch.tensor([150, 97])
     tilt = torch.linspace(-12, 12, 64)[None, :, None]

@@ -462,7 +462,7 @@ def test_corrupt_bundled_default_warns_once_and_falls_back_to_svm(bad_dir, monke
     (w / default).write_bytes(b"PK\x03\x04 corrupted weights")
     for f in ("svm.npz", "svm.card.json"):
         (w / f).write_bytes((models.weights_dir() / f).read_bytes())
-    monkeypatch.setattr(models, "weights_dir", lambda: w)
+    monkeypatch.setattr(models.loading, "weights_dir", lambda: w)
     if pin_hash:
         monkeypatch.setitem(models.REGISTRY, models.DEFAULT_MODEL, (default, models.sha256_file(w / default)))
     r = run(["classify", str(root / "good.wav"), str(root / "good.flac")])

@@ -481,7 +481,7 @@ def test_13_ensemble_member_count_is_bounded_and_a_repeated_member_loads_once(tm
     def spy(path, **kw):
         calls.append(os.path.basename(path))
         return real(path, **kw)
-    monkeypatch.setattr(models, "load_file", spy)
+    monkeypatch.setattr(models.loading, "load_file", spy)
     m = models.load_ensemble(_ensemble(tmp_path / "three.json", [member] * 3), "x", None)
     assert calls == ["m.pt"] and len(m.impl.members) == 3
 

@@ -140,7 +140,7 @@ def test_linear_numpy_svm_equals_sklearn(rng, tmp_path):
 
 def test_seed_rnn_roundtrip(tmp_path):
     import torch
-    from sercli import nets
+    from sercli.models import nets
     torch.manual_seed(0)
     net = nets.SeedRNN(nets.SeedRNNDims(n_labels=5, hidden=8, cell="gru")).eval()
     p = tmp_path / "rnn.pt"

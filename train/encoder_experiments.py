@@ -5,7 +5,7 @@
 
 Reads the encoder outputs from the cache that `sercli train` fills (sercli.encoded; encoding all
 12,162 clips takes about 6 min for tiny.en and 28 min for base on 2 busy cores), pools them per
-clip (sercli.heads.pooled_stats) and trains each head with sercli.train_head on the canonical
+clip (sercli.models.head.pooled_stats) and trains each head with sercli.train_head on the canonical
 split: selection (epoch, temperature) on the val speakers, test speakers scored once. Group rows
 z-score each speaker's vectors (as --normalize-by speaker). Every number is printed by this script.
 """

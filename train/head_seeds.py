@@ -11,7 +11,7 @@ import numpy as np
 
 from sercli.corpora import scan
 from sercli.encoded import encode_clips
-from sercli.heads import pooled_stats
+from sercli.models import pooled_stats
 from sercli.metrics import evaluate
 from sercli.models import encoder_path
 from sercli.train import load_recipe, make_splits

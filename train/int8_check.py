@@ -14,7 +14,7 @@ from sercli.whisper import load_encoder
 from sercli.features import whisper_log_mel, remove_dc
 from sercli.audio import load_audio
 from sercli.encoded import pool_frames
-from sercli.heads_np import pooled_stats
+from sercli.models import pooled_stats
 from sercli.metrics import evaluate
 labels = list(SIX_CLASSES)
 clips = [c for c in scan(os.path.expanduser("~/corpora")).clips if c.label in labels]

@@ -50,7 +50,7 @@ def group_default(model: str, normalize_by: str | None, quiet: bool) -> str:
         return model
     if click.get_current_context().get_parameter_source("model") != ParameterSource.DEFAULT:
         return model
-    from ..catalog import group_models
+    from ..models import group_models
     best = (group_models() or [model])[0]
     say(f"--normalize-by {normalize_by}: using model {best}, the bundled model for it with the "
         "best val UAR (--model chooses another)", quiet)

@@ -22,7 +22,7 @@ def models(fmt):
     """
     import json
 
-    from ..catalog import bundled
+    from ..models import bundled
     entries = bundled()
     if fmt == "json":
         click.echo(json.dumps([e.to_dict() for e in entries], indent=1))

@@ -62,7 +62,7 @@ def clip_groups(clips: list[Clip], by: str) -> list[tuple]:
 def check_group_support(m) -> None:
     """A one-line SercliError when model `m` cannot take group-normalised input."""
     if not m.supports_group_norm:
-        from ..catalog import group_models
+        from ..models import group_models
         best, *rest = group_models() or ["cnn-spk-ens"]
         raise SercliError(f"--normalize-by needs a model trained for it: use --model {best}"
                           + (f" (or {', '.join(rest)})" if rest else "")

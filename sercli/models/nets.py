@@ -1,4 +1,5 @@
-"""The torch networks. Imported only when a torch model is used (keeps `--help` fast).
+"""The torch networks: the CNN, the seed paper's nets and the head over a Whisper encoder.
+Imported only when a torch model is used (keeps `--help` fast).
 
 Each network is built from a small dimensions dataclass stored beside its state_dict, as
 openai/whisper's ModelDimensions, so a weights file holds tensors and plain values only.
@@ -8,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 
 @dataclass
@@ -89,7 +90,7 @@ class EmotionCNN(nn.Module):
                                   nn.Dropout(dims.dropout), nn.Linear(dims.hidden, dims.n_labels))
         self.fused_mkldnn = False
 
-    def fuse_for_inference(self) -> "EmotionCNN":
+    def fuse_for_inference(self) -> EmotionCNN:
         """Fold each BatchNorm into the convolution before it and, where torch has oneDNN,
         prepack the convolutions for it: the same function within float rounding (about 1e-5
         on the probabilities) in about half the CPU time of the layers as trained. For a
@@ -232,3 +233,43 @@ class SeedRNN(nn.Module):
         a, _ = self.mel(((mel - self.mel_mean) / self.mel_std)[:, :, None])
         b, _ = self.mfcc(((mfcc - self.mfcc_mean) / self.mfcc_std)[:, :, None])
         return self.fc(torch.cat([a[:, -1], b[:, -1]], dim=1))
+
+
+@dataclass
+class HeadDims:
+    """A head over a frozen Whisper encoder (sercli.models.head)."""
+    encoder: str = "whisper-base"          # bundled encoder name (sercli.models.ENCODERS)
+    layers: list[int] = field(default_factory=lambda: [3, 4, 5, 6])   # encoder blocks read, 1-based
+    n_state: int = 512
+    n_labels: int = 6
+    hidden: int = 256                      # 0: a linear head
+    dropout: float = 0.3
+    temperature: float = 1.0               # logits are divided by it (fitted on val)
+    # True: trained on vectors z-scored per speaker; group_mean / group_std hold the prior
+    group_norm: bool = False
+    group_prior: float = 1.0
+
+    @property
+    def n_input(self) -> int:
+        return 2 * len(self.layers) * self.n_state
+
+
+class WhisperHead(nn.Module):
+    """(B, n_input) pooled vectors -> logits (B, n_labels) (before the temperature)."""
+
+    def __init__(self, dims: HeadDims):
+        super().__init__()
+        self.dims = dims
+        D, H = dims.n_input, dims.hidden
+        self.register_buffer("feat_mean", torch.zeros(D))
+        self.register_buffer("feat_std", torch.ones(D))
+        self.register_buffer("group_mean", torch.zeros(D if dims.group_norm else 0))
+        self.register_buffer("group_std", torch.ones(D if dims.group_norm else 0))
+        if H:
+            self.classifier = nn.Sequential(nn.Dropout(dims.dropout), nn.Linear(D, H), nn.GELU(),
+                                            nn.Dropout(dims.dropout), nn.Linear(H, dims.n_labels))
+        else:
+            self.classifier = nn.Sequential(nn.Dropout(dims.dropout), nn.Linear(D, dims.n_labels))
+
+    def forward(self, v: torch.Tensor) -> torch.Tensor:
+        return self.classifier((v - self.feat_mean) / self.feat_std)

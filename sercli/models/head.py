@@ -1,64 +1,47 @@
-"""Emotion heads over a frozen Whisper encoder (sercli.whisper): the network, its group
-normalisation, and what classify, evaluate and train call.
+"""Model kind "whisper-head": an emotion head over a frozen Whisper encoder (sercli.whisper).
 
 A head reads the hidden states of a few encoder blocks (pooled to 25 frames per second, see
 sercli.encoded) as one vector per clip: each block's mean and standard deviation over time
 (`pooled_stats`). The vector is standardised with the training set's statistics and fed to an
-MLP (or, with hidden = 0, a linear layer). Logits are divided by a temperature fitted on the
-val speakers, so that confidences are calibrated. A head trained with normalize = "group"
-reads the vectors z-scored per speaker (sercli.normalize), as `--normalize-by` gives them.
+MLP (or, with hidden = 0, a linear layer; nets.WhisperHead). Logits are divided by a
+temperature fitted on the val speakers, so that confidences are calibrated. A head trained
+with normalize = "group" reads the vectors z-scored per speaker (sercli.normalize), as
+`--normalize-by` gives them.
+
+The feature keys and pooled vectors need only numpy, so workers and the classify process use
+them before torch is loaded; torch is imported when a head is loaded or run.
 
 (A head over the frames themselves, with learned block weights and attentive statistics
 pooling, scored below this on val: docs/encoder.md.)
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
 
-from .heads_np import encoded_key, pooled_stats  # noqa: F401 (re-exported)
-
-
-@dataclass
-class HeadDims:
-    encoder: str = "whisper-base"          # bundled encoder name (sercli.models.ENCODERS)
-    layers: list[int] = field(default_factory=lambda: [3, 4, 5, 6])   # encoder blocks read, 1-based
-    n_state: int = 512
-    n_labels: int = 6
-    hidden: int = 256                      # 0: a linear head
-    dropout: float = 0.3
-    temperature: float = 1.0               # logits are divided by it (fitted on val)
-    # True: trained on vectors z-scored per speaker; group_mean / group_std hold the prior
-    group_norm: bool = False
-    group_prior: float = 1.0
-
-    @property
-    def n_input(self) -> int:
-        return 2 * len(self.layers) * self.n_state
+from ..errors import ModelError
+from .base import Model
+from .registry import ENCODERS, encoder_path, weights_dir
 
 
-class WhisperHead(nn.Module):
-    """(B, n_input) pooled vectors -> logits (B, n_labels) (before the temperature)."""
+def encoded_key(encoder_file: str, layers) -> str:
+    """The feature key naming the pooled outputs of `layers` (1-based) of an encoder file."""
+    return f"encoder:{encoder_file}:{','.join(str(int(x)) for x in layers)}"
 
-    def __init__(self, dims: HeadDims):
-        super().__init__()
-        self.dims = dims
-        D, H = dims.n_input, dims.hidden
-        self.register_buffer("feat_mean", torch.zeros(D))
-        self.register_buffer("feat_std", torch.ones(D))
-        self.register_buffer("group_mean", torch.zeros(D if dims.group_norm else 0))
-        self.register_buffer("group_std", torch.ones(D if dims.group_norm else 0))
-        if H:
-            self.classifier = nn.Sequential(nn.Dropout(dims.dropout), nn.Linear(D, H), nn.GELU(),
-                                            nn.Dropout(dims.dropout), nn.Linear(H, dims.n_labels))
-        else:
-            self.classifier = nn.Sequential(nn.Dropout(dims.dropout), nn.Linear(D, dims.n_labels))
 
-    def forward(self, v: torch.Tensor) -> torch.Tensor:
-        return self.classifier((v - self.feat_mean) / self.feat_std)
+def parse_encoded_key(key: str) -> tuple[str, tuple[int, ...]] | None:
+    if not key.startswith("encoder:"):
+        return None
+    _, f, layers = key.split(":")
+    return f, tuple(int(x) for x in layers.split(","))
+
+
+def pooled_stats(h: np.ndarray) -> np.ndarray:
+    """(L, T, C) hidden states -> (2 * L * C,) float32: per block, the mean over time then the
+    standard deviation over time."""
+    h = np.asarray(h, np.float32)
+    return np.concatenate([h.mean(axis=1), h.std(axis=1)], axis=1).ravel()
 
 
 class HeadModel:
@@ -67,8 +50,8 @@ class HeadModel:
     #: clips per encoder batch when the encoder runs here (use_device)
     BATCH = 32
 
-    def __init__(self, net: WhisperHead, encoder_file: str, encoder_sha256: str):
-        self.net, self.dims = net, net.dims
+    def __init__(self, net, encoder_file: str, encoder_sha256: str):
+        self.net, self.dims = net, net.dims       # net: nets.WhisperHead
         self.encoder_file, self.encoder_sha256 = encoder_file, encoder_sha256
         self.device = None          # None: the encoder runs in the feature workers, on their CPU
         self._encoder = None
@@ -84,8 +67,9 @@ class HeadModel:
     def use_device(self, device: str) -> None:
         """Run the encoder in this process on `device` ("cuda", or "cpu" to test the path),
         clips batched by length; the workers then compute only the log-mel."""
-        from .models import weights_dir
-        from .whisper import load_encoder
+        import torch
+
+        from ..whisper import load_encoder
         self.device = torch.device(device)
         self._encoder = load_encoder(weights_dir() / self.encoder_file)[0].to(self.device)
 
@@ -99,7 +83,9 @@ class HeadModel:
         # Clips of similar length share a batch. The convolution stem runs on each clip alone
         # (it would see the padding), the transformer blocks on the padded batch with padded
         # frames masked out of attention and pooling: a clip's scores do not depend on its batch.
-        from .encoded import pool_frames
+        import torch
+
+        from ..encoded import pool_frames
         layers = tuple(self.dims.layers)
         out: list = [None] * len(mels)
         order = sorted(range(len(mels)), key=lambda i: mels[i].shape[1])
@@ -121,14 +107,69 @@ class HeadModel:
         z-scored per group (groups None or not `grouped`: each clip alone)."""
         V = np.stack([np.asarray(v, np.float32) for v in vectors])
         if self.dims.group_norm:
-            from .normalize import normalize_groups
+            from ..normalize import normalize_groups
             V = normalize_groups(V, groups if grouped else None, self.net.group_mean.numpy(),
                                  self.net.group_std.numpy(), self.dims.group_prior).astype(np.float32)
         return V
 
     def predict_proba(self, vectors: list[np.ndarray], groups=None, grouped: bool = False) -> np.ndarray:
         """Probabilities (B, n_labels) from clips' pooled vectors (pooled_stats)."""
+        import torch
         V = self.inputs(vectors, groups, grouped)
         with torch.inference_mode():
             logits = self.net(torch.from_numpy(V)) / self.dims.temperature
             return torch.softmax(logits, -1).numpy()
+
+
+class WhisperHeadModel(Model):
+    """`impl`: HeadModel. The encoder itself runs in the feature workers (or, after
+    use_device, in this process)."""
+    KINDS = ("whisper-head",)
+
+    @classmethod
+    def needs_from_card(cls, card: dict) -> tuple[str, ...] | None:
+        features = card.get("features")
+        if not isinstance(features, dict) or features.get("encoder") not in ENCODERS:
+            return None
+        return (encoded_key(ENCODERS[features["encoder"]][0], features["layers"]),)
+
+    @classmethod
+    def from_torch(cls, path: Path, digest: str, name: str, card: dict, blob: dict,
+                   labels: tuple[str, ...]) -> WhisperHeadModel:
+        """A whisper-head file: the head's state dict, its dims, and the encoder it reads (by
+        bundled name and sha256; the encoder's own file is checked and loaded by the workers)."""
+        from .nets import HeadDims, WhisperHead
+        cfg = blob["config"]
+        dims = HeadDims(**blob["dims"])
+        enc = encoder_path(dims.encoder, cfg.get("encoder_sha256"))
+        if max(dims.layers) > ENCODERS[dims.encoder][2] or min(dims.layers) < 1:
+            raise ModelError(f"{path}: layers {dims.layers} outside the encoder's blocks")
+        labels = tuple(cfg["labels"])
+        if len(labels) != dims.n_labels:
+            raise ModelError(f"{path}: {len(labels)} labels for {dims.n_labels} outputs")
+        net = WhisperHead(dims)
+        net.load_state_dict(blob["state_dict"])
+        net.eval()
+        return cls(name, "whisper-head", labels, str(path), digest, card,
+                   HeadModel(net, enc.name, ENCODERS[dims.encoder][1]))
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        return (self.impl.feature_key,)
+
+    @property
+    def group_trained(self) -> bool:
+        return self.impl.dims.group_norm
+
+    @property
+    def encoder(self) -> str | None:
+        return self.impl.dims.encoder
+
+    def use_device(self, device: str) -> None:
+        self.impl.use_device(device)
+
+    def _predict(self, feats: list[dict[str, np.ndarray]]) -> np.ndarray:
+        return self.impl.predict_proba(self.impl.vectors(feats))
+
+    def _predict_grouped(self, feats: list[dict[str, np.ndarray]], groups: list) -> np.ndarray:
+        return self.impl.predict_proba(self.impl.vectors(feats), groups, grouped=True)

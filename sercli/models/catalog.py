@@ -1,7 +1,7 @@
 """The bundled models as their cards describe them, read without loading any model (no torch):
 what `sercli models` lists and what hints suggest.
 
-Driven by models.REGISTRY: a model added there with a card (weights/NAME.card.json beside its
+Driven by registry.REGISTRY: a model added there with a card (weights/NAME.card.json beside its
 file, or the ensemble file itself) is listed with no change here. Speeds come from
 weights/speed.json (bench/speeds.py copies them from the benchmark's results); a model the
 benchmark has not measured has none.
@@ -14,7 +14,10 @@ import textwrap
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .models import DEFAULT_MODEL, FALLBACK_MODEL, REGISTRY, card_path, weights_dir
+from .base import Model, model_class
+from .ensemble import EnsembleModel
+from .files import card_path
+from .registry import DEFAULT_MODEL, FALLBACK_MODEL, REGISTRY, weights_dir
 
 
 @dataclass
@@ -92,13 +95,11 @@ def entry(name: str) -> Entry:
     path = weights_dir() / fname
     if path.suffix == ".json":        # an ensemble file is its own card
         card = _read_json(path)
-        kind = "ensemble"
-        group = card.get("mode") == "speaker"
+        kind = EnsembleModel.KINDS[0]
     else:
         card = _read_json(card_path(path))
         kind = card.get("kind")
-        recipe = card.get("recipe") if isinstance(card.get("recipe"), dict) else {}
-        group = kind == "svm" or recipe.get("normalize") == "group" or card.get("normalize") == "group"
+    group = (model_class(kind) or Model).group_from_card(card)
     test = ((card.get("metrics") or {}).get("test") or {})
     uar = test.get("uar")
     val = ((card.get("metrics") or {}).get("val") or {}).get("uar")
