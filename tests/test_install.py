@@ -22,13 +22,17 @@ def test_non_editable_install_has_package_data(tmp_path):
                     "--target", str(target), str(src)], check=True, capture_output=True)
     assert (target / "sercli" / "weights" / "cnn.pt").is_file()
     assert (target / "sercli" / "recipes" / "cnn.toml").is_file()
-    code = ("import sercli, sercli.models as m, sercli.train as t, json; "
+    code = ("import sercli, sercli.models as m, sercli.train as t, json, sys; "
             "print(json.dumps([sercli.__file__, str(m.weights_dir()), str(t.recipe_dir()), "
-            "[m.load_model(n).sha256 for n in m.REGISTRY]]))")
+            "[m.load_model(n).sha256 for n in m.REGISTRY], "
+            "[v.__file__ for k, v in sys.modules.items() if k.startswith('sercli') and getattr(v, '__file__', None)]]))")
     env = {**os.environ, "PYTHONPATH": str(target)}
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True,
                          capture_output=True, text=True).stdout
-    pkg, wdir, rdir, shas = json.loads(out)
+    pkg, wdir, rdir, shas, files = json.loads(out)
     assert pkg.startswith(str(target)) and wdir.startswith(str(target)) and rdir.startswith(str(target))
+    # every subpackage is installed: none is picked up from this checkout instead (a package
+    # missing from pyproject.toml's list would still import here, through the editable install)
+    assert files and all(f.startswith(str(target)) for f in files), [f for f in files if not f.startswith(str(target))]
     from sercli.models import REGISTRY
     assert shas == [REGISTRY[n][1] for n in REGISTRY]
