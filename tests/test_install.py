@@ -25,7 +25,8 @@ def test_non_editable_install_has_package_data(tmp_path):
     code = ("import sercli, sercli.models as m, sercli.train as t, json, sys; "
             "print(json.dumps([sercli.__file__, str(m.weights_dir()), str(t.recipe_dir()), "
             "[m.load_model(n).sha256 for n in m.REGISTRY], "
-            "[v.__file__ for k, v in sys.modules.items() if k.startswith('sercli') and getattr(v, '__file__', None)]]))")
+            "[v.__file__ for k, v in sys.modules.items() "
+            "if k.startswith('sercli') and getattr(v, '__file__', None)]]))")
     env = {**os.environ, "PYTHONPATH": str(target)}
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True,
                          capture_output=True, text=True).stdout

@@ -4,8 +4,16 @@ import numpy as np
 import pytest
 
 from sercli.errors import ModelError
-from sercli.models import (REGISTRY, NumpySVM, needs_before_loading, load_file, load_model,
-                           save_svm, sha256_file, weights_dir)
+from sercli.models import (
+    REGISTRY,
+    NumpySVM,
+    load_file,
+    load_model,
+    needs_before_loading,
+    save_svm,
+    sha256_file,
+    weights_dir,
+)
 
 
 def test_numpy_svm_equals_sklearn(rng, tmp_path):
