@@ -263,3 +263,21 @@ def test_links_between_readme_and_docs_resolve():
             if anchor:
                 headings = re.findall(r"^#+ (.*)$", file.read_text(encoding="utf-8"), re.M)
                 assert anchor in {_anchor(h) for h in headings}, f"{page.name}: no #{anchor} in {file.name}"
+
+
+def test_python_names_in_docs_exist():
+    """A `sercli.module.name` quoted in README or docs names something that is there today."""
+    import importlib
+
+    for page in (README, *DOCS):
+        for dotted in set(re.findall(r"`(sercli(?:\.\w+)+)", page.read_text(encoding="utf-8"))):
+            parts = dotted.split(".")
+            for cut in range(len(parts), 0, -1):
+                try:
+                    obj = importlib.import_module(".".join(parts[:cut]))
+                    break
+                except ModuleNotFoundError:
+                    continue
+            for attr in parts[cut:]:
+                assert hasattr(obj, attr), f"{page.name}: {dotted}"
+                obj = getattr(obj, attr)
