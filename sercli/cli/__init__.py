@@ -16,7 +16,7 @@ from .runguard import exit_on_sigint
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="sercli")
-def cli():
+def cli() -> None:
     """Speech emotion recognition for folders of recordings.
 
     Data goes to stdout; progress, summaries and warnings go to stderr.

@@ -3,6 +3,7 @@ a finished report of the files done so far; any other failure leaves no report f
 from __future__ import annotations
 
 import signal
+from typing import TYPE_CHECKING
 
 import click
 
@@ -11,8 +12,13 @@ from .plan import Plan
 from .runguard import SignalGuard, close_quietly, signal_number, stop_workers
 from .writing import Report, ReportWriteError, Tally, write_error_line
 
+if TYPE_CHECKING:
+    from ..models import Model
+    from ..pipeline import StartedAnalysis
 
-def run_into_report(plan: Plan, m, started, guard: SignalGuard) -> tuple[int, Tally]:
+
+def run_into_report(plan: Plan, m: Model, started: StartedAnalysis | None,
+                    guard: SignalGuard) -> tuple[int, Tally]:
     """Classify plan.files with model `m` (the analysis `started` early, if any) into the
     report. Returns the exit status (0, 1 when a file failed now or in the run resumed,
     128+signal when interrupted) and what was written."""

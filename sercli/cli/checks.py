@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import click
 
 from .messages import say, usage_line
+
+if TYPE_CHECKING:
+    from ..models import Model
 
 
 def missing(path: str) -> bool:
@@ -32,7 +36,7 @@ def check_model_arg(model: str) -> None:
                "(sercli models lists them) or a model file (.pt, .npz, .json)")
 
 
-def check_group_support(m) -> None:
+def check_group_support(m: Model) -> None:
     """--normalize-by with a model that cannot use group statistics is a usage error."""
     from ..errors import SercliError
     from ..runtime.grouping import check_group_support as check

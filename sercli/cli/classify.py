@@ -57,8 +57,10 @@ def extension_list(ctx, param, value) -> list[str] | None:
                    "sees a GPU. Other models always run on the CPU.")
 @quiet_option
 @debug_option
-def classify(paths, model, fmt, output, jobs, backend, scheduler, no_recursive, ext, window, segments,
-             top_k, normalize_by, resume, device, quiet, debug):
+def classify(paths: tuple[str, ...], model: str, fmt: str | None, output: str | None, jobs: int | None,
+             backend: str, scheduler: str | None, no_recursive: bool, ext: list[str] | None, window: float,
+             segments: bool, top_k: int | None, normalize_by: str, resume: bool, device: str, quiet: bool,
+             debug: bool) -> None:
     """Classify the emotion of every audio file in PATHS (files or folders; - reads paths from
     stdin; a .csv file is a manifest: its path column, and its speaker column for
     --normalize-by speaker).

@@ -34,7 +34,8 @@ from .options import (
 @cache_option
 @normalize_by_option
 @debug_option
-def evaluate(data, model, split, out, fmt, jobs, cache, normalize_by, debug):
+def evaluate(data: str, model: str, split: str | None, out: str | None, fmt: str, jobs: int | None,
+             cache: str | None, normalize_by: str, debug: bool) -> None:
     """Score a model on labelled recordings: accuracy, UAR, macro-F1, per class and per corpus.
 
     Labels are mapped onto the model's labels; clips with a label the model lacks (e.g. calm or

@@ -1,16 +1,21 @@
 """sercli models (every bundled model, one line each) and sercli info (one model's card)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from .checks import check_model_arg
 from .messages import die
 from .options import debug_option, model_option, table_or_json_option
 
+if TYPE_CHECKING:
+    from ..models import Model
+
 
 @click.command()
 @table_or_json_option
-def models(fmt):
+def models(fmt: str) -> None:
     """List the bundled models: test UAR, speed and what each is for (read from their cards;
     nothing is loaded).
 
@@ -51,7 +56,7 @@ def models(fmt):
 @model_option()
 @table_or_json_option
 @debug_option
-def info(model, fmt, debug):
+def info(model: str, fmt: str, debug: bool) -> None:
     """Show a model's card: labels, training data, metrics and weights hash.
 
     \b
@@ -76,7 +81,7 @@ def info(model, fmt, debug):
                                    f"({type(exc).__name__}: {' '.join(str(exc).split())[:120]})") from exc
 
 
-def show_card(m, fmt: str) -> None:
+def show_card(m: Model, fmt: str) -> None:
     """A loaded model's card on stdout, as JSON or as rich text and tables."""
     import json
     card = dict(m.card)

@@ -15,7 +15,7 @@ from .options import debug_option, model_option, output_option
 @output_option("PNG to write. Default: FILE's name with .png, in the current folder.")
 @model_option("cnn")
 @debug_option
-def plot(file, out, model, debug):
+def plot(file: str, out: str | None, model: str, debug: bool) -> None:
     """Plot FILE as --model sees it (16 kHz mono): waveform, the model's log-mel bands (64 for
     the CNNs) and, for models that use them, MFCCs 1-19.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Generator
 from typing import NoReturn
 
 from .messages import say
@@ -14,7 +15,7 @@ class Interrupted(KeyboardInterrupt):
     """SIGINT, SIGTERM or SIGHUP. A KeyboardInterrupt, so that no `except Exception` in the
     library (which turns a bad file into an error row) can swallow it."""
 
-    def __init__(self, signum: int):
+    def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
 
@@ -32,7 +33,7 @@ class SignalGuard:
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.busy = False
         self.pending: int | None = None
         self.old = {}
@@ -47,7 +48,7 @@ class SignalGuard:
             signal.signal(s, h)
         self.old = {}
 
-    def _handle(self, signum, frame):
+    def _handle(self, signum: int, frame: object) -> None:
         if self.busy:
             self.pending = self.pending or signum
         else:
@@ -69,7 +70,7 @@ def exit_on_sigint(signum, frame) -> NoReturn:
     raise SystemExit(128 + signum)
 
 
-def close_quietly(gen) -> None:
+def close_quietly(gen: Generator | None) -> None:
     """Stop the classify generator now: its joblib workers are cancelled, without joblib's
     'tasks have been cancelled' warning on stderr."""
     import gc
@@ -87,7 +88,7 @@ def close_quietly(gen) -> None:
     gc.collect()
 
 
-def stop_workers(results, status: int) -> None:
+def stop_workers(results: Generator | None, status: int) -> None:
     """After an interrupt: kill the worker processes instead of waiting for them, and leave.
 
     Ctrl-C reaches the workers too; joblib's orderly shutdown can then wait forever on a worker
@@ -101,7 +102,7 @@ def stop_workers(results, status: int) -> None:
     # logs then (a ShutdownExecutorError traceback) is noise after an interrupt
     logging.getLogger("concurrent.futures").disabled = True
 
-    def hard_exit():
+    def hard_exit() -> None:
         kill_workers()
         for stream in (sys.stdout, sys.stderr):
             try:

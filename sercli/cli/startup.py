@@ -3,6 +3,7 @@ this process loads the model; a signal meanwhile ends the run with the report un
 from __future__ import annotations
 
 import signal
+from typing import TYPE_CHECKING
 
 import click
 
@@ -10,6 +11,10 @@ from .checks import check_group_support
 from .messages import die, say
 from .plan import Plan
 from .runguard import SignalGuard, leave, signal_number, stop_workers
+
+if TYPE_CHECKING:     # numpy and torch only when a type checker reads this
+    from ..models import Model
+    from ..pipeline import StartedAnalysis
 
 
 def cuda_wanted(device: str, model: str) -> bool:
@@ -30,7 +35,7 @@ def cuda_wanted(device: str, model: str) -> bool:
     return available
 
 
-def start_and_load(plan: Plan, guard: SignalGuard):
+def start_and_load(plan: Plan, guard: SignalGuard) -> tuple[Model, StartedAnalysis | None]:
     """The loaded model, and the analysis already started on its features (or None). An
     interrupt exits here, 128+signal, with no worker left; other failures leave the guard."""
     from ..errors import SercliError, display_path

@@ -27,7 +27,8 @@ from .options import cache_option, data_option, debug_option, jobs_option, outpu
 @click.option("--manifest", type=click.Path(dir_okay=False), default=None,
               help="Also write the clip manifest (CSV) and emotion distribution plots next to it.")
 @debug_option
-def train(data, recipe, out, force, epochs, jobs, seed, threads, cache, manifest, debug):
+def train(data: str, recipe: str, out: str | None, force: bool, epochs: int | None, jobs: int | None,
+          seed: int | None, threads: int | None, cache: str | None, manifest: str | None, debug: bool) -> None:
     """Train a model from labelled corpora and write its weights and model card.
 
     Speakers are split as sercli/data/speakers.csv says; speakers it does not list (your own

@@ -5,12 +5,19 @@ from __future__ import annotations
 import os
 import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from .messages import os_reason, say
 from .plan import Plan
+
+if TYPE_CHECKING:
+    from ..pipeline import ClipResult
+
+T = TypeVar("T")
 
 
 class ReportWriteError(Exception):
@@ -18,7 +25,7 @@ class ReportWriteError(Exception):
     OSError is its __cause__."""
 
 
-def write_or_fail(fn, *args, **kwargs):
+def write_or_fail(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """fn(*args, **kwargs), a write to the report: an OSError becomes ReportWriteError."""
     try:
         return fn(*args, **kwargs)
@@ -42,11 +49,11 @@ class GuardedWriter:
     """A Writer whose write errors are ReportWriteError (so that they are told apart from
     the run's own errors)."""
 
-    def __init__(self, cls, stream, *args, **kwargs):
+    def __init__(self, cls: Callable[..., Any], stream: IO[str], *args: Any, **kwargs: Any) -> None:
         self.stream = stream
         self.w = self._call(cls, stream, *args, **kwargs)
 
-    def _call(self, fn, *args, **kwargs):
+    def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
             return fn(*args, **kwargs)
         except OSError as exc:
@@ -54,10 +61,10 @@ class GuardedWriter:
                 drop_stdout()
             raise ReportWriteError() from exc
 
-    def write(self, record):
+    def write(self, record: dict) -> None:
         return self._call(self.w.write, record)
 
-    def close(self):
+    def close(self) -> None:
         return self._call(self.w.close)
 
 
@@ -80,12 +87,12 @@ class Tally:
 class Report:
     """The report being written: its file (or stdout), its writer and the progress bar."""
 
-    def __init__(self, plan: Plan):
+    def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self.sink = self.writer = self.progress = None
         self.tally = Tally()
 
-    def open(self, labels) -> None:
+    def open(self, labels: list[str]) -> None:
         """The report file (or stdout) and its writer, with the rows of the run resumed
         already in it, and the progress bar on a terminal."""
         from ..errors import display_path
@@ -109,7 +116,7 @@ class Report:
             from tqdm import tqdm
             self.progress = tqdm(total=plan.todo, unit="file", file=sys.stderr, desc="classify")
 
-    def add(self, r) -> None:
+    def add(self, r: ClipResult) -> None:
         """One file's row, written and counted."""
         plan, tally = self.plan, self.tally
         self.writer.write(r.to_dict(with_segments=plan.segments, with_top_k=bool(plan.top_k)))
