@@ -94,8 +94,9 @@ def classify(paths: tuple[str, ...], model: str, fmt: str | None, output: str | 
 
     tune_malloc()
     t0 = time.time()        # the summary's time: the workers may start before the model loads
-    plan = Plan(files, speakers, model, fmt, output, jobs, backend, scheduler, window, segments, top_k,
-                normalize_by, cuda_wanted(device, str(model)), quiet, debug, resumed, already)
+    plan = Plan(files=files, speakers=speakers, model=model, fmt=fmt, output=output, jobs=jobs, backend=backend,
+                scheduler=scheduler, window=window, segments=segments, top_k=top_k, normalize_by=normalize_by,
+                gpu=cuda_wanted(device, str(model)), quiet=quiet, debug=debug, resumed=resumed, already=already)
     # from the first worker on, a signal ends the run cleanly, with no worker left behind
     guard = SignalGuard().__enter__()
     m, started = start_and_load(plan, guard)
