@@ -14,7 +14,7 @@ from .writing import Report, ReportWriteError, Tally, write_error_line
 
 if TYPE_CHECKING:
     from ..models import Model
-    from ..pipeline import StartedAnalysis
+    from ..runtime.workers import StartedAnalysis
 
 
 def run_into_report(plan: Plan, m: Model, started: StartedAnalysis | None,

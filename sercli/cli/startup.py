@@ -14,7 +14,7 @@ from .runguard import SignalGuard, leave, signal_number, stop_workers
 
 if TYPE_CHECKING:     # numpy and torch only when a type checker reads this
     from ..models import Model
-    from ..pipeline import StartedAnalysis
+    from ..runtime.workers import StartedAnalysis
 
 
 def cuda_wanted(device: str, model: str) -> bool:

@@ -15,7 +15,7 @@ from .messages import os_reason, say
 from .plan import Plan
 
 if TYPE_CHECKING:
-    from ..pipeline import ClipResult
+    from ..runtime.classify import ClipResult
 
 T = TypeVar("T")
 
