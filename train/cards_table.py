@@ -3,7 +3,6 @@
     python -m train.cards_table > train/results/bundled.md
 """
 import json
-import re
 from pathlib import Path
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
@@ -15,14 +14,6 @@ cards = {name: json.loads((WEIGHTS / f"{name}.card.json").read_text())
          for name in ("whisper-tiny", "whisper-tiny-spk", "whisper-base", "whisper-base-spk", "cnn", "cnn-spk",
                       "svm", "seed-cnn") if (WEIGHTS / f"{name}.card.json").is_file()}
 ens = {"cnn-spk-ens": json.loads((WEIGHTS / "cnn-spk-ens.json").read_text())}   # ensemble files
-
-
-def user_paths(command: str) -> str:
-    """A recorded command as a user would type it: our machines' folders become ~/corpora,
-    runs/ and a cache under ~/.cache."""
-    command = re.sub(r"--cache /work/([\w.-]+)", r"--cache ~/.cache/sercli-\1", command)
-    return command.replace("/work/corpora", "~/corpora").replace("/root/corpora", "~/corpora").replace(
-        "/work/runs/", "runs/")
 
 
 def row(name: str) -> str:
@@ -58,9 +49,9 @@ print()
 for name in [n for n in cards if n.startswith("whisper")] + ["cnn", "cnn-spk"]:
     card = cards[name]
     print(f"`{name}` trained in {card['seconds']['total'] / 60:.1f} min ({card['seconds']['features']:.0f} s of it "
-          f"features and data loading) with `{user_paths(card['command'])}`.  ")
+          f"features and data loading) with `{card['command']}`.  ")
 for name, e in ens.items():
-    print(f"`{name}` was built with `{user_paths(e['command'])}` (weights chosen on {e['weights_chosen_on']}); its "
+    print(f"`{name}` was built with `{e['command']}` (weights chosen on {e['weights_chosen_on']}); its "
           "members were trained with " + "; ".join(
-              f"`{user_paths(json.loads((WEIGHTS / (Path(m['file']).stem + '.card.json')).read_text())['command'])}`"
+              f"`{json.loads((WEIGHTS / (Path(m['file']).stem + '.card.json')).read_text())['command']}`"
               for m in e["members"]) + ".  ")

@@ -28,7 +28,7 @@ REGISTRY: dict[str, tuple[str, str]] = {
     "cnn-spk": ("cnn-spk.pt", "3114d4488b3713fdf6d8f5c729b7d7602c5f6b2ba1205fb71c850c9a5a9731df"),
     # cnn (each clip alone), cnn-spk2, cnn-spk3 and svm-spk averaged (train/ensemble.py); the file
     # pins their hashes
-    "cnn-spk-ens": ("cnn-spk-ens.json", "7aa0463addd41f332a0e3c30e8b67d8287b79b30c327eb19f3c32d3d6e40a033"),
+    "cnn-spk-ens": ("cnn-spk-ens.json", "e367413031271f255f140f12c3b51e7a82a443248edc943aeb738d179cd0f1ba"),
     "seed-cnn": ("seed-cnn.pt", "cc22e21e7184d4ab15cfaf679eda740fdf5af966b797456f666865a560bae10e"),
     "svm": ("svm.npz", "fe3dd4a06b996880d07d13aa06081a72fc36bb20744d6d6338c3b043ed04354b"),
 }
