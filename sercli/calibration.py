@@ -6,6 +6,19 @@ from pathlib import Path
 import numpy as np
 
 
+def fit_temperature(decision: np.ndarray, y: np.ndarray) -> float:
+    """Softmax temperature minimising the NLL of labels `y` (n,) under scores `decision` (n, k);
+    a grid search, robust and deterministic."""
+    best, best_t = np.inf, 1.0
+    for t in np.geomspace(0.05, 5, 60):
+        z = decision / t
+        z = z - z.max(1, keepdims=True)
+        nll = -(z[np.arange(len(y)), y] - np.log(np.exp(z).sum(1))).mean()
+        if nll < best:
+            best, best_t = nll, float(t)
+    return best_t
+
+
 def calibration(proba: np.ndarray, y: list[int] | np.ndarray, bins: int = 10) -> dict:
     """ECE of the top-class confidence over `bins` equal-width bins (Guo et al. 2017), and the
     table behind it: per bin its clips, accuracy and mean confidence."""

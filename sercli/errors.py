@@ -20,6 +20,11 @@ class CorpusError(SercliError):
     """A data folder or manifest cannot be used for training or evaluation."""
 
 
+class RecipeError(SercliError):
+    """A training recipe (file, `extends` chain or `--set` override) names an unknown key or
+    gives a key a value of the wrong kind."""
+
+
 def display_path(path) -> str:
     """`path` as one printable line, for messages: control characters and undecodable bytes
     are shown as escapes (a newline as \\n, byte 0xff as \\xff); other paths are unchanged."""

@@ -222,7 +222,7 @@ def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
 def write_outputs(result: dict, out: str | os.PathLike) -> list[Path]:
     """metrics.json, per_class.csv, per_corpus.csv, confusion.csv, confusion_normalized.csv,
     predictions.csv and confusion.png in folder `out`; returns their paths."""
-    from .train import plot_confusion
+    from .plots import plot_confusion
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     labels = result["labels"]

@@ -253,3 +253,24 @@ def plot_clip(path: str | os.PathLike, out: str | os.PathLike, *, model="cnn",
             "mfcc_coefficients": list(range(1, mf.shape[0] + 1)) if mf is not None else None,
             "mfcc_colour_limit": lim if mf is not None else None,
             "timeline_spans": _own_spans(result.segments or [], duration) if result is not None else None}
+
+
+def plot_confusion(metrics: dict, path: Path, title: str) -> None:
+    """The confusion matrix of `metrics` (sercli.metrics.evaluate), normalised per true label,
+    counts in brackets: used by training's model cards and by `sercli evaluate --output`."""
+    import numpy as np
+    plt = _plt()
+    labels = metrics["labels"]
+    cm = np.array(metrics["confusion_normalized"])
+    counts = np.array(metrics["confusion"])
+    fig, ax = plt.subplots(figsize=(1.1 * len(labels) + 2, 1.1 * len(labels) + 1))
+    ax.imshow(cm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, f"{cm[i, j]:.2f}\n({counts[i, j]})", ha="center", va="center",
+                    color="white" if cm[i, j] > 0.5 else "black", fontsize=8)
+    ax.set_xlabel("predicted"); ax.set_ylabel("true")
+    ax.set_title(f"{title}: acc {metrics['accuracy']:.3f}, UAR {metrics['uar']:.3f}")
+    fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)

@@ -180,7 +180,7 @@ def test_ensemble_script_chooses_on_val_and_its_numbers_hold(two_cnns, tiny_corp
     from sercli.dataset import extract_dataset
     from sercli.evaluate import predict_clips
     from sercli.metrics import evaluate
-    from sercli.train import subset
+    from sercli.training.splits import subset
     a, b = two_cnns
     out = tmp_path / "w" / "ens.json"
     assert load_script().main(["--data", str(tiny_corpus), "--member", str(a), "--member", str(b),
@@ -210,7 +210,7 @@ def test_ensemble_script_speaker_mode_runs_a_single_clip_member_per_clip(two_cnn
     from sercli.evaluate import predict_clips_grouped
     from sercli.runtime.grouping import clip_groups
     from sercli.metrics import evaluate
-    from sercli.train import subset
+    from sercli.training.splits import subset
     a, _ = two_cnns
     out = tmp_path / "spk.json"
     assert load_script().main(["--data", str(tiny_corpus), "--member", str(a), "--member", str(group_cnn),

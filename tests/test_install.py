@@ -1,4 +1,5 @@
-"""A non-editable install, run from another folder, finds the bundled weights and recipes."""
+"""A non-editable install, run from another folder, finds the bundled weights and recipes, and
+holds no experiment recipe of the lab (train/recipes)."""
 import json
 import os
 import subprocess
@@ -14,7 +15,7 @@ def test_non_editable_install_has_package_data(tmp_path):
     import shutil
     src = tmp_path / "src"
     junk = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build", ".*")
-    for part in ("sercli", "weights", "train/recipes"):
+    for part in ("sercli", "weights", "train/recipes"):      # the lab's recipes too: they must stay out
         shutil.copytree(REPO / part, src / part, ignore=junk)
     for f in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / f, src / f)
@@ -22,15 +23,22 @@ def test_non_editable_install_has_package_data(tmp_path):
                     "--target", str(target), str(src)], check=True, capture_output=True)
     assert (target / "sercli" / "weights" / "cnn.pt").is_file()
     assert (target / "sercli" / "recipes" / "cnn.toml").is_file()
-    code = ("import sercli, sercli.models as m, sercli.train as t, json, sys; "
-            "print(json.dumps([sercli.__file__, str(m.weights_dir()), str(t.recipe_dir()), "
-            "[m.load_model(n).sha256 for n in m.REGISTRY], "
+    installed = {p.name for p in target.rglob("*.toml")}
+    assert installed == {p.name for p in (REPO / "sercli" / "recipes").glob("*.toml")}
+    assert {"whisper-tiny.toml", "cnn-spk3.toml", "svm.toml", "seed-rnn.toml"} <= installed
+    lab = {p.name for p in (REPO / "train" / "recipes").glob("*.toml")}
+    assert "cnn-attn.toml" in lab and not installed & lab
+    assert not [n for n in installed if "-loco" in n or n.startswith("cnn-attn")]
+    code = ("import sercli, sercli.models as m, sercli.training.run, sercli.training.recipe as t, json, sys; "
+            "print(json.dumps([sercli.__file__, str(m.weights_dir()), str(t.bundled_folder()), "
+            "[m.load_model(n).sha256 for n in m.REGISTRY], t.load_recipe('cnn-spk3').channels, "
             "[v.__file__ for k, v in sys.modules.items() "
             "if k.startswith('sercli') and getattr(v, '__file__', None)]]))")
     env = {**os.environ, "PYTHONPATH": str(target)}
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True,
                          capture_output=True, text=True).stdout
-    pkg, wdir, rdir, shas, files = json.loads(out)
+    pkg, wdir, rdir, shas, channels, files = json.loads(out)
+    assert channels == [16, 32, 64, 128]                 # cnn-spk3 -> cnn-spk -> cnn-v1, all installed
     assert pkg.startswith(str(target)) and wdir.startswith(str(target)) and rdir.startswith(str(target))
     # every subpackage is installed: none is picked up from this checkout instead (a package
     # missing from pyproject.toml's list would still import here, through the editable install)

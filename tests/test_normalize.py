@@ -81,7 +81,8 @@ def _fs(rng, speakers, per_speaker, base, scale):
 def svm_files(tmp_path_factory):
     """A plain and a group-normalised SVM on synthetic summary vectors around those of
     speech-like signals (no corpus: fast)."""
-    from sercli.train import train_svm
+    from sercli.training.recipe import build_recipe
+    from sercli.training.svm import train_svm
     rng = np.random.default_rng(3)
     real = np.stack([clip_features(speechlike(rng, 1.0, f0=100 + 25 * i), ("summary",))["summary"]
                      for i in range(6)])
@@ -91,8 +92,8 @@ def svm_files(tmp_path_factory):
     out = tmp_path_factory.mktemp("svm")
     paths = {}
     for name, extra in (("plain", {}), ("spk", {"normalize": "group", "group_prior": 1.0})):
-        recipe = {"name": name, "labels": list(SIX_CLASSES), "C": 10.0, **extra}
-        svm, _ = train_svm(data, list(SIX_CLASSES), recipe, 0)
+        recipe = build_recipe({"name": name, "model": "svm", "labels": list(SIX_CLASSES), "C": 10.0, **extra})
+        svm = train_svm(data, list(SIX_CLASSES), recipe, 0)
         paths[name] = out / f"{name}.npz"
         save_svm(paths[name], svm, {"kind": "svm", "labels": list(SIX_CLASSES), "recipe": name})
     return paths

@@ -13,7 +13,8 @@ import pytest
 from sercli.corpora import scan, speaker_split, split_of
 from sercli.errors import CorpusError
 from sercli.models import NumpySVM, load_file, save_svm, save_torch
-from sercli.train import load_recipe, loco_split, make_splits
+from sercli.training.recipe import load_recipe
+from sercli.training.splits import loco_split, make_splits
 
 from .conftest import REPO
 
@@ -112,10 +113,10 @@ def test_loco_split(tiny_corpus):
     assert not [c for c in clips if c.corpus != "ravdess" and split_of(c, table) == "test" and c.path in used]
     with pytest.raises(CorpusError, match="no clips of corpus 'emodb'"):
         loco_split(clips, "emodb")
-    recipe = {**load_recipe("cnn"), "protocol": "loco:tess"}
-    assert {c.corpus for c in make_splits(clips, recipe, 0)["test"]} == {"tess"}
+    recipe = load_recipe("cnn", {"protocol": "loco:tess"})
+    assert {c.corpus for c in make_splits(clips, recipe.labels, recipe.protocol, 0)["test"]} == {"tess"}
     with pytest.raises(CorpusError, match="unknown protocol"):
-        make_splits(clips, {**recipe, "protocol": "nope"}, 0)
+        make_splits(clips, recipe.labels, "nope", 0)
 
 
 def test_linear_numpy_svm_equals_sklearn(rng, tmp_path):

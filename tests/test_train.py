@@ -8,25 +8,38 @@ from click.testing import CliRunner
 from sercli import dataset
 from sercli.cli import cli
 from sercli.corpora import scan
-from sercli.errors import CorpusError
+from sercli.errors import RecipeError
 from sercli.models import load_file, sha256_file
-from sercli.train import load_recipe, recipe_dir, training_keys
+from sercli.training.recipe import bundled_names, load_recipe, training_keys
 
-RECIPES = sorted(p.stem for p in recipe_dir().glob("*.toml"))
+from .conftest import REPO
+
+#: the lab's experiment recipes (not installed); they may extend bundled ones by name
+LAB = REPO / "train" / "recipes"
+BUNDLED = bundled_names()
+RECIPES = sorted(BUNDLED + [p.stem for p in LAB.glob("*.toml")])
+
+
+def recipe_arg(name: str) -> str:
+    """What --recipe takes for a recipe: a bundled name, or a lab recipe's path."""
+    return name if name in BUNDLED else str(LAB / f"{name}.toml")
 
 
 def test_recipes_exist():
-    assert {"cnn", "seed-cnn", "svm"} <= set(RECIPES)
-    assert load_recipe("cnn")["labels"] == ["angry", "disgust", "fear", "happy", "neutral", "sad"]
+    assert {"cnn", "seed-cnn", "svm"} <= set(BUNDLED)
+    assert list(load_recipe("cnn").labels) == ["angry", "disgust", "fear", "happy", "neutral", "sad"]
 
-
-REPO = recipe_dir().parents[1]
 #: cards trained under another name: the recipes cnn-v1 and then cnn-v2 were "cnn" until the
 #: default changed (cnn-fast was the experiment that became cnn-v2); two reruns of cnn-e45 were run
 #: as recipe "cnn" set to 45 epochs
 RENAMED = {"cnn-v1.card.json": "cnn-v1", "cnn-v1-retrain.card.json": "cnn-v1", "cnn-fast.card.json": "cnn-v2",
            "cnn-v2.card.json": "cnn-v2", "cnn-v2-retrain.card.json": "cnn-v2",
            "cnn-e45-threads1.card.json": "cnn-e45", "cnn-e45-fresh.card.json": "cnn-e45"}
+#: recipe files that differed from another by the held-out corpus alone, retired for
+#: `--set protocol=loco:CORPUS` (train/recipes/README.md): old name -> (recipe, protocol)
+RETIRED = {f"{old}-{corpus}": (new, f"loco:{corpus}") for corpus in ("cremad", "ravdess", "savee", "tess")
+           for old, new in (("cnn-spk2-loco", "cnn-spk2-loco"), ("cnn-spk3-adv-loco", "cnn-spk3-adv-loco"),
+                            ("cnn-spk3-aug-loco", "cnn-spk3-aug-loco"), ("cnn-spk3-loco30", "cnn-spk3"))}
 CARDS = sorted(p for pattern in ("weights/*.card.json", "train/results/*.card.json",
                                  "train/results/experiments/*.card.json") for p in REPO.glob(pattern))
 
@@ -37,9 +50,13 @@ def test_committed_cards_match_their_recipe_files(card):
     editing one recipe cannot silently change what another reproduces."""
     recipe = json.loads(card.read_text())["recipe"]
     name = RENAMED.get(card.name, recipe["name"])
+    overrides = {}
+    if name in RETIRED:
+        name, protocol = RETIRED[name]
+        overrides = {"protocol": protocol}
     if name not in RECIPES:
         pytest.skip(f"{card.name}: recipe {name} was a one-off file outside train/recipes")
-    then, now = training_keys(recipe), training_keys(load_recipe(name))
+    then, now = training_keys(recipe), training_keys(load_recipe(recipe_arg(name), overrides).as_dict())
     diff = {k: (then.get(k), now.get(k)) for k in set(then) | set(now) if then.get(k) != now.get(k)}
     assert not diff, diff
 
@@ -47,7 +64,7 @@ def test_committed_cards_match_their_recipe_files(card):
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_smoke_train_every_recipe(recipe, tiny_corpus, tmp_path):
     out = tmp_path / "out"
-    r = CliRunner().invoke(cli, ["train", "--data", str(tiny_corpus), "--recipe", recipe, "--out", str(out),
+    r = CliRunner().invoke(cli, ["train", "--data", str(tiny_corpus), "--recipe", recipe_arg(recipe), "--out", str(out),
                                  "--epochs", "1", "--jobs", "1", "--threads", "1",
                                  "--cache", str(tmp_path / "cache")], catch_exceptions=False)
     assert r.exit_code == 0, r.output
@@ -67,8 +84,9 @@ def test_smoke_train_every_recipe(recipe, tiny_corpus, tmp_path):
 
 
 def test_speaker_split_keeps_test_speakers_out_of_training(tiny_corpus, tmp_path):
-    from sercli.train import make_splits
-    splits = make_splits(scan(tiny_corpus).clips, load_recipe("cnn"), 0)
+    from sercli.training.splits import make_splits
+    recipe = load_recipe("cnn")
+    splits = make_splits(scan(tiny_corpus).clips, recipe.labels, recipe.protocol, 0)
     train_spk = {c.speaker_key for c in splits["train"]}
     test_spk = {c.speaker_key for c in splits["test"]}
     val_spk = {c.speaker_key for c in splits["val"]}
@@ -79,7 +97,7 @@ def test_speaker_split_keeps_test_speakers_out_of_training(tiny_corpus, tmp_path
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_training_is_deterministic(tiny_corpus, tmp_path, threads):
-    from sercli.train import run
+    from sercli.training.run import run
     shas = []
     for i in range(2):
         card = run(tiny_corpus, recipe=load_recipe("cnn"), out=tmp_path / f"o{i}", epochs=1, jobs=1,
@@ -146,13 +164,13 @@ def test_unknown_recipe_is_clear(tiny_corpus, tmp_path):
 
 
 def test_recipe_extends_another(tmp_path):
-    base = load_recipe("cnn")
+    base = load_recipe("cnn").as_dict()
     (tmp_path / "child.toml").write_text('extends = "cnn"\nepochs = 3\n')
-    child = load_recipe(str(tmp_path / "child.toml"))
+    child = load_recipe(str(tmp_path / "child.toml")).as_dict()
     assert child == {**base, "name": "child", "epochs": 3}
     (tmp_path / "a.toml").write_text(f'extends = "{tmp_path / "b.toml"}"\n')
     (tmp_path / "b.toml").write_text(f'extends = "{tmp_path / "a.toml"}"\n')
-    with pytest.raises(CorpusError, match="loop"):
+    with pytest.raises(RecipeError, match="loop"):
         load_recipe(str(tmp_path / "a.toml"))
 
 
@@ -180,7 +198,7 @@ def test_bad_cnn_options_are_one_line_errors(tiny_corpus, tmp_path, line, reason
 
 def test_mix_batch_blends_inputs_and_keeps_the_longer_length(rng):
     import torch
-    from sercli.train import mix_batch
+    from sercli.training.augment import mix_batch
     x = torch.from_numpy(rng.normal(size=(4, 3, 5)).astype(np.float32))
     lengths, summ = torch.tensor([5, 2, 4, 3]), torch.from_numpy(rng.normal(size=(4, 2)).astype(np.float32))
     mx, ml, ms, lam, other = mix_batch(x, lengths, summ, np.random.default_rng(1), 0.4)
@@ -192,17 +210,18 @@ def test_mix_batch_blends_inputs_and_keeps_the_longer_length(rng):
 
 
 def test_room_and_noise_add_power_as_sound_does(rng):
-    from sercli.train import _room_and_noise
+    from sercli.training.augment import room_and_noise
+    from sercli.training.recipe import Augmentation
     m = np.full((64, 200), -80.0, np.float32)
     m[:, 50:60] = -20.0                                   # a 100 ms burst in silence
-    assert _room_and_noise(m, rng, {}) is m               # no keys: untouched
-    rev = _room_and_noise(m, np.random.default_rng(0), {"reverb_rt60_s": [0.5, 0.5], "reverb_prob": 1.0})
+    assert room_and_noise(m, rng, Augmentation()) is m    # no keys: untouched
+    rev = room_and_noise(m, np.random.default_rng(0), Augmentation(reverb_rt60_s=(0.5, 0.5), reverb_prob=1.0))
     assert rev.shape == m.shape and np.isfinite(rev).all()
     assert np.all(rev[:, 60:70] > m[:, 60:70] + 10)       # the burst rings on after it ends ...
     assert np.all(rev[:, :50] <= m[:, :50] + 3.02)        # before it, only the floor's own echo (<= 2x)
     assert np.all(np.diff(rev[:, 60:120], axis=1) <= 1e-3)  # and decays
-    quiet = _room_and_noise(m, np.random.default_rng(0), {"noise_snr_db": [40, 40], "noise_prob": 1.0})
-    loud = _room_and_noise(m, np.random.default_rng(0), {"noise_snr_db": [0, 0], "noise_prob": 1.0})
+    quiet = room_and_noise(m, np.random.default_rng(0), Augmentation(noise_snr_db=(40, 40), noise_prob=1.0))
+    loud = room_and_noise(m, np.random.default_rng(0), Augmentation(noise_snr_db=(0, 0), noise_prob=1.0))
     # the clip's mean power is about -33 dB (10 frames at -20 of 200): noise 40 dB below that
     # leaves the burst as it was and fills the silence (-80) to about -73; at 0 dB, to about -33
     assert np.abs(quiet[:, 50:60] - m[:, 50:60]).max() < 0.2
@@ -303,7 +322,7 @@ def test_train_and_evaluate_a_labs_own_corpus_split_by_its_speakers(tmp_path, rn
 
 def test_corpus_adversary_reverses_and_scales_the_gradient(rng):
     import torch
-    from sercli.train import corpus_adversary
+    from sercli.training.torch_loop import corpus_adversary
     torch.manual_seed(0)
     adv = corpus_adversary(6, 5, 3)
     e = torch.from_numpy(rng.normal(size=(4, 6)).astype(np.float32)).requires_grad_()
@@ -351,3 +370,79 @@ def test_corpus_adversary_needs_two_corpora(tiny_corpus, tmp_path):
     assert r.stderr.strip().splitlines()[-1] == ("Error: recipe adv: corpus_adversary needs model cnn and "
                                                  "training clips from two or more corpora (found cremad)")
     assert not (tmp_path / "cache").exists()      # refused before any feature was extracted
+
+
+def test_bundled_recipes_are_those_of_the_bundled_models_and_the_papers():
+    """The installed recipes: every bundled model's (its card names it), their bases, and the
+    seed paper's three models; experiments stay in the lab, under names of their own."""
+    made = {json.loads(p.read_text())["recipe"]["name"] for p in (REPO / "weights").glob("*.card.json")}
+    assert made | {"paper-svm", "seed-rnn", "seed-cnn"} <= set(BUNDLED)
+    lab = {p.stem for p in LAB.glob("*.toml")}
+    assert lab and not lab & set(BUNDLED)
+    assert not [n for n in BUNDLED if "-loco" in n or n.startswith("cnn-attn")]
+    for name in RECIPES:                     # every recipe, bundled or lab, loads and checks
+        assert load_recipe(recipe_arg(name)).name == name
+
+
+def test_recipe_is_typed_and_frozen():
+    import dataclasses
+    r = load_recipe("cnn", {"time_pool": 3, "channels": [4, 8]})
+    assert r.time_pool == 3 and r.channels == (4, 8) and r.mixup == 0.0      # a default filled in
+    assert r.as_dict()["channels"] == [4, 8] and "mixup" not in r.as_dict()  # the card: keys as given
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.epochs = 2
+    assert r.with_overrides(epochs=2).epochs == 2 and r.epochs == 30
+
+
+@pytest.mark.parametrize("text,value", [("protocol=loco:cremad", "loco:cremad"), ("epochs=3", 3), ("lr=1e-3", 1e-3),
+                                        ("fuse_summary=true", True), ('labels=["a", "b"]', ["a", "b"]),
+                                        ('name="x y"', "x y"), ("description=two words", "two words")])
+def test_set_values_are_toml_literals_or_else_strings(text, value):
+    from sercli.training.recipe import parse_override
+    assert parse_override(text) == (text.split("=")[0], value)
+
+
+def test_set_overrides_recipe_keys_and_the_card_records_the_command(tiny_corpus, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    args = ["train", "--data", str(tiny_corpus), "--recipe", "svm", "--set", "protocol=loco:tess", "--set", "C=1",
+            "--set", "description=svm, tess held out", "-o", str(out), "--jobs", "1", "--cache", str(tmp_path / "c")]
+    monkeypatch.setattr("sys.argv", ["sercli"] + args)
+    r = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    card = json.loads((out / "svm.card.json").read_text())
+    assert card["recipe"]["protocol"] == "loco:tess" and card["recipe"]["C"] == 1
+    assert card["description"] == "svm, tess held out"
+    assert list(card["data"]["test"]["per_corpus"]) == ["tess"]
+    assert "tess" not in card["data"]["train"]["per_corpus"]
+    # the recorded command reruns as written: --set included, quoted where a shell needs it
+    assert "--set protocol=loco:tess --set C=1 --set 'description=svm, tess held out'" in card["command"]
+
+
+@pytest.mark.parametrize("setting,message", [
+    ("nope=1", "Error: recipe cnn: unknown key 'nope' (model cnn takes "),
+    ("encoder=whisper-base", "Error: recipe cnn: encoder needs model whisper-head, not cnn"),
+    ("time_pool=0", "Error: recipe cnn: time_pool must be a whole number >= 1, got 0"),
+    ("protocol=elsewhere", 'Error: recipe cnn: protocol must be "speaker", "paper" or "loco:<corpus>", got '
+                           "'elsewhere'")])
+def test_bad_set_is_a_one_line_error_naming_the_key(tiny_corpus, tmp_path, setting, message):
+    r = CliRunner().invoke(cli, ["train", "--data", str(tiny_corpus), "--recipe", "cnn", "--set", setting,
+                                 "--out", str(tmp_path / "out")])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_set_without_a_value_is_a_usage_error(tiny_corpus, tmp_path):
+    r = CliRunner().invoke(cli, ["train", "--data", str(tiny_corpus), "--recipe", "cnn", "--set", "protocol",
+                                 "--out", str(tmp_path / "out")])
+    assert r.exit_code == 2 and "--set protocol: expected KEY=VALUE" in r.output
+
+
+def test_lab_recipe_extends_a_bundled_one_and_a_sibling(tmp_path):
+    (tmp_path / "base.toml").write_text('extends = "cnn"\nepochs = 8\n')
+    (tmp_path / "child.toml").write_text('extends = "base"\nmixup = 0.4\n')
+    child = load_recipe(str(tmp_path / "child.toml"))
+    assert (child.name, child.epochs, child.mixup, child.pooling) == ("child", 8, 0.4, "attention")
+    with pytest.raises(RecipeError, match="no such recipe"):
+        load_recipe("child")                  # a lab recipe is no bundled name

@@ -32,7 +32,7 @@ from sercli.evaluate import predict_clips, predict_clips_grouped
 from sercli.metrics import evaluate
 from sercli.models import load_file
 from sercli.runtime.grouping import clip_groups
-from sercli.train import make_splits, subset
+from sercli.training.splits import make_splits, subset
 from train.normalize_experiment import GROUP_SIZES, one_emotion_groups, sized_groups, uar
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,7 +49,7 @@ def val_test_parts(data: str, labels: list[str], jobs: int, cache: str | None,
     """The clips of `labels` of the val and test parts of `protocol` (the canonical speaker
     split, or loco:CORPUS: val = the other corpora's val speakers, test = every clip of
     CORPUS), with their features (from the cache when there)."""
-    splits = make_splits(scan(data).clips, {"labels": labels, "protocol": protocol}, 0)
+    splits = make_splits(scan(data).clips, labels, protocol, 0)
     clips = splits["val"] + splits["test"]
     fs = extract_dataset(clips, jobs=jobs, cache_dir=cache, progress=False)
     val = {c.path for c in splits["val"]}

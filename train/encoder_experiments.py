@@ -5,7 +5,7 @@
 
 Reads the encoder outputs from the cache that `sercli train` fills (sercli.encoded; encoding all
 12,162 clips takes about 6 min for tiny.en and 28 min for base on 2 busy cores), pools them per
-clip (sercli.models.head.pooled_stats) and trains each head with sercli.train_head on the canonical
+clip (sercli.models.head.pooled_stats) and trains each head with sercli.training.head on the canonical
 split: selection (epoch, temperature) on the val speakers, test speakers scored once. Group rows
 z-score each speaker's vectors (as --normalize-by speaker). Every number is printed by this script.
 """
@@ -22,8 +22,9 @@ from sercli.corpora import SIX_CLASSES, scan
 from sercli.encoded import encode_clips
 from sercli.metrics import evaluate
 from sercli.models import ENCODERS, encoder_path
-from sercli.train import make_splits
-from sercli.train_head import train_head
+from sercli.training.head import train_head
+from sercli.training.recipe import build_recipe
+from sercli.training.splits import make_splits
 
 #: (label, encoders with their blocks, head keys)
 VARIANTS = [
@@ -52,7 +53,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     labels = list(SIX_CLASSES)
     clips = [c for c in scan(args.data).clips if c.label in labels]
-    splits = make_splits(clips, {"labels": labels}, 0)
+    splits = make_splits(clips, labels)
     order = splits["train"] + splits["val"] + splits["test"]
     pooled = {}
     for enc in ENCODERS:
@@ -73,8 +74,9 @@ def main(argv=None) -> None:
             data[part] = (cs, X)
         first, blocks = next(iter(encs.items()))
         width = data["train"][1].shape[1]
-        recipe = {"name": "experiment", "encoder": first, "layers": [1] if len(encs) > 1 else blocks, **keys}
-        n_state = width // (2 * len(recipe["layers"]))
+        recipe = build_recipe({"name": "experiment", "model": "whisper-head", "labels": labels, "encoder": first,
+                               "layers": [1] if len(encs) > 1 else blocks, **keys})
+        n_state = width // (2 * len(recipe.layers))
         t = time.time()
         model, extra = train_head(data, labels, recipe, 0, args.epochs, args.threads, n_state=n_state,
                                   encoder_file="-", encoder_sha256="-", log=lambda m: None)

@@ -9,7 +9,7 @@ fine-tuning the top blocks pays, not a recipe: nothing here is bundled.
 import os, sys, time, copy, numpy as np, torch, torch.nn.functional as F
 from sercli.corpora import scan, SIX_CLASSES
 from sercli.encoded import encode_clips
-from sercli.train import make_splits
+from sercli.training.splits import make_splits
 from sercli.models import encoder_path, load_model
 from sercli.whisper import load_encoder
 from sercli.metrics import evaluate
@@ -19,7 +19,7 @@ EPOCHS = int(sys.argv[2]) if len(sys.argv) > 2 else 6
 LR_BLOCKS = float(sys.argv[3]) if len(sys.argv) > 3 else 3e-5
 labels = list(SIX_CLASSES)
 clips = [c for c in scan(os.path.expanduser("~/corpora")).clips if c.label in labels]
-splits = make_splits(clips, {"labels": labels}, 0)
+splits = make_splits(clips, labels)
 order = splits["train"] + splits["val"] + splits["test"]
 kept, hs, _ = encode_clips(order, encoder_path("whisper-tiny.en"), (1, 2, 3, 4), jobs=1, cache_dir=os.path.join(sys.argv[4], "encoded"), progress=False)
 pos = {c.path: i for i, c in enumerate(kept)}

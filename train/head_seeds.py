@@ -14,8 +14,9 @@ from sercli.encoded import encode_clips
 from sercli.models import pooled_stats
 from sercli.metrics import evaluate
 from sercli.models import encoder_path
-from sercli.train import load_recipe, make_splits
-from sercli.train_head import head_options, train_head
+from sercli.training.head import train_head
+from sercli.training.recipe import HeadRecipe, load_recipe
+from sercli.training.splits import make_splits
 
 
 def main(argv=None) -> None:
@@ -27,20 +28,21 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     recipe = load_recipe(args.recipe)
-    opts = head_options(recipe)
-    labels = list(recipe["labels"])
-    splits = make_splits([c for c in scan(args.data).clips if c.label in labels], recipe, 0)
+    if not isinstance(recipe, HeadRecipe):
+        raise SystemExit(f"head_seeds.py: recipe {recipe.name} is not a whisper-head recipe")
+    labels = list(recipe.labels)
+    splits = make_splits(scan(args.data).clips, labels, recipe.protocol)
     order = splits["train"] + splits["val"] + splits["test"]
-    blocks = tuple(range(1, max(opts["layers"]) + 1))
-    kept, hs, failed = encode_clips(order, encoder_path(opts["encoder"]), blocks, jobs=1,
+    blocks = tuple(range(1, max(recipe.layers) + 1))
+    kept, hs, failed = encode_clips(order, encoder_path(recipe.encoder), blocks, jobs=1,
                                     cache_dir=os.path.join(args.cache, "encoded"), progress=False)
-    vec = {c.path: pooled_stats(h[[b - 1 for b in opts["layers"]]]) for c, h in zip(kept, hs)}
+    vec = {c.path: pooled_stats(h[[b - 1 for b in recipe.layers]]) for c, h in zip(kept, hs)}
     data = {k: (v, np.stack([vec[c.path] for c in v])) for k, v in splits.items()}
     probs = {"val": [], "test": []}
     print("| seed | val UAR | test UAR | val UAR, mean of probabilities so far | test UAR, same |")
     print("|---|---|---|---|---|")
     for seed in range(args.seeds):
-        model, extra = train_head(data, labels, recipe, seed, recipe["epochs"], args.threads,
+        model, extra = train_head(data, labels, recipe, seed, recipe.epochs, args.threads,
                                   n_state=hs[0].shape[2], encoder_file="-", encoder_sha256="-", log=lambda m: None)
         row = [str(seed)]
         ens = []

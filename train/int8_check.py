@@ -8,7 +8,7 @@ import os, time, warnings, torch
 warnings.filterwarnings("ignore")
 torch.set_num_threads(1)
 from sercli.corpora import scan, SIX_CLASSES
-from sercli.train import make_splits
+from sercli.training.splits import make_splits
 from sercli.models import encoder_path, load_model
 from sercli.whisper import load_encoder
 from sercli.features import whisper_log_mel, remove_dc
@@ -18,7 +18,7 @@ from sercli.models import pooled_stats
 from sercli.metrics import evaluate
 labels = list(SIX_CLASSES)
 clips = [c for c in scan(os.path.expanduser("~/corpora")).clips if c.label in labels]
-val = make_splits(clips, {"labels": labels}, 0)["val"]
+val = make_splits(clips, labels)["val"]
 enc, _ = load_encoder(encoder_path("whisper-tiny.en"))
 q = torch.ao.quantization.quantize_dynamic(enc, {torch.nn.Linear}, dtype=torch.qint8)
 m = load_model("whisper-tiny")

@@ -31,7 +31,9 @@ from sercli.evaluate import predict_clips, predict_clips_grouped
 from sercli.metrics import evaluate
 from sercli.models import Model
 from sercli.runtime.grouping import clip_groups
-from sercli.train import load_recipe, make_splits, subset, train_svm
+from sercli.training.recipe import SVMRecipe, load_recipe
+from sercli.training.splits import make_splits, subset
+from sercli.training.svm import train_svm
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -54,20 +56,18 @@ class Data:
         self.fs = extract_dataset(sc.clips, jobs=jobs, cache_dir=cache, progress=False)
         self.pos = {c.path: i for i, c in enumerate(self.fs.clips)}
 
-    def splits(self, recipe: dict) -> dict:
-        sp = make_splits(self.fs.clips, recipe, int(recipe.get("seed", 0)))
+    def splits(self, recipe: SVMRecipe) -> dict:
+        sp = make_splits(self.fs.clips, recipe.labels, recipe.protocol, recipe.seed)
         return {k: subset(self.fs, [self.pos[c.path] for c in v]) for k, v in sp.items()}
 
 
 def fit(data: Data, name: str, protocol: str | None = None):
-    recipe = load_recipe(name)
-    if protocol:
-        recipe = {**recipe, "protocol": protocol}
+    recipe = load_recipe(name, {"protocol": protocol} if protocol else None)
     split = data.splits(recipe)
     t0 = time.time()
-    svm, _ = train_svm(split, list(recipe["labels"]), recipe, int(recipe.get("seed", 0)))
-    log(f"trained {name} ({recipe.get('protocol', 'speaker')}) in {time.time() - t0:.1f} s")
-    return Model(name, "svm", tuple(recipe["labels"]), "", "", {}, svm), split
+    svm = train_svm(split, list(recipe.labels), recipe, recipe.seed)
+    log(f"trained {name} ({recipe.protocol}) in {time.time() - t0:.1f} s")
+    return Model(name, "svm", recipe.labels, "", "", {}, svm), split
 
 
 def uar(model, fs, groups=None) -> float:

@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from sercli.train import training_keys
+from sercli.training.recipe import training_keys
 
 
 def main(argv=None) -> int:

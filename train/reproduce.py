@@ -4,16 +4,16 @@
     python -m train.reproduce --data ~/corpora --out train/results [--epochs-scale F] [--only ...]
 
 Trains and evaluates the paper's three models (linear SVM baseline, dual RNN, dual-branch
-CNN) and sercli's CNN, each from its recipe in train/recipes, under three protocols:
+CNN) and sercli's CNN, each from its recipe (bundled, or the lab's train/recipes), under three protocols:
 
 - paper:   the paper's 5 classes, balanced by downsampling, random stratified 70/15/15
            (speakers shared between train and test, as in the paper);
 - speaker: 6 classes, the canonical speaker-independent split (sercli/data/speakers.csv);
 - loco:    leave one corpus out, 6 classes: test on every clip of one corpus; train and
            select on the canonical train / val speakers of the other corpora (see
-           sercli.train.loco_split), once for each corpus present in the data.
+           sercli.training.splits.loco_split), once for each corpus present in the data.
 
-Each run is `sercli.train.run`, which writes weights, a model card with its metrics and plots
+Each run is `sercli.training.run.run`, which writes weights, a model card with its metrics and plots
 to OUT/<model>/<protocol>/. The script then writes OUT/results.json (everything) and
 OUT/results.md (the paper's Table 2 beside this run's numbers). Every number of this run is
 read from the model cards; the only numbers in this file are the paper's own Table 2.
@@ -108,22 +108,23 @@ def short_metrics(m: dict) -> dict:
 
 
 def run_one(r: dict, args, command: str) -> dict:
-    from sercli import train as tr
     from sercli.errors import SercliError
-    recipe = tr.load_recipe(r["recipe"])
-    recipe.update(protocol=r["protocol"], labels=r["labels"], name=f"{r['model']}-{r['tag']}")
-    epochs = max(1, round(int(recipe.get("epochs", 1)) * args.epochs_scale))
+    from sercli.training.recipe import load_recipe, training_keys
+    from sercli.training.run import run
+    recipe = load_recipe(r["recipe"], {"protocol": r["protocol"], "labels": r["labels"],
+                                       "name": f"{r['model']}-{r['tag']}"}, folder=HERE / "recipes")
+    epochs = max(1, round(recipe.epochs * args.epochs_scale))
     out = Path(args.out) / r["model"] / r["tag"]
-    card_file = out / f"{recipe['name']}.card.json"
+    card_file = out / f"{recipe.name}.card.json"
     row = {**{k: r[k] for k in ("id", "model", "family", "protocol", "recipe", "labels")},
-           "epochs": epochs if recipe["model"] != "svm" else None}
+           "epochs": epochs if recipe.model != "svm" else None}
     t0 = time.time()
     card, reused = None, False
     if args.resume and card_file.is_file():
         try:
             old = json.loads(card_file.read_text())
             # cnn-loco inherits the default's description: only the training keys decide
-            same = tr.training_keys(old.get("recipe", {})) == tr.training_keys(recipe)
+            same = training_keys(old.get("recipe", {})) == training_keys(recipe.as_dict())
             if same and old.get("epochs") == epochs:
                 card, reused = old, True
         except (OSError, ValueError):
@@ -131,9 +132,8 @@ def run_one(r: dict, args, command: str) -> dict:
     if card is None:
         log(f"=== {r['id']}: recipe {r['recipe']}, {epochs} epochs -> {out}")
         try:
-            card = tr.run(args.data, recipe=recipe, out=out, epochs=epochs, jobs=args.jobs,
-                          threads=args.threads, cache_dir=args.cache, command=command,
-                          progress=False)
+            card = run(args.data, recipe=recipe, out=out, epochs=epochs, jobs=args.jobs,
+                       threads=args.threads, cache_dir=args.cache, command=command, progress=False)
         except SercliError as exc:
             log(f"--- {r['id']}: not run: {exc}")
             return {**row, "status": "skipped", "reason": " ".join(str(exc).split())}
@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for r in runs:
         results.append(run_one(r, args, command))
-    from sercli.train import library_versions
+    from sercli.training.card import library_versions
     res = {"command": command, "data": str(args.data), "epochs_scale": args.epochs_scale,
            "started": started, "finished": dt.datetime.now().isoformat(timespec="seconds"),
            "seconds": round(time.time() - t0, 1), "paper_table2": PAPER_TABLE2,

@@ -1,0 +1,175 @@
+"""Training a head over cached Whisper encoder outputs (recipe model = "whisper-head").
+
+Encoder outputs come from sercli.encoded (computed once, cached); each epoch then costs
+seconds. The epoch kept is the one with the best val UAR (val speakers only), and the softmax
+temperature is fitted on val, so the test speakers are scored once, at the end.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from ..calibration import fit_temperature
+from ..corpora import Clip
+from ..metrics import evaluate
+from ..models import save_torch
+from .job import Fitted, Job, log
+from .recipe import HeadRecipe
+from .torch_loop import set_seed
+
+
+def train_head(data: dict[str, tuple[list[Clip], np.ndarray]], labels: list[str], recipe: HeadRecipe,
+               seed: int, epochs: int, threads: int | None, *, n_state: int, encoder_file: str,
+               encoder_sha256: str, log=print):
+    """Train a WhisperHead on data[split] = (clips, (n, n_input) pooled vectors of the recipe's
+    blocks). The epoch kept is the one with the best val UAR; the temperature is fitted on val.
+    Returns (HeadModel, {"history", "best_epoch", "scores": split -> logits})."""
+    import torch
+    import torch.nn.functional as F
+    from ..models import HeadModel
+    from ..models.nets import HeadDims, WhisperHead
+    from ..normalize import prior_stats
+    set_seed(seed, threads)
+    rng = np.random.default_rng(seed)
+    lab = {l: i for i, l in enumerate(labels)}
+    tr_clips, V_tr = data["train"]
+    y_tr = np.array([lab[c.label] for c in tr_clips])
+    group = recipe.normalize == "group"
+    dims = HeadDims(encoder=recipe.encoder, layers=list(recipe.layers), n_state=n_state,
+                    n_labels=len(labels), hidden=recipe.hidden, dropout=recipe.dropout,
+                    group_norm=group, group_prior=recipe.group_prior)
+    net = WhisperHead(dims)
+    model = HeadModel(net, encoder_file, encoder_sha256)
+    if group:
+        spk = [c.speaker_key for c in tr_clips]
+        mu, sd = prior_stats(V_tr, spk)
+        net.group_mean.copy_(torch.from_numpy(mu.astype(np.float32)))
+        net.group_std.copy_(torch.from_numpy(sd.astype(np.float32)))
+        Z_group = model.inputs(list(V_tr), spk, grouped=True)
+        Z_alone = model.inputs(list(V_tr))
+        ref = Z_group
+    else:
+        ref = V_tr
+    net.feat_mean.copy_(torch.from_numpy(ref.mean(0).astype(np.float32)))
+    net.feat_std.copy_(torch.from_numpy(np.maximum(ref.std(0), 1e-5).astype(np.float32)))
+
+    def inputs(split: str) -> np.ndarray:
+        clips, V = data[split]
+        return model.inputs(list(V), [c.speaker_key for c in clips], grouped=True) if len(clips) else V
+
+    def scores(split: str) -> np.ndarray:
+        net.eval()
+        with torch.inference_mode():
+            return net(torch.from_numpy(inputs(split))).numpy()
+
+    counts = np.bincount(y_tr, minlength=len(labels))
+    weights = torch.tensor(len(y_tr) / (len(labels) * np.maximum(counts, 1)), dtype=torch.float32)
+    opt = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    steps = epochs * int(np.ceil(len(y_tr) / recipe.batch_size))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=max(1, steps), pct_start=0.1)
+    has_val = bool(data.get("val") and len(data["val"][0]))
+    y_val = [c.label for c in data["val"][0]] if has_val else []
+    history, best = [], (-1.0, None, 0)
+    X_tr = ref
+    for epoch in range(1, epochs + 1):
+        t0 = time.time()
+        if group:     # a share of clips normalised alone, so that single clips work too
+            alone = rng.random(len(y_tr)) < recipe.alone_fraction
+            X_tr = np.where(alone[:, None], Z_alone, Z_group)
+        net.train()
+        perm = rng.permutation(len(y_tr))
+        total, correct = 0.0, 0
+        for s in range(0, len(perm), recipe.batch_size):
+            idx = perm[s:s + recipe.batch_size]
+            x = torch.from_numpy(X_tr[idx])
+            if recipe.input_noise:
+                x = x + recipe.input_noise * net.feat_std * torch.randn_like(x)
+            logits = net(x)
+            target = torch.from_numpy(y_tr[idx])
+            loss = F.cross_entropy(logits, target, weight=weights, label_smoothing=recipe.label_smoothing)
+            correct += int((logits.argmax(1) == target).sum())
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(idx)
+        row = {"epoch": epoch, "train_loss": round(total / len(perm), 4),
+               "train_accuracy": round(correct / len(perm), 4), "seconds": round(time.time() - t0, 2)}
+        if has_val:
+            m = evaluate(y_val, [labels[i] for i in scores("val").argmax(1)], labels)
+            row.update(val_accuracy=round(m["accuracy"], 4), val_uar=round(m["uar"], 4))
+            if m["uar"] > best[0]:
+                best = (m["uar"], {k: v.clone() for k, v in net.state_dict().items()}, epoch)
+        history.append(row)
+        log(f"epoch {epoch}/{epochs}: loss {row['train_loss']:.4f}"
+            + (f"  val UAR {row['val_uar']:.3f}" if has_val else ""))
+    if best[1] is not None:
+        net.load_state_dict(best[1])
+    net.eval()
+    if has_val:
+        dims.temperature = fit_temperature(scores("val").astype(np.float64), np.array([lab[c] for c in y_val]))
+    return model, {"history": history, "best_epoch": best[2], "scores": scores}
+
+
+def encode_splits(splits: dict[str, list[Clip]], recipe: HeadRecipe,
+                  job: Job) -> tuple[dict[str, tuple[list[Clip], np.ndarray]], int, list[str]]:
+    """Encode every split's clips (cached) and pool the recipe's blocks per clip: split ->
+    (clips encoded, (n, 2 * n_blocks * n_state) pooled vectors), n_state and the files that failed."""
+    from ..encoded import encode_clips
+    from ..models import pooled_stats
+    from ..models import encoder_path
+    if job.cache_dir is not None:
+        cache = os.path.join(os.fspath(job.cache_dir), "encoded")
+    else:
+        from ..dataset import default_cache_dir
+        cache = str(default_cache_dir().parent / "encoded")
+    # the blocks up to the highest one asked for are computed anyway: caching them all lets
+    # recipes that read other blocks share one cache
+    layers = tuple(range(1, max(recipe.layers) + 1))
+    order = splits["train"] + splits["val"] + splits["test"]
+    kept, hs, failed = encode_clips(order, encoder_path(recipe.encoder), layers, jobs=job.jobs, cache_dir=cache,
+                                    progress=job.progress)
+    for f in failed:
+        log(f"skipped: {f}")
+    sel = [layers.index(x) for x in recipe.layers]
+    pos = {c.path: i for i, c in enumerate(kept)}
+    n_in = 2 * len(sel) * hs[0].shape[2]
+    data = {}
+    for k, v in splits.items():
+        got = [c for c in v if c.path in pos]
+        data[k] = (got, np.stack([pooled_stats(hs[pos[c.path]][sel]) for c in got]) if got
+                   else np.zeros((0, n_in), np.float32))
+    return data, hs[0].shape[2], failed
+
+
+class HeadTrainer:
+    """Trainer of model kind whisper-head: encode (cached), train the head, calibrate on val."""
+    suffix = ".pt"
+
+    def fit(self, recipe: HeadRecipe, splits: dict[str, list[Clip]], job: Job) -> Fitted:
+        from ..encoded import ENCODED_SETTINGS, FRAME_POOL
+        from ..models import ENCODERS
+        from .card import encoder_card
+        fname, sha, _ = ENCODERS[recipe.encoder]
+        data, n_state, failed = encode_splits(splits, recipe, job)
+        t_feat = time.time() - job.t_start
+        model, extra = train_head(data, list(recipe.labels), recipe, job.seed, job.epochs, job.threads,
+                                  n_state=n_state, encoder_file=fname, encoder_sha256=sha, log=log)
+        scores = extra["scores"]
+        probas = {}
+        for part in ("val", "test"):
+            if data[part][0]:
+                z = scores(part) / model.dims.temperature
+                z = np.exp(z - z.max(1, keepdims=True))
+                probas[part] = z / z.sum(1, keepdims=True)
+        features = {"encoder": recipe.encoder, "layers": list(recipe.layers), **ENCODED_SETTINGS,
+                    "frames_per_second": 50 // FRAME_POOL}
+        return Fitted(model=model, save=lambda path, config: save_torch(path, model.net, config),
+                      parts={k: v[0] for k, v in data.items()}, probas=probas, features=features,
+                      failed=failed, t_feat=t_feat, history=extra["history"],
+                      group_normalised=model.dims.group_norm, calibrated=True,
+                      config={"encoder_sha256": model.encoder_sha256},
+                      card={"encoder": encoder_card(model.dims.encoder), "temperature": model.dims.temperature,
+                            "layer_weights": None, "best_epoch": extra["best_epoch"]})
