@@ -271,6 +271,9 @@ def plot_confusion(metrics: dict, path: Path, title: str) -> None:
         for j in range(len(labels)):
             ax.text(j, i, f"{cm[i, j]:.2f}\n({counts[i, j]})", ha="center", va="center",
                     color="white" if cm[i, j] > 0.5 else "black", fontsize=8)
-    ax.set_xlabel("predicted"); ax.set_ylabel("true")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
     ax.set_title(f"{title}: acc {metrics['accuracy']:.3f}, UAR {metrics['uar']:.3f}")
-    fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -68,9 +68,11 @@ def card_markdown(card: dict) -> str:
             lines.append(f"| {k} | {m['accuracy']:.3f} | {m['uar']:.3f} | {m['macro_f1']:.3f} |")
     if "test" in card["metrics"]:
         m = card["metrics"]["test"]
-        lines += ["", "Per class on test:", "", "| label | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+        lines += ["", "Per class on test:", "", "| label | precision | recall | F1 | support |",
+                  "|---|---|---|---|---|"]
         for lab, pc in m["per_class"].items():
-            lines.append(f"| {lab} | {pc['precision']:.3f} | {pc['recall']:.3f} | {pc['f1']:.3f} | {pc['support']} |")
+            lines.append(f"| {lab} | {pc['precision']:.3f} | {pc['recall']:.3f} | {pc['f1']:.3f} "
+                         f"| {pc['support']} |")
         if "per_corpus" in m:
             lines += ["", "Per corpus on test:", "", "| corpus | n | accuracy | UAR |", "|---|---|---|---|"]
             for c, pc in m["per_corpus"].items():
@@ -102,6 +104,7 @@ def card_markdown(card: dict) -> str:
 def encoder_card(name: str) -> dict:
     """What a model card says of the encoder a head runs on (from its file's own provenance)."""
     import torch
+
     from ..models import ENCODERS, weights_dir
     fname, pinned, _ = ENCODERS[name]
     cfg = torch.load(weights_dir() / fname, map_location="cpu", weights_only=True)["config"]
@@ -110,19 +113,26 @@ def encoder_card(name: str) -> dict:
 
 
 def plot_curves(history: list[dict], path: Path) -> None:
+    """Training loss and accuracy (and val accuracy and UAR) per epoch."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     ep = [h["epoch"] for h in history]
     fig, ax = plt.subplots(1, 2, figsize=(10, 4))
     ax[0].plot(ep, [h["train_loss"] for h in history], label="train loss")
-    ax[0].set_xlabel("epoch"); ax[0].set_title("loss"); ax[0].legend()
+    ax[0].set_xlabel("epoch")
+    ax[0].set_title("loss")
+    ax[0].legend()
     ax[1].plot(ep, [h["train_accuracy"] for h in history], label="train accuracy")
     if history and "val_accuracy" in history[0]:
         ax[1].plot(ep, [h["val_accuracy"] for h in history], label="val accuracy")
         ax[1].plot(ep, [h["val_uar"] for h in history], label="val UAR")
-    ax[1].set_xlabel("epoch"); ax[1].set_title("accuracy"); ax[1].legend()
-    fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
+    ax[1].set_xlabel("epoch")
+    ax[1].set_title("accuracy")
+    ax[1].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def write_card(card: dict, out: Path) -> None:

@@ -28,12 +28,13 @@ def train_head(data: dict[str, tuple[list[Clip], np.ndarray]], labels: list[str]
     Returns (HeadModel, {"history", "best_epoch", "scores": split -> logits})."""
     import torch
     import torch.nn.functional as F
+
     from ..models import HeadModel
     from ..models.nets import HeadDims, WhisperHead
     from ..normalize import prior_stats
     set_seed(seed, threads)
     rng = np.random.default_rng(seed)
-    lab = {l: i for i, l in enumerate(labels)}
+    lab = {name: i for i, name in enumerate(labels)}
     tr_clips, V_tr = data["train"]
     y_tr = np.array([lab[c.label] for c in tr_clips])
     group = recipe.normalize == "group"
@@ -118,8 +119,7 @@ def encode_splits(splits: dict[str, list[Clip]], recipe: HeadRecipe,
     """Encode every split's clips (cached) and pool the recipe's blocks per clip: split ->
     (clips encoded, (n, 2 * n_blocks * n_state) pooled vectors), n_state and the files that failed."""
     from ..encoded import encode_clips
-    from ..models import pooled_stats
-    from ..models import encoder_path
+    from ..models import encoder_path, pooled_stats
     if job.cache_dir is not None:
         cache = os.path.join(os.fspath(job.cache_dir), "encoded")
     else:

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import copy
 import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, ClassVar
 
 from ..errors import RecipeError
 from ..normalize import GROUP_PRIOR
@@ -115,7 +116,7 @@ class Recipe:
         """The keys as given (extends resolved, name included): what the model card records."""
         return copy.deepcopy(dict(self.source))
 
-    def with_overrides(self, **values: Any) -> "Recipe":
+    def with_overrides(self, **values: Any) -> Recipe:
         """This recipe with some keys set (checked as a file's would be)."""
         return build_recipe({**self.source, **values})
 

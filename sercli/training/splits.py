@@ -6,7 +6,7 @@ out. Test speakers never touch training or model selection.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..corpora import Clip, paper_split, speaker_split, split_of, splits_of
 from ..dataset import FeatureSet

@@ -8,7 +8,7 @@ normalised per speaker and mixed up, and may train against a corpus adversary.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -125,6 +125,7 @@ class CNNBatches:
     def logits(self, net, idx: np.ndarray, rng: np.random.Generator):
         """(logits (B, n_labels), embedding (B, E), mixup (lam, partner index) or None)."""
         import torch
+
         from ..models import pad_batch
         r, tr = self.recipe, self.tr
         if self.group is not None:
@@ -152,6 +153,7 @@ class CNNBatches:
 def cnn_net(recipe: CNNRecipe, tr: FeatureSet, n_labels: int):
     """sercli's CNN with its input statistics set from `tr` (per speaker under normalize = group)."""
     import torch
+
     from ..models import nets
     group = recipe.normalize == "group"
     dims = nets.CNNDims(n_mels=tr.logmel[0].shape[0], n_labels=n_labels, channels=list(recipe.channels),
