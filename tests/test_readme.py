@@ -26,6 +26,8 @@ from sercli.cli import cli
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 DOCS = sorted((REPO / "docs").glob("*.md"))
+#: the lab's pages for people who rerun experiments
+LAB_PAGES = [REPO / "train" / "NOTEBOOK.md", REPO / "train" / "recipes" / "README.md"]
 
 #: folders of our own machines (a user has ~/corpora, runs/, ~/.cache/...)
 MACHINE_PATH = re.compile(r"(?<![\w.~-])/(?:work|home|root|tmp|mnt|scratch|Users)/")
@@ -181,7 +183,7 @@ def test_readme_commands_parse():
     assert checked >= 10, checked
 
 
-@pytest.mark.parametrize("doc", [*DOCS, README, REPO / "train" / "NOTEBOOK.md"], ids=lambda p: p.name)
+@pytest.mark.parametrize("doc", [*DOCS, README, *LAB_PAGES], ids=lambda p: str(p.relative_to(REPO)))
 def test_docs_commands_parse(doc):
     """docs' shell blocks, and commands quoted in the prose of README, docs and the notebook."""
     blocks = [] if doc == README else shell_blocks(doc)
@@ -222,25 +224,28 @@ def test_readme_commands_that_need_only_the_examples_run(tmp_path):
 
 
 def test_no_committed_text_names_a_folder_of_our_machines():
-    from sercli.models import REGISTRY
-
-    pinned = {f for f, _ in REGISTRY.values()}  # weights files: byte-identical, never edited
     texts = [
         README,
         REPO / "CHANGELOG.md",
+        REPO / "pyproject.toml",
         REPO / "examples" / "README.md",
-        REPO / "train" / "NOTEBOOK.md",
+        *LAB_PAGES,
         *DOCS,
         *REPO.glob("bench/*.md"),
         *REPO.glob("weights/*.md"),
         *REPO.glob("weights/*.json"),
         *REPO.glob("train/results/**/*.md"),
         *REPO.glob("train/results/**/*.json"),
+        *REPO.glob("train/recipes/*.toml"),
+        *REPO.glob("sercli/recipes/*.toml"),
+        *REPO.glob("sercli/**/*.py"),
+        *REPO.glob("train/*.py"),
+        *REPO.glob("bench/*.py"),
     ]
     found = [
         f"{p.relative_to(REPO)}: {m.group(0)}"
         for p in texts
-        if p.is_file() and not (p.parent.name == "weights" and p.name in pinned)
+        if p.is_file()
         for m in [MACHINE_PATH.search(p.read_text(encoding="utf-8"))]
         if m
     ]
@@ -253,7 +258,7 @@ def _anchor(heading: str) -> str:
 
 
 def test_links_between_readme_and_docs_resolve():
-    for page in (README, REPO / "train" / "NOTEBOOK.md", *DOCS):
+    for page in (README, *LAB_PAGES, *DOCS):
         for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text(encoding="utf-8")):
             if re.match(r"\w+:", target):
                 continue  # a web address
