@@ -100,10 +100,11 @@ def parse_sercli(args: list[str]) -> tuple[str | None, list[str]]:
     positional: list[str] = []
     for param in order:
         value = opts.get(param.name)
+        values = [v for v in (value if isinstance(value, (list, tuple)) else [value]) if isinstance(v, str)]
         if isinstance(param, click.Argument):
-            positional += list(value) if isinstance(value, (list, tuple)) else [value]
-        elif isinstance(param.type, CHECKED_TYPES) and value is not None:
-            for v in value if isinstance(value, (list, tuple)) else [value]:
+            positional += values
+        elif isinstance(param.type, CHECKED_TYPES):
+            for v in values:
                 param.type.convert(v, param, ctx)  # an unknown choice, a number out of range
     return args[0], positional
 
