@@ -8,6 +8,7 @@ Prints one JSON line of milliseconds per clip.
 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python bench/cpu_per_clip.py LIST_FILE MODEL [N]
 """
+
 import json
 import sys
 import time
@@ -44,7 +45,7 @@ def main(list_file: str, model: str, n: int = 100) -> None:
     def model_(a):
         m.predict_proba([w.feats for w in (a.windows or []) if w.feats is not None])
 
-    for p in paths[:3]:                                     # warm-up: lazy imports, first calls
+    for p in paths[:3]:  # warm-up: lazy imports, first calls
         model_(features(p)), peer(p), load_audio(p)
     names = ("decode_resample", "sercli_features", "sercli_model", "peer_loop_body")
     total = dict.fromkeys(names, 0.0)

@@ -7,6 +7,7 @@ processes. Only the sample count comes back from a worker. Prints one JSON line:
 
     python bench/floor.py LIST_FILE N_JOBS
 """
+
 import json
 import sys
 import time

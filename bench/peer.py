@@ -8,6 +8,7 @@ a batch of one. Prints one JSON line: {"n": files, "seconds": loop time, "setup_
 
     python bench/peer.py LIST_FILE
 """
+
 import json
 import sys
 import time
@@ -27,13 +28,14 @@ def main(list_file: str) -> None:
     t1 = time.perf_counter()
     labels = []
     for p in paths:
-        y, sr = librosa.load(p)                                   # 22050 Hz, mono
+        y, sr = librosa.load(p)  # 22050 Hz, mono
         S_db = librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=sr, n_mels=128))
         mel = S_db.mean(axis=1)
         mfcc = librosa.feature.mfcc(S=S_db, n_mfcc=20).mean(axis=1)
         with torch.no_grad():
-            logits = net(torch.from_numpy(mel[None].astype(np.float32)),
-                         torch.from_numpy(mfcc[None].astype(np.float32)))
+            logits = net(
+                torch.from_numpy(mel[None].astype(np.float32)), torch.from_numpy(mfcc[None].astype(np.float32))
+            )
         labels.append(int(logits.argmax()))
     t2 = time.perf_counter()
     print(json.dumps({"n": len(labels), "seconds": t2 - t1, "setup_s": t1 - t0}))

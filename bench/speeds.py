@@ -8,6 +8,7 @@ else of bench/results.md when that file measured NAME; results of other names (r
 an earlier version of cnn's weights) are not a bundled model's. A model without such a line
 has no speed. tests/test_newuser.py checks that weights/speed.json is what this script writes.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,21 +35,26 @@ def measured(bench: Path = REPO / "bench") -> dict:
         if not m:
             continue
         model, speed = m.group(1), float(m.group(2))
-        suffix = f.stem[len("results-"):] if f.stem.startswith("results-") else None
+        suffix = f.stem[len("results-") :] if f.stem.startswith("results-") else None
         if suffix is not None and suffix != model:
-            continue            # e.g. results-cnn-v1.md: earlier weights of the same name
+            continue  # e.g. results-cnn-v1.md: earlier weights of the same name
         if suffix is None and model in out:
-            continue            # results-NAME.md wins over results.md
+            continue  # results-NAME.md wins over results.md
         cpu, cores = _row(text, "CPU"), _row(text, "cores (os.cpu_count)")
-        out[model] = {"clips_per_s": speed, "results": f"bench/{f.name}",
-                      "machine": ", ".join(x for x in (cpu, f"{cores} cores" if cores else None) if x)}
+        out[model] = {
+            "clips_per_s": speed,
+            "results": f"bench/{f.name}",
+            "machine": ", ".join(x for x in (cpu, f"{cores} cores" if cores else None) if x),
+        }
     return dict(sorted(out.items()))
 
 
 def document() -> dict:
-    return {"what": "sercli classify end to end, clips per second (bench/run.py); copied by "
-                    "bench/speeds.py from the results files named",
-            "models": measured()}
+    return {
+        "what": "sercli classify end to end, clips per second (bench/run.py); copied by "
+        "bench/speeds.py from the results files named",
+        "models": measured(),
+    }
 
 
 def main() -> int:

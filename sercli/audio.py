@@ -3,13 +3,14 @@
 Short clips are read whole; long recordings are streamed in blocks so that memory stays
 bounded whatever the length (`iter_blocks`).
 """
+
 from __future__ import annotations
 
 import errno
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 
@@ -38,6 +39,7 @@ _MAGIC = [
 @dataclass(frozen=True)
 class AudioInfo:
     """What a file holds, before any conversion."""
+
     path: str
     sample_rate: int
     channels: int
@@ -59,7 +61,7 @@ def sniff_format(path: str | os.PathLike) -> str | None:
     if not head:
         return None
     for offset, magic, name in _MAGIC:
-        if head[offset:offset + len(magic)] == magic:
+        if head[offset : offset + len(magic)] == magic:
             if magic == b"RIFF":
                 return "AVI video" if head[8:12] == b"AVI " else None
             return name
@@ -91,9 +93,15 @@ def _file_problem(path: str) -> str | None:
     if stat.S_ISDIR(st.st_mode):
         return "is a directory, not an audio file"
     if not stat.S_ISREG(st.st_mode):
-        kind = ("named pipe (FIFO)" if stat.S_ISFIFO(st.st_mode) else
-                "socket" if stat.S_ISSOCK(st.st_mode) else "device" if
-                stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "special file")
+        kind = (
+            "named pipe (FIFO)"
+            if stat.S_ISFIFO(st.st_mode)
+            else "socket"
+            if stat.S_ISSOCK(st.st_mode)
+            else "device"
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+            else "special file"
+        )
         return f"not a regular file: {kind}"
     if not os.access(path, os.R_OK):
         return "permission denied"
@@ -113,7 +121,7 @@ def _reason(path: str, exc: Exception) -> str:
     # soundfile prefixes the path (str or bytes); keep only libsndfile's reason
     for name in (path, os.fsencode(path)):
         msg = msg.replace(f"Error opening {name!r}: ", "")
-    if "is not a regular file" in msg:   # libsndfile's words for data it cannot parse (e.g. MP3)
+    if "is not a regular file" in msg:  # libsndfile's words for data it cannot parse (e.g. MP3)
         msg = "unrecognised or corrupt data"
     return f"cannot decode audio: {msg}" if msg else "cannot decode audio"
 
@@ -124,6 +132,7 @@ def _fail(path: str, reason: str) -> AudioError:
 
 def _open(path: str):
     import soundfile as sf
+
     # A FIFO or device would block or never end: refuse anything but a regular file up front.
     problem = _file_problem(path)
     if problem:
@@ -135,8 +144,7 @@ def _open(path: str):
         raise _fail(path, _reason(path, exc)) from exc
     if f.samplerate < MIN_SAMPLE_RATE:
         f.close()
-        raise _fail(path, f"sample rate {f.samplerate} Hz is too low for speech audio "
-                          f"(minimum {MIN_SAMPLE_RATE} Hz)")
+        raise _fail(path, f"sample rate {f.samplerate} Hz is too low for speech audio (minimum {MIN_SAMPLE_RATE} Hz)")
     if f.channels < 1:
         f.close()
         raise _fail(path, f"invalid channel count {f.channels}")
@@ -150,7 +158,7 @@ def _open(path: str):
 #: libsndfile's frame count for a length it does not know (SF_COUNT_MAX, e.g. a FLAC whose
 #: header says 0 samples, as encoders writing to a pipe leave it); any count this large is
 #: not believed.
-UNKNOWN_FRAMES = 2 ** 62
+UNKNOWN_FRAMES = 2**62
 #: frames per read when a file is decoded to its real end
 READ_BLOCK = 1 << 20
 
@@ -204,6 +212,7 @@ def to_mono(x: np.ndarray) -> np.ndarray:
     features can overflow.
     """
     from .features import MAX_ABS
+
     x = np.asarray(x, dtype=np.float32)
     if x.size and not (np.isfinite(x).all() and float(np.abs(x).max()) <= MAX_ABS):
         x = np.clip(np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0), -MAX_ABS, MAX_ABS)
@@ -217,11 +226,13 @@ def resample(y: np.ndarray, *, orig_sr: int, target_sr: int = SAMPLE_RATE) -> np
     if orig_sr == target_sr or y.size == 0:
         return y.astype(np.float32, copy=False)
     import soxr
+
     return soxr.resample(y, orig_sr, target_sr, quality="HQ").astype(np.float32, copy=False)
 
 
-def load_audio(path: str | os.PathLike, *, sr: int = SAMPLE_RATE,
-               max_seconds: float | None = None) -> tuple[np.ndarray, AudioInfo]:
+def load_audio(
+    path: str | os.PathLike, *, sr: int = SAMPLE_RATE, max_seconds: float | None = None
+) -> tuple[np.ndarray, AudioInfo]:
     """Decode `path` to mono float32 at `sr`.
 
     Returns (y, info): y has shape (n,), info describes the file as stored. Reads at most
@@ -236,16 +247,17 @@ def load_audio(path: str | os.PathLike, *, sr: int = SAMPLE_RATE,
                 x = f.read(n, dtype="float32", always_2d=True)
             except Exception as exc:
                 raise _fail(path, _reason(path, exc)) from exc
-        else:       # never trust the length: decode to the real end, block by block
+        else:  # never trust the length: decode to the real end, block by block
             blocks = list(_read_blocks(f, path, None if n < 0 else n))
-            x = (np.concatenate(blocks) if blocks else np.zeros((0, f.channels), np.float32))
+            x = np.concatenate(blocks) if blocks else np.zeros((0, f.channels), np.float32)
             frames = len(x) + (0 if n < 0 else sum(len(b) for b in _read_blocks(f, path)))
             info = AudioInfo(path, int(f.samplerate), int(f.channels), frames, str(f.format))
     return resample(to_mono(x), orig_sr=info.sample_rate, target_sr=sr), info
 
 
-def iter_blocks(path: str | os.PathLike, *, block_seconds: float = 60.0,
-                sr: int = SAMPLE_RATE) -> tuple[AudioInfo, Iterator[np.ndarray]]:
+def iter_blocks(
+    path: str | os.PathLike, *, block_seconds: float = 60.0, sr: int = SAMPLE_RATE
+) -> tuple[AudioInfo, Iterator[np.ndarray]]:
     """Stream `path` as consecutive mono float32 blocks at `sr`, each about block_seconds.
 
     The resampler keeps its state across blocks, so the concatenated blocks equal a
@@ -256,6 +268,7 @@ def iter_blocks(path: str | os.PathLike, *, block_seconds: float = 60.0,
 
     def gen() -> Iterator[np.ndarray]:
         import soxr
+
         stream = None
         if info.sample_rate != sr:
             stream = soxr.ResampleStream(info.sample_rate, sr, 1, dtype="float32", quality="HQ")
@@ -284,14 +297,15 @@ def why_silent(path: str | os.PathLike) -> str | None:
     channels are loud but cancel when mixed to mono (phase-inverted stereo). None when it is
     silence, or when the file cannot be read again. Streams the file: memory stays bounded."""
     from .constants import SILENCE_DBFS
+
     path = os.fspath(path)
     try:
         with _open(path) as f:
             ch = f.channels
             n = finite = 0
-            s1 = np.zeros(ch)                   # per channel: sum and sum of squares
+            s1 = np.zeros(ch)  # per channel: sum and sum of squares
             s2 = np.zeros(ch)
-            m1 = m2 = 0.0                       # the mono mix
+            m1 = m2 = 0.0  # the mono mix
             for x in _read_blocks(f, path):
                 x = x.astype(np.float64)
                 ok = np.isfinite(x)
@@ -312,6 +326,8 @@ def why_silent(path: str | os.PathLike) -> str | None:
     level = lambda a, b: 10 * np.log10(max(b / n - (a / n) ** 2, 1e-300))  # noqa: E731 (dB of the variance)
     loudest = max(level(a, b) for a, b in zip(s1, s2))
     if loudest >= SILENCE_DBFS and level(m1, m2) < SILENCE_DBFS:
-        return (f"silent once its {ch} channels are mixed to mono: they cancel out (one is "
-                f"phase-inverted?), although a channel alone is at {loudest:.0f} dBFS")
+        return (
+            f"silent once its {ch} channels are mixed to mono: they cancel out (one is "
+            f"phase-inverted?), although a channel alone is at {loudest:.0f} dBFS"
+        )
     return None

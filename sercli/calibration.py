@@ -1,4 +1,5 @@
 """How far confidences can be trusted: expected calibration error and a reliability diagram."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -35,19 +36,34 @@ def calibration(proba: np.ndarray, y: list[int] | np.ndarray, bins: int = 10) ->
         if n:
             acc, c = float(correct[sel].mean()), float(conf[sel].mean())
             ece += n / len(conf) * abs(acc - c)
-            table.append({"low": float(edges[b]), "high": float(edges[b + 1]), "n": n,
-                          "accuracy": round(acc, 4), "confidence": round(c, 4)})
+            table.append(
+                {
+                    "low": float(edges[b]),
+                    "high": float(edges[b + 1]),
+                    "n": n,
+                    "accuracy": round(acc, 4),
+                    "confidence": round(c, 4),
+                }
+            )
     return {"ece": round(float(ece), 4), "bins": bins, "table": table}
 
 
 def plot_reliability(cal: dict, path: Path, title: str) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     mids = [(b["low"] + b["high"]) / 2 for b in cal["table"]]
-    ax.bar(mids, [b["accuracy"] for b in cal["table"]], width=1 / cal["bins"] * 0.9,
-           color="tab:blue", alpha=0.8, label="accuracy")
+    ax.bar(
+        mids,
+        [b["accuracy"] for b in cal["table"]],
+        width=1 / cal["bins"] * 0.9,
+        color="tab:blue",
+        alpha=0.8,
+        label="accuracy",
+    )
     ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
     ax.plot(mids, [b["confidence"] for b in cal["table"]], "o", color="tab:orange", label="mean confidence")
     ax.set_xlabel("confidence (top class)")

@@ -5,6 +5,7 @@ vocabulary; corpus-specific emotions keep their own names. Files that match no c
 are returned separately, never dropped silently. Folders are walked and manifests read by
 sercli.discovery (the walker and reader that `sercli classify` uses too).
 """
+
 from __future__ import annotations
 
 import csv
@@ -12,10 +13,10 @@ import hashlib
 import os
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Iterable
 
 from .constants import AUDIO_EXTENSIONS
 from .discovery import ManifestColumnsError, ManifestSyntaxError, read_manifest_rows, walk_audio
@@ -29,19 +30,44 @@ SIX_CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad")
 PAPER_CLASSES = ("angry", "disgust", "fear", "happy", "sad")
 
 ALIASES = {
-    "anger": "angry", "ang": "angry", "angry": "angry", "mad": "angry",
-    "disgust": "disgust", "dis": "disgust", "disgusted": "disgust",
-    "fear": "fear", "fea": "fear", "fearful": "fear", "afraid": "fear", "scared": "fear",
-    "happy": "happy", "hap": "happy", "happiness": "happy", "joy": "happy",
-    "neutral": "neutral", "neu": "neutral",
-    "sad": "sad", "sadness": "sad",
-    "surprise": "surprise", "surprised": "surprise", "sur": "surprise", "ps": "surprise",
-    "pleasant_surprise": "surprise", "pleasant_surprised": "surprise",
+    "anger": "angry",
+    "ang": "angry",
+    "angry": "angry",
+    "mad": "angry",
+    "disgust": "disgust",
+    "dis": "disgust",
+    "disgusted": "disgust",
+    "fear": "fear",
+    "fea": "fear",
+    "fearful": "fear",
+    "afraid": "fear",
+    "scared": "fear",
+    "happy": "happy",
+    "hap": "happy",
+    "happiness": "happy",
+    "joy": "happy",
+    "neutral": "neutral",
+    "neu": "neutral",
+    "sad": "sad",
+    "sadness": "sad",
+    "surprise": "surprise",
+    "surprised": "surprise",
+    "sur": "surprise",
+    "ps": "surprise",
+    "pleasant_surprise": "surprise",
+    "pleasant_surprised": "surprise",
     "calm": "calm",
-    "boredom": "boredom", "bored": "boredom",
-    "excited": "excited", "anxious": "anxious", "apologetic": "apologetic",
-    "assertive": "assertive", "concerned": "concerned", "encouraging": "encouraging",
-    "contempt": "contempt", "frustrated": "frustrated", "frustration": "frustrated",
+    "boredom": "boredom",
+    "bored": "boredom",
+    "excited": "excited",
+    "anxious": "anxious",
+    "apologetic": "apologetic",
+    "assertive": "assertive",
+    "concerned": "concerned",
+    "encouraging": "encouraging",
+    "contempt": "contempt",
+    "frustrated": "frustrated",
+    "frustration": "frustrated",
 }
 
 
@@ -66,17 +92,23 @@ class Clip:
 
 
 _RAVDESS = re.compile(r"^(\d\d)-(0[12])-(0[1-8])-(0[12])-(0[12])-(0[12])-(\d\d)$")
-_RAVDESS_EMO = {"01": "neutral", "02": "calm", "03": "happy", "04": "sad", "05": "angry",
-                "06": "fear", "07": "disgust", "08": "surprise"}
+_RAVDESS_EMO = {
+    "01": "neutral",
+    "02": "calm",
+    "03": "happy",
+    "04": "sad",
+    "05": "angry",
+    "06": "fear",
+    "07": "disgust",
+    "08": "surprise",
+}
 _TESS = re.compile(r"^(OAF|YAF)_([^_]+)_(angry|disgust|fear|happy|neutral|ps|sad|pleasant_surprised?)$", re.I)
 _SAVEE = re.compile(r"^(DC|JE|JK|KL)_(a|d|f|h|n|sa|su)(\d\d)$")
 _SAVEE_BARE = re.compile(r"^(a|d|f|h|n|sa|su)(\d\d)$")
-_SAVEE_EMO = {"a": "angry", "d": "disgust", "f": "fear", "h": "happy", "n": "neutral",
-              "sa": "sad", "su": "surprise"}
+_SAVEE_EMO = {"a": "angry", "d": "disgust", "f": "fear", "h": "happy", "n": "neutral", "sa": "sad", "su": "surprise"}
 _CREMAD = re.compile(r"^(1\d\d\d)_([A-Z]{3})_(ANG|DIS|FEA|HAP|NEU|SAD)_(LO|MD|HI|XX|X)$")
 _EMODB = re.compile(r"^(03|08|09|10|11|12|13|14|15|16)([ab]\d\d)([WLEAFTN])([a-z])$")
-_EMODB_EMO = {"W": "angry", "L": "boredom", "E": "disgust", "A": "fear", "F": "happy",
-              "T": "sad", "N": "neutral"}
+_EMODB_EMO = {"W": "angry", "L": "boredom", "E": "disgust", "A": "fear", "F": "happy", "T": "sad", "N": "neutral"}
 _EMODB_MALE = {"03", "10", "11", "12", "15"}
 _JL = re.compile(r"^(male|female)(\d+)_([a-z]+)_(\d+[a-z]?)_(\d+)$", re.I)
 
@@ -87,8 +119,7 @@ def parse_name(path: str | os.PathLike) -> Clip | None:
     stem = p.stem
     if m := _RAVDESS.match(stem):
         actor = m.group(7)
-        return Clip(str(p), "ravdess", actor, _RAVDESS_EMO[m.group(3)],
-                    "male" if int(actor) % 2 else "female")
+        return Clip(str(p), "ravdess", actor, _RAVDESS_EMO[m.group(3)], "male" if int(actor) % 2 else "female")
     if m := _CREMAD.match(stem):
         return Clip(str(p), "cremad", m.group(1), harmonise(m.group(3)))
     if m := _TESS.match(stem):
@@ -99,8 +130,7 @@ def parse_name(path: str | os.PathLike) -> Clip | None:
         return Clip(str(p), "savee", p.parent.name, _SAVEE_EMO[m.group(1)], "male")
     if m := _EMODB.match(stem):
         spk = m.group(1)
-        return Clip(str(p), "emodb", spk, _EMODB_EMO[m.group(3)],
-                    "male" if spk in _EMODB_MALE else "female")
+        return Clip(str(p), "emodb", spk, _EMODB_EMO[m.group(3)], "male" if spk in _EMODB_MALE else "female")
     if m := _JL.match(stem):
         sex = m.group(1).lower()
         return Clip(str(p), "jl", f"{sex}{m.group(2)}", harmonise(m.group(3)), sex)
@@ -120,9 +150,16 @@ def read_manifest(csv_path: str | os.PathLike) -> list[Clip]:
     except ManifestSyntaxError as exc:
         raise CorpusError(f"{csv_path}: {exc}") from None
     base = csv_path.parent
-    return [Clip(str(Path(row["path"]) if row["path"] else base), row.get("corpus") or "manifest",
-                 row.get("speaker") or None, harmonise(row["label"]), row.get("sex") or None)
-            for row in rows]
+    return [
+        Clip(
+            str(Path(row["path"]) if row["path"] else base),
+            row.get("corpus") or "manifest",
+            row.get("speaker") or None,
+            harmonise(row["label"]),
+            row.get("sex") or None,
+        )
+        for row in rows
+    ]
 
 
 @dataclass
@@ -167,8 +204,12 @@ def scan(data: str | os.PathLike, *, extensions: Iterable[str] = AUDIO_EXTENSION
         unmatched = [p for p in unmatched if os.path.realpath(p) not in seen]
         clips.extend(listed)
     sex = speaker_sex()
-    clips = [c if c.sex or (c.corpus, c.speaker) not in sex else
-             Clip(c.path, c.corpus, c.speaker, c.label, sex[(c.corpus, c.speaker)]) for c in clips]
+    clips = [
+        c
+        if c.sex or (c.corpus, c.speaker) not in sex
+        else Clip(c.path, c.corpus, c.speaker, c.label, sex[(c.corpus, c.speaker)])
+        for c in clips
+    ]
     return Scan(clips, unmatched)
 
 
@@ -194,11 +235,11 @@ def split_of(clip: Clip, table: dict | None = None) -> str | None:
 
 #: shares of train / val / test for speakers outside speakers.csv (a lab's own corpus)
 OWN_SPLIT = (("train", 0.70), ("val", 0.15), ("test", 0.15))
-_OWN_CUTS = [(s, sum(f for _, f in OWN_SPLIT[:i + 1])) for i, (s, _) in enumerate(OWN_SPLIT)]
+_OWN_CUTS = [(s, sum(f for _, f in OWN_SPLIT[: i + 1])) for i, (s, _) in enumerate(OWN_SPLIT)]
 
 
 def _hash01(text: str) -> float:
-    return int(hashlib.sha256(text.encode()).hexdigest()[:12], 16) / 16 ** 12
+    return int(hashlib.sha256(text.encode()).hexdigest()[:12], 16) / 16**12
 
 
 def splits_of(clips: list[Clip], table: dict | None = None) -> list[str]:
@@ -224,14 +265,13 @@ def unsplittable(clips: list[Clip]) -> int:
     return sum(1 for c in clips if not c.speaker)
 
 
-def paper_split(clips: list[Clip], *, seed: int = 0,
-                labels: tuple[str, ...] = PAPER_CLASSES) -> dict[str, list[Clip]]:
+def paper_split(clips: list[Clip], *, seed: int = 0, labels: tuple[str, ...] = PAPER_CLASSES) -> dict[str, list[Clip]]:
     """The seed paper's protocol: its 5 classes, balanced by downsampling each class to the
     rarest one, then a random stratified 70/15/15 split with a fixed seed."""
     import numpy as np
+
     rng = np.random.default_rng(seed)
-    by_label = {lab: sorted((c for c in clips if c.label == lab), key=lambda c: c.path)
-                for lab in labels}
+    by_label = {lab: sorted((c for c in clips if c.label == lab), key=lambda c: c.path) for lab in labels}
     n = min(len(v) for v in by_label.values())
     if n == 0:
         raise CorpusError("paper protocol: some of its 5 classes have no clips")
@@ -248,6 +288,6 @@ def paper_split(clips: list[Clip], *, seed: int = 0,
 def write_manifest(clips: list[Clip], path: str | os.PathLike) -> None:
     """Write clips (with their split, see splits_of) as a CSV manifest via pandas."""
     import pandas as pd
+
     rows = [{**asdict(c), "split": s} for c, s in zip(clips, splits_of(clips))]
-    pd.DataFrame(rows, columns=["path", "corpus", "speaker", "label", "sex", "split"]).to_csv(
-        path, index=False)
+    pd.DataFrame(rows, columns=["path", "corpus", "speaker", "label", "sex", "split"]).to_csv(path, index=False)

@@ -3,6 +3,7 @@
 The cache is keyed by the file's content (sha256) and the feature settings, so a second
 `train` on the same data skips extraction, and a renamed or moved file is still found.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -16,20 +17,29 @@ from .audio import load_audio
 from .constants import HOP_LENGTH, N_FFT, N_MFCC, SAMPLE_RATE, WIN_LENGTH
 from .corpora import Clip
 from .errors import AudioError
-from .features import (mel_filterbank, mfcc_from_log_mel, power_spectrogram, power_to_db,
-                       remove_dc, summary_vector)
+from .features import mel_filterbank, mfcc_from_log_mel, power_spectrogram, power_to_db, remove_dc, summary_vector
 from .parallel import per_clip
 from .threads import one_blas_thread
 
 CNN_MELS = 64
 #: Changing anything here changes the cache key, so stale features are never reused.
-FEATURE_SETTINGS = dict(sr=SAMPLE_RATE, n_fft=N_FFT, win=WIN_LENGTH, hop=HOP_LENGTH,
-                        cnn_mels=CNN_MELS, paper_mels=128, n_mfcc=N_MFCC, summary="v2", dc="removed")
+FEATURE_SETTINGS = dict(
+    sr=SAMPLE_RATE,
+    n_fft=N_FFT,
+    win=WIN_LENGTH,
+    hop=HOP_LENGTH,
+    cnn_mels=CNN_MELS,
+    paper_mels=128,
+    n_mfcc=N_MFCC,
+    summary="v2",
+    dc="removed",
+)
 
 
 def default_cache_dir() -> Path:
     base = os.environ.get("SERCLI_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "sercli")
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "sercli"
+    )
     return Path(base) / "features"
 
 
@@ -46,15 +56,17 @@ def clip_features(y: np.ndarray, needs: tuple[str, ...] = ALL_FEATURES) -> dict[
     """
     y = remove_dc(y)
     out: dict[str, np.ndarray] = {}
-    for key in needs:       # Whisper encoder outputs (sercli.models.head.encoded_key)
+    for key in needs:  # Whisper encoder outputs (sercli.models.head.encoded_key)
         if key.startswith("encoder:"):
             from .encoded import encode_signal
             from .models import parse_encoded_key, pooled_stats, weights_dir
+
             fname, layers = parse_encoded_key(key)
             out[key] = pooled_stats(encode_signal(y, str(weights_dir() / fname), layers))
-    if "whisper_mel" in needs:      # the encoder runs in the main process (--device)
+    if "whisper_mel" in needs:  # the encoder runs in the main process (--device)
         from .features import whisper_log_mel
-        out["whisper_mel"] = whisper_log_mel(remove_dc(y))   # as encode_signal does
+
+        out["whisper_mel"] = whisper_log_mel(remove_dc(y))  # as encode_signal does
     if not any(k in needs for k in ALL_FEATURES):
         return out
     P = power_spectrogram(y)
@@ -86,10 +98,10 @@ def _one(path: str, cache_dir: str | None) -> dict[str, np.ndarray] | str:
             if target.exists():
                 with np.load(target, allow_pickle=False) as z:
                     return {k: z[k] for k in z.files}
-        with one_blas_thread():     # the same features with any --jobs and core count
+        with one_blas_thread():  # the same features with any --jobs and core count
             y, _ = load_audio(path)
             feats = clip_features(y)
-        feats["logmel"] = feats["logmel"].astype(np.float16)   # halves the cache; error < 1e-3 dB
+        feats["logmel"] = feats["logmel"].astype(np.float16)  # halves the cache; error < 1e-3 dB
         if target is not None:
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_suffix(f".{os.getpid()}.tmp.npz")
@@ -110,16 +122,35 @@ class FeatureSet:
     failed: list[str]
 
 
-def extract_dataset(clips: list[Clip], *, jobs: int = -1, cache_dir: str | os.PathLike | None = None,
-                    progress: bool = True) -> FeatureSet:
+def extract_dataset(
+    clips: list[Clip], *, jobs: int = -1, cache_dir: str | os.PathLike | None = None, progress: bool = True
+) -> FeatureSet:
     """Features of every clip in parallel (joblib), in order; failures are listed, not raised."""
     from joblib import delayed
+
     cache = str(cache_dir if cache_dir is not None else default_cache_dir())
-    kept, feats, failed = per_clip((delayed(_one)(c.path, cache) for c in clips), clips, jobs=jobs,
-                                   batch_size=16, desc="features", progress=progress)
+    kept, feats, failed = per_clip(
+        (delayed(_one)(c.path, cache) for c in clips),
+        clips,
+        jobs=jobs,
+        batch_size=16,
+        desc="features",
+        progress=progress,
+    )
     if not feats:
-        return FeatureSet(kept, [], np.zeros((0, 128), np.float32), np.zeros((0, N_MFCC), np.float32),
-                          np.zeros((0, 0), np.float32), failed)
-    return FeatureSet(kept, [f["logmel"] for f in feats], np.stack([f["paper_mel"] for f in feats]),
-                      np.stack([f["paper_mfcc"] for f in feats]), np.stack([f["summary"] for f in feats]),
-                      failed)
+        return FeatureSet(
+            kept,
+            [],
+            np.zeros((0, 128), np.float32),
+            np.zeros((0, N_MFCC), np.float32),
+            np.zeros((0, 0), np.float32),
+            failed,
+        )
+    return FeatureSet(
+        kept,
+        [f["logmel"] for f in feats],
+        np.stack([f["paper_mel"] for f in feats]),
+        np.stack([f["paper_mfcc"] for f in feats]),
+        np.stack([f["summary"] for f in feats]),
+        failed,
+    )

@@ -4,6 +4,7 @@
 with read_path_manifest; training and evaluation (corpora.scan) walk a data folder with
 walk_audio and read `path,label,...` manifests through read_manifest_rows too.
 """
+
 from __future__ import annotations
 
 import csv
@@ -19,9 +20,14 @@ def is_audio_name(path: str | os.PathLike, extensions: Iterable[str] = AUDIO_EXT
     return Path(path).suffix.lower().lstrip(".") in set(extensions)
 
 
-def walk_audio(root: str | os.PathLike, *, extensions: Iterable[str] = AUDIO_EXTENSIONS,
-               recursive: bool = True, folders: bool = False,
-               warn: Callable[[str], None] | None = None) -> list[str]:
+def walk_audio(
+    root: str | os.PathLike,
+    *,
+    extensions: Iterable[str] = AUDIO_EXTENSIONS,
+    recursive: bool = True,
+    folders: bool = False,
+    warn: Callable[[str], None] | None = None,
+) -> list[str]:
     """Entries under `root` named like audio (by extension), sorted.
 
     Symlinked folders inside `root` are not followed, so loops cannot hang (`root` itself is
@@ -37,8 +43,10 @@ def walk_audio(root: str | os.PathLike, *, extensions: Iterable[str] = AUDIO_EXT
     def unreadable(exc: OSError) -> None:
         if warn:
             where = exc.filename if exc.filename is not None else "?"
-            warn(f"warning: {display_path(where)}: cannot read folder "
-                 f"({(exc.strerror or str(exc)).lower()}); its files are skipped")
+            warn(
+                f"warning: {display_path(where)}: cannot read folder "
+                f"({(exc.strerror or str(exc)).lower()}); its files are skipped"
+            )
 
     root = os.fspath(root)
     found: list[str] = []
@@ -64,9 +72,13 @@ def _is_dir(entry: os.DirEntry) -> bool:
         return False
 
 
-def collect_paths(inputs: Iterable[str], *, recursive: bool = True,
-                  extensions: Iterable[str] | None = None,
-                  warn: Callable[[str], None] | None = None) -> list[str]:
+def collect_paths(
+    inputs: Iterable[str],
+    *,
+    recursive: bool = True,
+    extensions: Iterable[str] | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> list[str]:
     """Expand files and folders into a deterministic list of paths, each once.
 
     Folders are walked (walk_audio: sorted, symlinked folders inside them not followed, a folder
@@ -80,8 +92,11 @@ def collect_paths(inputs: Iterable[str], *, recursive: bool = True,
     seen: set[str] = set()
     for item in inputs:
         item = os.fspath(item)
-        found = (walk_audio(item, extensions=exts, recursive=recursive, folders=True, warn=warn)
-                 if os.path.isdir(item) else [item])
+        found = (
+            walk_audio(item, extensions=exts, recursive=recursive, folders=True, warn=warn)
+            if os.path.isdir(item)
+            else [item]
+        )
         for p in found:
             if p not in seen:
                 seen.add(p)
@@ -93,8 +108,7 @@ class ManifestColumnsError(SercliError):
     """A manifest lacks a column its reader needs (`missing`, lower-case names)."""
 
     def __init__(self, csv_path: str, missing: list[str]):
-        super().__init__(f"{display_path(csv_path)}: a manifest needs the columns "
-                         + ", ".join(missing))
+        super().__init__(f"{display_path(csv_path)}: a manifest needs the columns " + ", ".join(missing))
         self.missing = missing
 
 
@@ -102,8 +116,7 @@ class ManifestSyntaxError(ValueError):
     """A line the csv module cannot read (e.g. a cell over its 128 KiB field limit)."""
 
 
-def read_manifest_rows(csv_path: str | os.PathLike,
-                       required: tuple[str, ...] = ("path",)) -> list[dict[str, str]]:
+def read_manifest_rows(csv_path: str | os.PathLike, required: tuple[str, ...] = ("path",)) -> list[dict[str, str]]:
     """The rows of a CSV manifest, each as {column: cell}: column names stripped and lower-cased,
     cells stripped ("" when absent). A row's non-empty `path` is made relative to the manifest's
     folder unless absolute. Raises ManifestColumnsError when a `required` column is missing and
@@ -138,6 +151,7 @@ def read_path_manifest(csv_path: str | os.PathLike) -> list[tuple[str, str | Non
     try:
         rows = read_manifest_rows(csv_path, ("path",))
     except ManifestColumnsError:
-        raise SercliError(f"{display_path(os.fspath(csv_path))}: a manifest needs a 'path' column "
-                          "(and optionally 'speaker')") from None
+        raise SercliError(
+            f"{display_path(os.fspath(csv_path))}: a manifest needs a 'path' column (and optionally 'speaker')"
+        ) from None
     return [(r["path"], r.get("speaker") or None) for r in rows if r["path"]]

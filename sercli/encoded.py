@@ -6,6 +6,7 @@ frames (25 per second), float16: shape (n_layer, ceil(T' / 2), n_state). That is
 a head sees at classify time (sercli.models.head.pooled_stats), so training and inference share one
 path. Keyed by the file's content, the encoder file's sha256 and these settings.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,7 +28,9 @@ ENCODED_SETTINGS = dict(mel="whisper-v1", dc="removed", pool=FRAME_POOL, dtype="
 @lru_cache(maxsize=2)
 def _encoder(path: str):
     import torch
+
     from .whisper import load_encoder
+
     torch.set_num_threads(1)
     return load_encoder(path)[0]
 
@@ -35,9 +38,10 @@ def _encoder(path: str):
 def pool_frames(h, pool: int = FRAME_POOL):
     """(..., T, C) -> (..., ceil(T / pool), C): means of consecutive frames (last group may be short)."""
     import torch
+
     T = h.shape[-2]
     pad = (-T) % pool
-    if pad:   # repeat the last frame so that the short group's mean is its own frames' mean
+    if pad:  # repeat the last frame so that the short group's mean is its own frames' mean
         h = torch.cat([h, h[..., -1:, :].expand(*h.shape[:-2], pad, h.shape[-1])], dim=-2)
     return h.unflatten(-2, (-1, pool)).mean(-2)
 
@@ -45,7 +49,9 @@ def pool_frames(h, pool: int = FRAME_POOL):
 def encode_signal(y: np.ndarray, encoder_file: str, layers: tuple[int, ...]) -> np.ndarray:
     """(n,) 16 kHz audio -> (len(layers), frames, n_state) float16 pooled hidden states."""
     import torch
+
     from .features import remove_dc, whisper_log_mel
+
     enc = _encoder(encoder_file)
     mel = whisper_log_mel(remove_dc(y), n_mels=enc.dims.n_mels)
     with torch.inference_mode():
@@ -70,6 +76,7 @@ def _one(path: str, encoder_file: str, encoder_sha: str, layers, cache_dir: str 
             if target.exists():
                 return np.load(target, allow_pickle=False)
         from .threads import one_blas_thread
+
         with one_blas_thread():
             y, _ = load_audio(path)
         h = encode_signal(y, encoder_file, tuple(layers))
@@ -83,15 +90,29 @@ def _one(path: str, encoder_file: str, encoder_sha: str, layers, cache_dir: str 
         return f"{path}: {exc}" if not str(exc).startswith(path) else str(exc)
 
 
-def encode_clips(clips: list[Clip], encoder_file: str | os.PathLike, layers: tuple[int, ...], *,
-                 jobs: int = -1, cache_dir: str | os.PathLike | None = None,
-                 progress: bool = True) -> tuple[list[Clip], list[np.ndarray], list[str]]:
+def encode_clips(
+    clips: list[Clip],
+    encoder_file: str | os.PathLike,
+    layers: tuple[int, ...],
+    *,
+    jobs: int = -1,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> tuple[list[Clip], list[np.ndarray], list[str]]:
     """(kept clips, per-clip (len(layers), frames, n_state) float16 arrays, failures), in order."""
     from joblib import delayed
-    from .parallel import per_clip
+
     from .models import sha256_file
+    from .parallel import per_clip
+
     encoder_file = str(encoder_file)
     sha = sha256_file(encoder_file)
     cache = str(cache_dir) if cache_dir is not None else None
-    return per_clip((delayed(_one)(c.path, encoder_file, sha, tuple(layers), cache) for c in clips), clips,
-                    jobs=jobs, batch_size=8, desc="encoder", progress=progress)
+    return per_clip(
+        (delayed(_one)(c.path, encoder_file, sha, tuple(layers), cache) for c in clips),
+        clips,
+        jobs=jobs,
+        batch_size=8,
+        desc="encoder",
+        progress=progress,
+    )

@@ -29,6 +29,7 @@ def display_path(path) -> str:
     """`path` as one printable line, for messages: control characters and undecodable bytes
     are shown as escapes (a newline as \\n, byte 0xff as \\xff); other paths are unchanged."""
     import os
+
     p = os.fsdecode(path)
     if p.isprintable():
         return p
@@ -36,7 +37,7 @@ def display_path(path) -> str:
     for c in p:
         if c.isprintable():
             out.append(c)
-        elif 0xDC80 <= ord(c) <= 0xDCFF:          # a byte that is not UTF-8 (surrogateescape)
+        elif 0xDC80 <= ord(c) <= 0xDCFF:  # a byte that is not UTF-8 (surrogateescape)
             out.append(f"\\x{ord(c) - 0xDC00:02x}")
         else:
             out.append(repr(c)[1:-1])

@@ -14,6 +14,7 @@ change in probabilities is below 1e-3 (tests/test_evaluate.py bounds it). Clips 
 refuses (silent, too short, undecodable; `runtime.windows.refusal`, the same rule) are refused here
 too, counted as failed with classify's message.
 """
+
 from __future__ import annotations
 
 import csv
@@ -21,8 +22,8 @@ import json
 import os
 import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -35,8 +36,7 @@ SPLITS = ("test", "val", "train", "all")
 BATCH_CLIPS = 64
 
 
-def select_split(clips: list[Clip], split: str | None,
-                 table: dict | None = None) -> tuple[list[Clip], str]:
+def select_split(clips: list[Clip], split: str | None, table: dict | None = None) -> tuple[list[Clip], str]:
     """Clips of one canonical split ("test", "val", "train") or all of them ("all").
 
     split None: "test" when some clip belongs to a test speaker of the canonical split, else
@@ -66,20 +66,23 @@ def extract_for_model(m, clips: list[Clip], *, jobs: int, cache_dir, progress: b
     """A dataset.FeatureSet, or an EncodedSet when the model reads encoder outputs."""
     from .dataset import extract_dataset
     from .models import parse_encoded_key, pooled_stats
+
     keys = [k for k in m.needs if parse_encoded_key(k)]
     if not keys:
         return extract_dataset(clips, jobs=jobs, cache_dir=cache_dir, progress=progress)
     from .encoded import encode_clips
     from .models import weights_dir
+
     # encoder outputs are large (about 0.3 MB per clip): cached only where --cache asks
     enc_cache = Path(cache_dir) / "encoded" if cache_dir is not None else None
     kept = {c.path: {} for c in clips}
     failed: list[str] = []
     for key in keys:
         fname, layers = parse_encoded_key(key)
-        full = tuple(range(1, max(layers) + 1))     # the cache holds every block up to the top one
-        got, hs, bad = encode_clips(clips, weights_dir() / fname, full, jobs=jobs,
-                                    cache_dir=enc_cache, progress=progress)
+        full = tuple(range(1, max(layers) + 1))  # the cache holds every block up to the top one
+        got, hs, bad = encode_clips(
+            clips, weights_dir() / fname, full, jobs=jobs, cache_dir=enc_cache, progress=progress
+        )
         failed += bad
         have = {c.path: h for c, h in zip(got, hs)}
         for p in list(kept):
@@ -89,8 +92,7 @@ def extract_for_model(m, clips: list[Clip], *, jobs: int, cache_dir, progress: b
                 del kept[p]
     classic = [k for k in m.needs if not parse_encoded_key(k)]
     if classic:
-        fs = extract_dataset([c for c in clips if c.path in kept], jobs=jobs, cache_dir=cache_dir,
-                             progress=progress)
+        fs = extract_dataset([c for c in clips if c.path in kept], jobs=jobs, cache_dir=cache_dir, progress=progress)
         failed += fs.failed
         rest = {c.path: i for i, c in enumerate(fs.clips)}
         for p in list(kept):
@@ -98,8 +100,9 @@ def extract_for_model(m, clips: list[Clip], *, jobs: int, cache_dir, progress: b
                 del kept[p]
                 continue
             i = rest[p]
-            kept[p].update(logmel=fs.logmel[i], paper_mel=fs.paper_mel[i], paper_mfcc=fs.paper_mfcc[i],
-                           summary=fs.summary[i])
+            kept[p].update(
+                logmel=fs.logmel[i], paper_mel=fs.paper_mel[i], paper_mfcc=fs.paper_mfcc[i], summary=fs.summary[i]
+            )
     out = [c for c in clips if c.path in kept]
     return EncodedSet(out, [kept[c.path] for c in out], sorted(set(failed)))
 
@@ -107,8 +110,10 @@ def extract_for_model(m, clips: list[Clip], *, jobs: int, cache_dir, progress: b
 def _feature_dicts(fs, idx) -> list[dict]:
     if isinstance(fs, EncodedSet):
         return [fs.feats[i] for i in idx]
-    return [{"logmel": fs.logmel[i], "paper_mel": fs.paper_mel[i],
-             "paper_mfcc": fs.paper_mfcc[i], "summary": fs.summary[i]} for i in idx]
+    return [
+        {"logmel": fs.logmel[i], "paper_mel": fs.paper_mel[i], "paper_mfcc": fs.paper_mfcc[i], "summary": fs.summary[i]}
+        for i in idx
+    ]
 
 
 def predict_clips(model, fs) -> np.ndarray:
@@ -122,7 +127,7 @@ def predict_clips(model, fs) -> np.ndarray:
     for s in range(0, n, BATCH_CLIPS):
         idx = range(s, min(n, s + BATCH_CLIPS))
         feats = _feature_dicts(fs, idx)
-        out[s:s + len(feats)] = model.predict_proba(feats)
+        out[s : s + len(feats)] = model.predict_proba(feats)
     return out
 
 
@@ -132,10 +137,17 @@ def predict_clips_grouped(model, fs, groups: list) -> np.ndarray:
     return model.predict_proba_grouped(_feature_dicts(fs, range(len(fs.clips))), groups)
 
 
-def evaluate_model(data: str | os.PathLike, model="whisper-tiny", split: str | None = None, *,
-                   jobs: int = -1, cache_dir: str | os.PathLike | None = None,
-                   progress: bool = False, warn: Callable[[str], None] | None = None,
-                   normalize_by: str | None = None) -> dict:
+def evaluate_model(
+    data: str | os.PathLike,
+    model="whisper-tiny",
+    split: str | None = None,
+    *,
+    jobs: int = -1,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = False,
+    warn: Callable[[str], None] | None = None,
+    normalize_by: str | None = None,
+) -> dict:
     """Score `model` (name, file or loaded Model) on the labelled clips under `data`.
 
     `normalize_by="speaker"|"folder"` normalises the inputs over each group of the scored
@@ -150,17 +162,22 @@ def evaluate_model(data: str | os.PathLike, model="whisper-tiny", split: str | N
     from .metrics import evaluate
     from .runtime.classify import resolve_model
     from .runtime.grouping import group_setup
+
     m = resolve_model(model, warn=warn)
-    group_setup(m, [], normalize_by, warn=warn)      # checks the model takes it; warns if needed
+    group_setup(m, [], normalize_by, warn=warn)  # checks the model takes it; warns if needed
     by = None if normalize_by in (None, "none") else normalize_by
     sc = scan(data)
     if not sc.clips:
-        raise CorpusError(f"{data}: no labelled clips found ({len(sc.unmatched)} audio files "
-                          "match no corpus naming, label folder or manifest)")
+        raise CorpusError(
+            f"{data}: no labelled clips found ({len(sc.unmatched)} audio files "
+            "match no corpus naming, label folder or manifest)"
+        )
     selected, split = select_split(sc.clips, split)
     if not selected:
-        raise CorpusError(f"{data}: none of its {len(sc.clips)} labelled clips belongs to the "
-                          f"{split} speakers of the canonical split (try --split all)")
+        raise CorpusError(
+            f"{data}: none of its {len(sc.clips)} labelled clips belongs to the "
+            f"{split} speakers of the canonical split (try --split all)"
+        )
     to_model = {harmonise(lab): lab for lab in m.labels}
     kept, skipped = [], Counter()
     for c in selected:
@@ -169,29 +186,52 @@ def evaluate_model(data: str | os.PathLike, model="whisper-tiny", split: str | N
         else:
             skipped[c.label] += 1
     if not kept:
-        raise CorpusError(f"{data}: no clip in the {split} split has a label of model {m.name} "
-                          f"({', '.join(m.labels)}); skipped: "
-                          + ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())))
+        raise CorpusError(
+            f"{data}: no clip in the {split} split has a label of model {m.name} "
+            f"({', '.join(m.labels)}); skipped: " + ", ".join(f"{k} {v}" for k, v in sorted(skipped.items()))
+        )
     refused = _refusals(kept, jobs, progress)
-    fs = extract_for_model(m, [c for c, r in zip(kept, refused) if r is None], jobs=jobs,
-                           cache_dir=cache_dir, progress=progress)
+    fs = extract_for_model(
+        m, [c for c, r in zip(kept, refused) if r is None], jobs=jobs, cache_dir=cache_dir, progress=progress
+    )
     fs.failed[:0] = [r for r in refused if r is not None]
     if not fs.clips:
-        raise CorpusError(f"{data}: none of the {len(kept)} clips could be decoded "
-                          f"(first error: {fs.failed[0] if fs.failed else '?'})")
+        raise CorpusError(
+            f"{data}: none of the {len(kept)} clips could be decoded "
+            f"(first error: {fs.failed[0] if fs.failed else '?'})"
+        )
     proba = predict_clips_grouped(m, fs, clip_groups(fs.clips, by)) if by else predict_clips(m, fs)
     pred = [m.labels[i] for i in proba.argmax(1)]
     true = [to_model[c.label] for c in fs.clips]
     metrics = evaluate(true, pred, list(m.labels), [c.corpus for c in fs.clips])
-    predictions = [{"path": c.path, "corpus": c.corpus, "speaker": c.speaker, "label": t,
-                    "predicted": p, "confidence": round(float(pr.max()), 6),
-                    "scores": {lab: round(float(v), 6) for lab, v in zip(m.labels, pr)}}
-                   for c, t, p, pr in zip(fs.clips, true, pred, proba)]
-    return {"model": m.name, "model_kind": m.kind, "model_path": m.path, "model_sha256": m.sha256,
-            "data": os.fspath(data), "split": split, "normalize_by": by or "none", **metrics,
-            "skipped": dict(sorted(skipped.items())), "n_skipped": sum(skipped.values()),
-            "failed": list(fs.failed), "n_failed": len(fs.failed), "unmatched": len(sc.unmatched),
-            "predictions": predictions}
+    predictions = [
+        {
+            "path": c.path,
+            "corpus": c.corpus,
+            "speaker": c.speaker,
+            "label": t,
+            "predicted": p,
+            "confidence": round(float(pr.max()), 6),
+            "scores": {lab: round(float(v), 6) for lab, v in zip(m.labels, pr)},
+        }
+        for c, t, p, pr in zip(fs.clips, true, pred, proba)
+    ]
+    return {
+        "model": m.name,
+        "model_kind": m.kind,
+        "model_path": m.path,
+        "model_sha256": m.sha256,
+        "data": os.fspath(data),
+        "split": split,
+        "normalize_by": by or "none",
+        **metrics,
+        "skipped": dict(sorted(skipped.items())),
+        "n_skipped": sum(skipped.values()),
+        "failed": list(fs.failed),
+        "n_failed": len(fs.failed),
+        "unmatched": len(sc.unmatched),
+        "predictions": predictions,
+    }
 
 
 def _refusals(clips: list[Clip], jobs: int, progress: bool) -> list[str | None]:
@@ -199,11 +239,21 @@ def _refusals(clips: list[Clip], jobs: int, progress: bool) -> list[str | None]:
     None: a pass over the audio in parallel, about 1 ms of CPU per clip."""
     from joblib import Parallel, delayed
     from tqdm import tqdm
+
     from .runtime.windows import refusal
-    it = Parallel(n_jobs=jobs, return_as="generator", batch_size=32)(
-        delayed(refusal)(c.path) for c in clips)
-    return list(tqdm(it, total=len(clips), desc="audio check", unit="clip", file=sys.stderr,
-                     disable=not progress, mininterval=1.0))
+
+    it = Parallel(n_jobs=jobs, return_as="generator", batch_size=32)(delayed(refusal)(c.path) for c in clips)
+    return list(
+        tqdm(
+            it,
+            total=len(clips),
+            desc="audio check",
+            unit="clip",
+            file=sys.stderr,
+            disable=not progress,
+            mininterval=1.0,
+        )
+    )
 
 
 def report(result: dict) -> dict:
@@ -213,38 +263,78 @@ def report(result: dict) -> dict:
 
 def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
     from .report import csv_cell
+
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(header)
-        w.writerows([[csv_cell(c) for c in r] for r in rows])   # no formulas from file names
+        w.writerows([[csv_cell(c) for c in r] for r in rows])  # no formulas from file names
 
 
 def write_outputs(result: dict, out: str | os.PathLike) -> list[Path]:
     """metrics.json, per_class.csv, per_corpus.csv, confusion.csv, confusion_normalized.csv,
     predictions.csv and confusion.png in folder `out`; returns their paths."""
     from .plots import plot_confusion
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     labels = result["labels"]
-    paths = {k: out / k for k in ("metrics.json", "per_class.csv", "per_corpus.csv", "confusion.csv",
-                                  "confusion_normalized.csv", "predictions.csv", "confusion.png")}
+    paths = {
+        k: out / k
+        for k in (
+            "metrics.json",
+            "per_class.csv",
+            "per_corpus.csv",
+            "confusion.csv",
+            "confusion_normalized.csv",
+            "predictions.csv",
+            "confusion.png",
+        )
+    }
     paths["metrics.json"].write_text(json.dumps(report(result), indent=1, allow_nan=False) + "\n")
-    _write_csv(paths["per_class.csv"], ["label", "precision", "recall", "f1", "support"],
-               [[lab, f"{v['precision']:.6f}", f"{v['recall']:.6f}", f"{v['f1']:.6f}", v["support"]]
-                for lab, v in result["per_class"].items()])
-    _write_csv(paths["per_corpus.csv"], ["corpus", "n", "accuracy", "uar", "macro_f1"],
-               [[c, v["n"], f"{v['accuracy']:.6f}", f"{v['uar']:.6f}", f"{v['macro_f1']:.6f}"]
-                for c, v in result["per_corpus"].items()])
-    _write_csv(paths["confusion.csv"], ["true\\predicted"] + labels,
-               [[lab] + row for lab, row in zip(labels, result["confusion"])])
-    _write_csv(paths["confusion_normalized.csv"], ["true\\predicted"] + labels,
-               [[lab] + row for lab, row in zip(labels, result["confusion_normalized"])])
-    _write_csv(paths["predictions.csv"],
-               ["path", "corpus", "speaker", "label", "predicted", "correct", "confidence"]
-               + [f"score_{lab}" for lab in labels],
-               [[p["path"], p["corpus"], p["speaker"] or "", p["label"], p["predicted"],
-                 int(p["label"] == p["predicted"]), p["confidence"]] + [p["scores"][lab] for lab in labels]
-                for p in result.get("predictions", [])])
+    _write_csv(
+        paths["per_class.csv"],
+        ["label", "precision", "recall", "f1", "support"],
+        [
+            [lab, f"{v['precision']:.6f}", f"{v['recall']:.6f}", f"{v['f1']:.6f}", v["support"]]
+            for lab, v in result["per_class"].items()
+        ],
+    )
+    _write_csv(
+        paths["per_corpus.csv"],
+        ["corpus", "n", "accuracy", "uar", "macro_f1"],
+        [
+            [c, v["n"], f"{v['accuracy']:.6f}", f"{v['uar']:.6f}", f"{v['macro_f1']:.6f}"]
+            for c, v in result["per_corpus"].items()
+        ],
+    )
+    _write_csv(
+        paths["confusion.csv"],
+        ["true\\predicted"] + labels,
+        [[lab] + row for lab, row in zip(labels, result["confusion"])],
+    )
+    _write_csv(
+        paths["confusion_normalized.csv"],
+        ["true\\predicted"] + labels,
+        [[lab] + row for lab, row in zip(labels, result["confusion_normalized"])],
+    )
+    _write_csv(
+        paths["predictions.csv"],
+        ["path", "corpus", "speaker", "label", "predicted", "correct", "confidence"]
+        + [f"score_{lab}" for lab in labels],
+        [
+            [
+                p["path"],
+                p["corpus"],
+                p["speaker"] or "",
+                p["label"],
+                p["predicted"],
+                int(p["label"] == p["predicted"]),
+                p["confidence"],
+            ]
+            + [p["scores"][lab] for lab in labels]
+            for p in result.get("predictions", [])
+        ],
+    )
     plot_confusion(result, paths["confusion.png"], f"{result['model']} on {result['split']}")
     return list(paths.values())
 
@@ -252,10 +342,12 @@ def write_outputs(result: dict, out: str | os.PathLike) -> list[Path]:
 def render_table(result: dict, console) -> None:
     """The result as rich tables on `console`."""
     from rich.table import Table
-    console.print(f"[bold]{result['model']}[/bold] ({result['model_kind']}) on {result['data']}, "
-                  f"split [bold]{result['split']}[/bold]: {result['n']} clips"
-                  + (f", features normalised by {result['normalize_by']}"
-                     if result.get("normalize_by", "none") != "none" else ""))
+
+    console.print(
+        f"[bold]{result['model']}[/bold] ({result['model_kind']}) on {result['data']}, "
+        f"split [bold]{result['split']}[/bold]: {result['n']} clips"
+        + (f", features normalised by {result['normalize_by']}" if result.get("normalize_by", "none") != "none" else "")
+    )
     t = Table(title="overall")
     for col in ("n", "accuracy", "UAR", "macro-F1"):
         t.add_column(col, justify="right")
@@ -285,8 +377,10 @@ def render_table(result: dict, console) -> None:
         console.print(t)
     notes = []
     if result["n_skipped"]:
-        notes.append(f"skipped {result['n_skipped']} clips with labels the model lacks: "
-                     + ", ".join(f"{k} {v}" for k, v in result["skipped"].items()))
+        notes.append(
+            f"skipped {result['n_skipped']} clips with labels the model lacks: "
+            + ", ".join(f"{k} {v}" for k, v in result["skipped"].items())
+        )
     if result["n_failed"]:
         notes.append(f"{result['n_failed']} files could not be decoded (listed on stderr)")
     for line in notes:

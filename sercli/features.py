@@ -4,16 +4,17 @@ The mel filterbank is librosa's (Slaney scale and normalisation), rebuilt here s
 classify path never imports librosa; tests bound the difference to librosa's reference
 functions. All functions take 16 kHz mono float32 audio of shape (n,).
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
 
 import numpy as np
+
 # scipy's pocketfft vectorises across rows and keeps float32: 1.5-3x faster than numpy.fft here
 import scipy.fft as _fft
 
-from .constants import (FMAX, FMIN, HOP_LENGTH, N_FFT, N_MELS, N_MFCC, SAMPLE_RATE,
-                        TOP_DB, WIN_LENGTH)
+from .constants import FMAX, FMIN, HOP_LENGTH, N_FFT, N_MELS, N_MFCC, SAMPLE_RATE, TOP_DB, WIN_LENGTH
 
 
 def _hz_to_mel(f):
@@ -36,8 +37,9 @@ def _mel_to_hz(m):
 
 
 @lru_cache(maxsize=8)
-def mel_filterbank(*, sr: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: int = N_MELS,
-                   fmin: float = FMIN, fmax: float = FMAX) -> np.ndarray:
+def mel_filterbank(
+    *, sr: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: int = N_MELS, fmin: float = FMIN, fmax: float = FMAX
+) -> np.ndarray:
     """Slaney-normalised triangular mel filters, shape (n_mels, n_fft // 2 + 1), float32.
 
     Matches librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax).
@@ -49,7 +51,7 @@ def mel_filterbank(*, sr: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: int = N
     lower = -ramps[:-2] / fdiff[:-1, None]
     upper = ramps[2:] / fdiff[1:, None]
     weights = np.maximum(0, np.minimum(lower, upper))
-    weights *= (2.0 / (mel_f[2:n_mels + 2] - mel_f[:n_mels]))[:, None]
+    weights *= (2.0 / (mel_f[2 : n_mels + 2] - mel_f[:n_mels]))[:, None]
     return weights.astype(np.float32)
 
 
@@ -59,7 +61,7 @@ def _window(win_length: int, n_fft: int) -> np.ndarray:
     w = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(win_length) / win_length)
     left = (n_fft - win_length) // 2
     out = np.zeros(n_fft, dtype=np.float32)
-    out[left:left + win_length] = w
+    out[left : left + win_length] = w
     return out
 
 
@@ -85,8 +87,9 @@ def remove_dc(y: np.ndarray) -> np.ndarray:
     return (y - np.float32(y.mean(dtype=np.float64))).astype(np.float32, copy=False)
 
 
-def power_spectrogram(y: np.ndarray, *, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH,
-                      win_length: int = WIN_LENGTH) -> np.ndarray:
+def power_spectrogram(
+    y: np.ndarray, *, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH, win_length: int = WIN_LENGTH
+) -> np.ndarray:
     """|STFT|^2 with centred frames and zero padding; (n,) -> (n_fft // 2 + 1, n_frames)."""
     y = as_signal(y)
     pad = n_fft // 2
@@ -95,7 +98,7 @@ def power_spectrogram(y: np.ndarray, *, n_fft: int = N_FFT, hop_length: int = HO
         y = np.pad(y, (0, n_fft - y.size))
     frames = np.lib.stride_tricks.sliding_window_view(y, n_fft)[::hop_length]
     spec = _fft.rfft(frames * _window(win_length, n_fft), axis=1, overwrite_x=True)
-    return (spec.real ** 2 + spec.imag ** 2).astype(np.float32, copy=False).T
+    return (spec.real**2 + spec.imag**2).astype(np.float32, copy=False).T
 
 
 def power_to_db(S: np.ndarray, *, top_db: float | None = TOP_DB, amin: float = 1e-10) -> np.ndarray:
@@ -152,8 +155,9 @@ def _deltas(x: np.ndarray) -> np.ndarray:
     return np.diff(x, axis=1, prepend=x[:, :1])
 
 
-def pitch_track(y: np.ndarray, *, fmin: float = 60.0, fmax: float = 400.0,
-                frame_length: int = 640, hop_length: int = HOP_LENGTH) -> np.ndarray:
+def pitch_track(
+    y: np.ndarray, *, fmin: float = 60.0, fmax: float = 400.0, frame_length: int = 640, hop_length: int = HOP_LENGTH
+) -> np.ndarray:
     """F0 per frame in Hz by normalised autocorrelation, 0 where unvoiced; (n,) -> (n_frames,)."""
     y = as_signal(y)
     if y.size < frame_length:
@@ -172,9 +176,9 @@ def pitch_track(y: np.ndarray, *, fmin: float = 60.0, fmax: float = 400.0,
     # lags 0..hi of the linear autocorrelation need an FFT of frame_length + hi points at least;
     # a power of two (1024 for the defaults) is several times faster than 2 * frame_length
     nfft = 1 << (frame_length + min(hi, frame_length) - 1).bit_length()
-    spec = _fft.rfft(frames[loud], n=nfft, axis=1, overwrite_x=True)   # float32 in, complex64 out
-    ac = _fft.irfft(spec.real ** 2 + spec.imag ** 2, n=nfft, axis=1, overwrite_x=True)
-    seg = ac[:, lo:min(hi, frame_length)] / (ac[:, :1] + 1e-9)
+    spec = _fft.rfft(frames[loud], n=nfft, axis=1, overwrite_x=True)  # float32 in, complex64 out
+    ac = _fft.irfft(spec.real**2 + spec.imag**2, n=nfft, axis=1, overwrite_x=True)
+    seg = ac[:, lo : min(hi, frame_length)] / (ac[:, :1] + 1e-9)
     lag = seg.argmax(axis=1)
     peak = seg[np.arange(len(seg)), lag]
     f0[loud] = np.where(peak > 0.45, SAMPLE_RATE / (lag + lo), 0.0)
@@ -193,7 +197,7 @@ def summary_vector(y: np.ndarray, P: np.ndarray | None = None) -> np.ndarray:
     power_spectrogram(y) when the caller has it already.
     """
     if P is None:
-        P = power_spectrogram(y)                   # (257, T)
+        P = power_spectrogram(y)  # (257, T)
     S_db = power_to_db(mel_filterbank(n_mels=40) @ P)
     mf = mfcc_from_log_mel(power_to_db(mel_filterbank(n_mels=N_MELS) @ P))
     dmf = _deltas(mf)
@@ -210,8 +214,9 @@ def summary_vector(y: np.ndarray, P: np.ndarray | None = None) -> np.ndarray:
     fr = np.lib.stride_tricks.sliding_window_view(yp, WIN_LENGTH)[::HOP_LENGTH]
     zcr = (np.abs(np.diff(np.signbit(fr), axis=1)).mean(axis=1)).astype(np.float32)
     T = min(len(zcr), P.shape[1])
-    frame_feats = np.stack([zcr[:T], centroid[:T], rolloff[:T], flatness[:T],
-                            rms_db[:T] / 10.0, _deltas(rms_db[None, :T] / 10.0)[0]])
+    frame_feats = np.stack(
+        [zcr[:T], centroid[:T], rolloff[:T], flatness[:T], rms_db[:T] / 10.0, _deltas(rms_db[None, :T] / 10.0)[0]]
+    )
     f0 = pitch_track(y)
     voiced = f0[f0 > 0]
     if voiced.size:
@@ -219,10 +224,20 @@ def summary_vector(y: np.ndarray, P: np.ndarray | None = None) -> np.ndarray:
         pitch = [lf.mean() - 7.0, lf.std(), np.percentile(lf, 95) - np.percentile(lf, 5)]
     else:
         pitch = [0.0, 0.0, 0.0]
-    out = np.concatenate([
-        S_db.mean(1), S_db.std(1), mf.mean(1), mf.std(1), dmf.mean(1), dmf.std(1),
-        frame_feats.mean(1), frame_feats.std(1), pitch, [voiced.size / max(1, f0.size)],
-    ]).astype(np.float32)
+    out = np.concatenate(
+        [
+            S_db.mean(1),
+            S_db.std(1),
+            mf.mean(1),
+            mf.std(1),
+            dmf.mean(1),
+            dmf.std(1),
+            frame_feats.mean(1),
+            frame_feats.std(1),
+            pitch,
+            [voiced.size / max(1, f0.size)],
+        ]
+    ).astype(np.float32)
     return np.nan_to_num(out)
 
 
@@ -243,7 +258,7 @@ def whisper_log_mel(y: np.ndarray, *, n_mels: int = 80) -> np.ndarray:
     y = np.pad(y, (pad, pad), mode="reflect" if y.size > pad else "constant")
     frames = np.lib.stride_tricks.sliding_window_view(y, WHISPER_N_FFT)[::WHISPER_HOP][:-1]
     spec = _fft.rfft(frames * _window(WHISPER_N_FFT, WHISPER_N_FFT), axis=1)
-    power = (spec.real ** 2 + spec.imag ** 2).astype(np.float32)
+    power = (spec.real**2 + spec.imag**2).astype(np.float32)
     mel = mel_filterbank(sr=SAMPLE_RATE, n_fft=WHISPER_N_FFT, n_mels=n_mels) @ power.T
     log_spec = np.log10(np.maximum(mel, 1e-10))
     if log_spec.size:

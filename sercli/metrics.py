@@ -1,8 +1,9 @@
 """Classification metrics, computed from a confusion matrix (numpy only)."""
+
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -37,16 +38,23 @@ def from_confusion(cm: np.ndarray, labels: Sequence[str]) -> dict:
         "accuracy": float(tp.sum() / n) if n else 0.0,
         "uar": float(recall[present].mean()) if present.any() else 0.0,
         "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
-        "per_class": {lab: {"precision": float(precision[i]), "recall": float(recall[i]),
-                            "f1": float(f1[i]), "support": int(support[i])}
-                      for i, lab in enumerate(labels)},
+        "per_class": {
+            lab: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i, lab in enumerate(labels)
+        },
         "confusion": cm.astype(int).tolist(),
         "confusion_normalized": np.round(_div(cm.astype(np.float64), support[:, None]), 4).tolist(),
     }
 
 
-def evaluate(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str],
-             groups: Sequence[str] | None = None) -> dict:
+def evaluate(
+    y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str], groups: Sequence[str] | None = None
+) -> dict:
     """Metrics overall, and per group (e.g. corpus) when groups are given."""
     out = from_confusion(confusion(y_true, y_pred, labels), labels)
     if groups is not None:

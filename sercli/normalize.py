@@ -16,9 +16,10 @@ so a group of a few clips leans on the prior, a group of hundreds is its own, a 
 group (whose own variance is 0) still gets a finite, sensible scale, and no feature that is
 constant within a group divides by zero (the floor MIN_STD only guards a constant prior).
 """
+
 from __future__ import annotations
 
-from typing import Hashable, Sequence
+from collections.abc import Hashable, Sequence
 
 import numpy as np
 
@@ -58,8 +59,13 @@ def prior_stats(X: np.ndarray, groups: Sequence[Hashable]) -> tuple[np.ndarray, 
     return means.mean(0), np.maximum(np.sqrt(var.mean(0)), MIN_STD)
 
 
-def group_stats(X: np.ndarray, groups: Sequence[Hashable] | None, prior_mean: np.ndarray,
-                prior_std: np.ndarray, prior_n: float = GROUP_PRIOR) -> tuple[np.ndarray, np.ndarray]:
+def group_stats(
+    X: np.ndarray,
+    groups: Sequence[Hashable] | None,
+    prior_mean: np.ndarray,
+    prior_std: np.ndarray,
+    prior_n: float = GROUP_PRIOR,
+) -> tuple[np.ndarray, np.ndarray]:
     """Each row's group mean and standard deviation, shrunk toward the prior (module doc).
 
     `groups`: one key per row of X (n, D); None makes every row a group of its own
@@ -69,7 +75,7 @@ def group_stats(X: np.ndarray, groups: Sequence[Hashable] | None, prior_mean: np
     mu0 = np.asarray(prior_mean, np.float64)
     var0 = np.square(np.asarray(prior_std, np.float64))
     k = float(prior_n)
-    if groups is None:      # n = 1 for every row: own variance 0
+    if groups is None:  # n = 1 for every row: own variance 0
         w = 1.0 / (1.0 + k)
         std = np.maximum(np.sqrt((1 - w) * var0), MIN_STD)
         return w * X + (1 - w) * mu0, np.broadcast_to(std, X.shape).copy()
@@ -85,8 +91,13 @@ def group_stats(X: np.ndarray, groups: Sequence[Hashable] | None, prior_mean: np
     return mean, std
 
 
-def normalize_groups(X: np.ndarray, groups: Sequence[Hashable] | None, prior_mean: np.ndarray,
-                     prior_std: np.ndarray, prior_n: float = GROUP_PRIOR) -> np.ndarray:
+def normalize_groups(
+    X: np.ndarray,
+    groups: Sequence[Hashable] | None,
+    prior_mean: np.ndarray,
+    prior_std: np.ndarray,
+    prior_n: float = GROUP_PRIOR,
+) -> np.ndarray:
     """Z-score each group of rows of X (n, D) with its shrunk statistics (see the module doc).
 
     `groups`: one key per row; None makes every row a group of its own (single-clip use).
@@ -105,8 +116,14 @@ def cnn_group_vectors(logmels: Sequence[np.ndarray], summaries: np.ndarray | Non
     return V
 
 
-def cnn_group_offsets(V: np.ndarray, n_mels: int, groups: Sequence[Hashable] | None,
-                      prior_mean: np.ndarray, prior_std: np.ndarray, prior_n: float = GROUP_PRIOR):
+def cnn_group_offsets(
+    V: np.ndarray,
+    n_mels: int,
+    groups: Sequence[Hashable] | None,
+    prior_mean: np.ndarray,
+    prior_std: np.ndarray,
+    prior_n: float = GROUP_PRIOR,
+):
     """Per-group normalisation of a CNN's inputs, from its clips' vectors V (cnn_group_vectors).
 
     A group's shrunk statistics of V (group_stats) give
@@ -123,9 +140,15 @@ def cnn_group_offsets(V: np.ndarray, n_mels: int, groups: Sequence[Hashable] | N
     return offsets, z
 
 
-def cnn_group_inputs(logmels: Sequence[np.ndarray], summaries: np.ndarray | None,
-                     groups: Sequence[Hashable] | None, prior_mean: np.ndarray,
-                     prior_std: np.ndarray, prior_n: float = GROUP_PRIOR):
+def cnn_group_inputs(
+    logmels: Sequence[np.ndarray],
+    summaries: np.ndarray | None,
+    groups: Sequence[Hashable] | None,
+    prior_mean: np.ndarray,
+    prior_std: np.ndarray,
+    prior_n: float = GROUP_PRIOR,
+):
     """cnn_group_offsets of the clips' log-mels (n_mels, T) and summary vectors (or None)."""
-    return cnn_group_offsets(cnn_group_vectors(logmels, summaries), len(logmels[0]), groups,
-                             prior_mean, prior_std, prior_n)
+    return cnn_group_offsets(
+        cnn_group_vectors(logmels, summaries), len(logmels[0]), groups, prior_mean, prior_std, prior_n
+    )

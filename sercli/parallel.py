@@ -1,4 +1,5 @@
 """One joblib loop over clips, shared by feature extraction and the encoder pass over a corpus."""
+
 from __future__ import annotations
 
 import sys
@@ -11,10 +12,12 @@ def per_clip(calls, clips: list[Clip], *, jobs: int, batch_size: int, desc: str,
     (kept clips, their results, error lines), in order."""
     from joblib import Parallel
     from tqdm import tqdm
+
     it = Parallel(n_jobs=jobs, return_as="generator", batch_size=batch_size)(calls)
     kept, out, failed = [], [], []
-    for clip, res in tqdm(zip(clips, it), total=len(clips), desc=desc, unit="clip",
-                          file=sys.stderr, disable=not progress, mininterval=1.0):
+    for clip, res in tqdm(
+        zip(clips, it), total=len(clips), desc=desc, unit="clip", file=sys.stderr, disable=not progress, mininterval=1.0
+    ):
         if isinstance(res, str):
             failed.append(res)
         else:

@@ -2,6 +2,7 @@
 
 Records are plain dicts (ClipResult.to_dict); scores are flattened to one CSV column per label.
 """
+
 from __future__ import annotations
 
 import csv
@@ -11,8 +12,9 @@ import os
 import stat
 import tempfile
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
-from typing import IO, Iterable
+from typing import IO
 
 from .errors import display_path
 
@@ -97,9 +99,9 @@ class AtomicFile:
         if st is not None and stat.S_ISDIR(st.st_mode):
             raise IsADirectoryError(errno.EISDIR, "is a directory", str(self.path))
         if st is not None and not stat.S_ISREG(st.st_mode):
-            self.f = open(self.path, mode, **kw)      # in place: never replace a special file
+            self.f = open(self.path, mode, **kw)  # in place: never replace a special file
             return
-        if self.path.is_symlink():                   # replace what the link points to
+        if self.path.is_symlink():  # replace what the link points to
             self.path = Path(os.path.realpath(self.path))
         d = self.path.parent if str(self.path.parent) else Path(".")
         fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=d)
@@ -113,7 +115,7 @@ class AtomicFile:
             os.unlink(self.tmp)
             raise
 
-    def __enter__(self) -> "AtomicFile":
+    def __enter__(self) -> AtomicFile:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -144,7 +146,7 @@ class AtomicFile:
             return
         self.done = True
         try:
-            self.f.close()          # flushes what is buffered, which can fail again
+            self.f.close()  # flushes what is buffered, which can fail again
         except OSError:
             pass
         if self.tmp is not None:
@@ -157,8 +159,16 @@ class AtomicFile:
 class Writer:
     """Streams records to a text stream in one format. `close()` finishes JSON/CSV/table output."""
 
-    def __init__(self, out: IO[str], fmt: str, labels: Iterable[str], *, segments: bool = False,
-                 top_k: bool = False, console=None):
+    def __init__(
+        self,
+        out: IO[str],
+        fmt: str,
+        labels: Iterable[str],
+        *,
+        segments: bool = False,
+        top_k: bool = False,
+        console=None,
+    ):
         self.out, self.fmt, self.labels = out, fmt, list(labels)
         self.segments, self.top_k = segments, top_k
         self.rows: list[dict] = []
@@ -166,20 +176,22 @@ class Writer:
         self.console = console
         if fmt == "csv":
             cols = BASE_COLUMNS + [f"score_{lab}" for lab in self.labels]
-            if top_k:       # top_k: K (a bool from older callers: K from each record)
+            if top_k:  # top_k: K (a bool from older callers: K from each record)
                 k = top_k if type(top_k) is int else len(self.labels)
                 cols += [c for i in range(1, k + 1) for c in (f"top{i}_label", f"top{i}_score")]
-            if segments:    # long form: one row per window, the file's own label beside it
-                cols = (["path", "start_s", "end_s", "label", "confidence", "silent"]
-                        + [f"score_{lab}" for lab in self.labels]
-                        + ["file_label", "file_confidence", "duration_s", "sample_rate", "channels",
-                           "model", "error"]
-                        + [c for c in cols if c.startswith("top")])
+            if segments:  # long form: one row per window, the file's own label beside it
+                cols = (
+                    ["path", "start_s", "end_s", "label", "confidence", "silent"]
+                    + [f"score_{lab}" for lab in self.labels]
+                    + ["file_label", "file_confidence", "duration_s", "sample_rate", "channels", "model", "error"]
+                    + [c for c in cols if c.startswith("top")]
+                )
             self.csv = csv.DictWriter(out, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
             # the csv module quotes a cell holding "\n" but not one holding a lone "\r", which
             # readers take for a line end: rows with one are written with every cell quoted
-            self.csv_quoted = csv.DictWriter(out, fieldnames=cols, extrasaction="ignore",
-                                             lineterminator="\n", quoting=csv.QUOTE_ALL)
+            self.csv_quoted = csv.DictWriter(
+                out, fieldnames=cols, extrasaction="ignore", lineterminator="\n", quoting=csv.QUOTE_ALL
+            )
             self.csv.writeheader()
         elif fmt == "json":
             out.write("[")
@@ -200,11 +212,16 @@ class Writer:
                 self._csv_row(row)
             else:
                 row["file_label"], row["file_confidence"] = row.pop("label"), row.pop("confidence")
-                for seg in record.get("segments") or [None]:    # a file without windows: one row
+                for seg in record.get("segments") or [None]:  # a file without windows: one row
                     r = dict(row)
                     if seg is not None:
-                        r.update(start_s=seg["start_s"], end_s=seg["end_s"], label=seg["label"],
-                                 confidence=seg["confidence"], silent=int(bool(seg["silent"])))
+                        r.update(
+                            start_s=seg["start_s"],
+                            end_s=seg["end_s"],
+                            label=seg["label"],
+                            confidence=seg["confidence"],
+                            silent=int(bool(seg["silent"])),
+                        )
                         for lab in self.labels:
                             r[f"score_{lab}"] = (seg.get("scores") or {}).get(lab)
                     self._csv_row(r)
@@ -224,18 +241,17 @@ class Writer:
         if self.fmt == "json":
             self.out.write("\n]\n" if self.n else "]\n")
         elif self.fmt == "table":
-            render_table(self.rows, self.out, top_k=self.top_k, console=self.console,
-                         segments=self.segments)
+            render_table(self.rows, self.out, top_k=self.top_k, console=self.console, segments=self.segments)
         self.out.flush()
 
 
-def render_table(rows: list[dict], out: IO[str], *, top_k: bool = False, console=None,
-                 segments: bool = False) -> None:
+def render_table(rows: list[dict], out: IO[str], *, top_k: bool = False, console=None, segments: bool = False) -> None:
     """The report as a rich table; with `segments`, each window on a line of its own under its
     file (its time span, label, confidence and runner-up; silent windows say so)."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
+
     con = console or Console(file=out)
     t = Table(show_lines=False)
     t.add_column("file", overflow="fold")
@@ -252,19 +268,27 @@ def render_table(rows: list[dict], out: IO[str], *, top_k: bool = False, console
         else:
             extra = ", ".join(f"{k} {v:.2f}" for k, v in ranked[1:2])
         # Text, not markup: a file name like "take[/1].wav" must not be parsed as rich markup
-        t.add_row(Text(display_path(r["path"])), r.get("label") or "-",
-                  f"{r['confidence']:.2f}" if r.get("confidence") is not None else "-",
-                  extra, f"{r['duration_s']:.1f}" if r.get("duration_s") is not None else "-",
-                  "" if r.get("error") is None else Text(text(_reason_only(r)), style="red"),
-                  end_section=segments and not r.get("segments"))
+        t.add_row(
+            Text(display_path(r["path"])),
+            r.get("label") or "-",
+            f"{r['confidence']:.2f}" if r.get("confidence") is not None else "-",
+            extra,
+            f"{r['duration_s']:.1f}" if r.get("duration_s") is not None else "-",
+            "" if r.get("error") is None else Text(text(_reason_only(r)), style="red"),
+            end_section=segments and not r.get("segments"),
+        )
         segs = r.get("segments") or [] if segments else []
         for i, sg in enumerate(segs):
             ranked = sorted((sg.get("scores") or {}).items(), key=lambda kv: -kv[1])
-            t.add_row(Text(f"  {sg['start_s']:.1f}–{sg['end_s']:.1f} s", style="dim", no_wrap=True),
-                      sg.get("label") or "-",
-                      f"{sg['confidence']:.2f}" if sg.get("confidence") is not None else "-",
-                      ", ".join(f"{k} {v:.2f}" for k, v in ranked[1:2]),
-                      "", "silent" if sg.get("silent") else "", end_section=i == len(segs) - 1)
+            t.add_row(
+                Text(f"  {sg['start_s']:.1f}–{sg['end_s']:.1f} s", style="dim", no_wrap=True),
+                sg.get("label") or "-",
+                f"{sg['confidence']:.2f}" if sg.get("confidence") is not None else "-",
+                ", ".join(f"{k} {v:.2f}" for k, v in ranked[1:2]),
+                "",
+                "silent" if sg.get("silent") else "",
+                end_section=i == len(segs) - 1,
+            )
     con.print(t)
 
 
@@ -272,15 +296,19 @@ def _reason_only(r: dict) -> str:
     err = r["error"]
     for shown in (display_path(r["path"]), r["path"]):
         if err.startswith(f"{shown}: "):
-            return err[len(shown) + 2:]
+            return err[len(shown) + 2 :]
     return err
 
 
 def summary_lines(records: list[dict] | Counter, failed: int, elapsed: float, n: int) -> list[str]:
     counts = records if isinstance(records, Counter) else Counter(r["label"] for r in records if r.get("label"))
-    lines = [f"classified {n - failed} of {n} files in {elapsed:.1f} s ({n / elapsed if elapsed > 0 else 0:.1f} files/s)"]
+    lines = [
+        f"classified {n - failed} of {n} files in {elapsed:.1f} s ({n / elapsed if elapsed > 0 else 0:.1f} files/s)"
+    ]
     if counts:
-        lines.append("  " + ", ".join(f"{lab} {c}" for lab, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))))
+        lines.append(
+            "  " + ", ".join(f"{lab} {c}" for lab, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+        )
     if failed:
         lines.append(f"  {failed} failed (rows with an error are in the report)")
     return lines
@@ -303,10 +331,14 @@ def read_jsonl_paths(path: str | os.PathLike) -> tuple[list[str], list[str]]:
                 raise ValueError(f"line {no} is nested too deeply") from None
             except ValueError:
                 raise ValueError(f"line {no} is not JSON") from None
-            if not (isinstance(rec, dict) and isinstance(rec.get("path"), str)
-                    and isinstance(rec.get("label"), (str, type(None)))
-                    and isinstance(rec.get("error"), (str, type(None)))
-                    and "label" in rec and "error" in rec):
+            if not (
+                isinstance(rec, dict)
+                and isinstance(rec.get("path"), str)
+                and isinstance(rec.get("label"), (str, type(None)))
+                and isinstance(rec.get("error"), (str, type(None)))
+                and "label" in rec
+                and "error" in rec
+            ):
                 raise ValueError(f"line {no} is not a sercli report row")
             if rec["path"] in seen:
                 raise ValueError(f"line {no} is a second row for {display_path(rec['path'])}")

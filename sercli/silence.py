@@ -14,6 +14,7 @@ Speech rises and falls by 20 to 50 dB between syllables and pauses; steady noise
 fan, dither) moves by a few dB. Digital silence, a DC offset and low-level noise are silent;
 quiet speech is not.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,15 +27,14 @@ ABSOLUTE_FLOOR_DBFS = -80.0
 PRE_EMPHASIS = 0.97
 
 #: how classify and evaluate word a refusal (after "PATH: silent: ")
-REASON = (f"every window is below {SILENCE_DBFS:.0f} dBFS with nothing {ACTIVITY_DB:.0f} dB "
-          "above its noise floor")
+REASON = f"every window is below {SILENCE_DBFS:.0f} dBFS with nothing {ACTIVITY_DB:.0f} dB above its noise floor"
 
 
 def _frame_db(y: np.ndarray, n: int) -> np.ndarray:
     k = len(y) // n
     if k == 0:
         return np.full(1, 10 * np.log10(float(np.mean(np.square(y, dtype=np.float64))) + 1e-30))
-    f = y[:k * n].reshape(k, n).astype(np.float64)
+    f = y[: k * n].reshape(k, n).astype(np.float64)
     return 10 * np.log10(np.mean(f * f, axis=1) + 1e-30)
 
 

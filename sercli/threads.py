@@ -2,6 +2,7 @@
 
 Kept apart from features.py so that the classify process can use it without importing scipy.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -19,4 +20,5 @@ def one_blas_thread():
 def _blas_controller():
     # finding the loaded libraries is most of threadpool_limits' 0.6 ms; done once per process
     from threadpoolctl import ThreadpoolController
+
     return ThreadpoolController()

@@ -7,19 +7,20 @@ features.whisper_log_mel; clips are fed at their own length (no padding to 30 s)
 the cost proportional to the audio and changes the hidden states only a little (Whisper was
 trained on 30 s windows; the heads are trained on what this code computes).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 
 @dataclass
 class WhisperEncoderDims:
     n_mels: int = 80
-    n_ctx: int = 1500          # positions: 30 s at 50 frames per second
+    n_ctx: int = 1500  # positions: 30 s at 50 frames per second
     n_state: int = 384
     n_head: int = 6
     n_layer: int = 4
@@ -29,7 +30,7 @@ class MultiHeadAttention(nn.Module):
     def __init__(self, n_state: int, n_head: int):
         super().__init__()
         self.n_head = n_head
-        self.qkv = nn.Linear(n_state, 3 * n_state)     # Whisper's key has no bias: CTranslate2 fused it as zeros
+        self.qkv = nn.Linear(n_state, 3 * n_state)  # Whisper's key has no bias: CTranslate2 fused it as zeros
         self.out = nn.Linear(n_state, n_state)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -67,8 +68,7 @@ class WhisperEncoder(nn.Module):
         self.conv1 = nn.Conv1d(dims.n_mels, dims.n_state, kernel_size=3, padding=1)
         self.conv2 = nn.Conv1d(dims.n_state, dims.n_state, kernel_size=3, stride=2, padding=1)
         self.register_buffer("positional_embedding", torch.zeros(dims.n_ctx, dims.n_state))
-        self.blocks = nn.ModuleList(ResidualAttentionBlock(dims.n_state, dims.n_head)
-                                    for _ in range(dims.n_layer))
+        self.blocks = nn.ModuleList(ResidualAttentionBlock(dims.n_state, dims.n_head) for _ in range(dims.n_layer))
         self.ln_post = nn.LayerNorm(dims.n_state)
 
     def stem(self, mel: torch.Tensor) -> torch.Tensor:
@@ -76,7 +76,7 @@ class WhisperEncoder(nn.Module):
         x = F.gelu(self.conv2(x)).transpose(1, 2)
         if x.shape[1] > self.dims.n_ctx:
             raise ValueError(f"at most {self.dims.n_ctx} encoder frames (30 s), got {x.shape[1]}")
-        return x + self.positional_embedding[:x.shape[1]].to(x.dtype)
+        return x + self.positional_embedding[: x.shape[1]].to(x.dtype)
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         x = self.stem(mel)
@@ -84,16 +84,18 @@ class WhisperEncoder(nn.Module):
             x = block(x)
         return self.ln_post(x)
 
-    def hidden_states(self, mel: torch.Tensor, layers: tuple[int, ...],
-                      mask: torch.Tensor | None = None) -> list[torch.Tensor]:
+    def hidden_states(
+        self, mel: torch.Tensor, layers: tuple[int, ...], mask: torch.Tensor | None = None
+    ) -> list[torch.Tensor]:
         """`mask` (B, 1, T', T') bool, True where attention is allowed (padded batches)."""
         return self.run_blocks(self.stem(mel), layers, mask)
 
-    def run_blocks(self, x: torch.Tensor, layers: tuple[int, ...],
-                   mask: torch.Tensor | None = None) -> list[torch.Tensor]:
+    def run_blocks(
+        self, x: torch.Tensor, layers: tuple[int, ...], mask: torch.Tensor | None = None
+    ) -> list[torch.Tensor]:
         """hidden_states from the stem's output x (B, T', n_state)."""
         out = {}
-        for i, block in enumerate(self.blocks[:max(layers)], start=1):
+        for i, block in enumerate(self.blocks[: max(layers)], start=1):
             x = block(x, mask)
             if i in layers:
                 out[i] = x
@@ -108,6 +110,7 @@ def encoder_frames(n_mel_frames: int) -> int:
 def sinusoids(length: int, channels: int, max_timescale: float = 10000) -> torch.Tensor:
     """Whisper's fixed positional embedding (length, channels)."""
     import math
+
     inc = math.log(max_timescale) / (channels // 2 - 1)
     inv = torch.exp(-inc * torch.arange(channels // 2))
     t = torch.arange(length)[:, None] * inv[None, :]

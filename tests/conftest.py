@@ -1,4 +1,5 @@
 """Shared fixtures: seeded rng, synthetic speech-like audio under corpus-style names, tiny models."""
+
 from __future__ import annotations
 
 import os
@@ -35,6 +36,7 @@ def pytest_configure(config):
     """hypothesis keeps its example database and a cache of constants in .hypothesis/ of the
     current folder, from collection on: a temporary folder instead, removed at the end."""
     import tempfile
+
     try:
         from hypothesis.configuration import set_hypothesis_home_dir
     except ImportError:
@@ -45,6 +47,7 @@ def pytest_configure(config):
 
 def pytest_unconfigure(config):
     import shutil
+
     home = getattr(config, "_sercli_hypothesis_home", None)
     if home:
         shutil.rmtree(home, ignore_errors=True)
@@ -75,24 +78,37 @@ def write_wav(tmp_path):
         p.parent.mkdir(parents=True, exist_ok=True)
         sf.write(p, y, sr, subtype=subtype, format=fmt)
         return p
+
     return _write
 
 
 def make_corpus(root: Path, rng: np.random.Generator, per_label: int = 3) -> Path:
     """A tiny mixed corpus in the four training corpora's naming, train/val/test speakers."""
-    emos = {"angry": ("05", "ANG", "angry", "a", 260), "disgust": ("07", "DIS", "disgust", "d", 120),
-            "fear": ("06", "FEA", "fear", "f", 220), "happy": ("03", "HAP", "happy", "h", 200),
-            "neutral": ("01", "NEU", "neutral", "n", 140), "sad": ("04", "SAD", "sad", "sa", 100)}
+    emos = {
+        "angry": ("05", "ANG", "angry", "a", 260),
+        "disgust": ("07", "DIS", "disgust", "d", 120),
+        "fear": ("06", "FEA", "fear", "f", 220),
+        "happy": ("03", "HAP", "happy", "h", 200),
+        "neutral": ("01", "NEU", "neutral", "n", 140),
+        "sad": ("04", "SAD", "sad", "sa", 100),
+    }
     for emo, (rv, cr, te, sv, f0) in emos.items():
         for i in range(per_label):
-            for rel in (f"cremad/{[1001, 1003, 1004][i % 3]}_{['DFA', 'IEO', 'TIE'][i % 3]}_{cr}_XX.wav",
-                        f"ravdess/Actor_{[1, 3, 5][i % 3]:02d}/03-01-{rv}-01-0{1 + i % 2}-0{1 + i // 2 % 2}-{[1, 3, 5][i % 3]:02d}.wav",
-                        f"tess/{['OAF', 'OAF', 'YAF'][i % 3]}_w{i}_{te}.wav",
-                        f"savee/{['DC', 'JK', 'KL'][i % 3]}_{sv}{i + 1:02d}.wav"):
+            for rel in (
+                f"cremad/{[1001, 1003, 1004][i % 3]}_{['DFA', 'IEO', 'TIE'][i % 3]}_{cr}_XX.wav",
+                f"ravdess/Actor_{[1, 3, 5][i % 3]:02d}/"
+                f"03-01-{rv}-01-0{1 + i % 2}-0{1 + i // 2 % 2}-{[1, 3, 5][i % 3]:02d}.wav",
+                f"tess/{['OAF', 'OAF', 'YAF'][i % 3]}_w{i}_{te}.wav",
+                f"savee/{['DC', 'JK', 'KL'][i % 3]}_{sv}{i + 1:02d}.wav",
+            ):
                 p = root / rel
                 p.parent.mkdir(parents=True, exist_ok=True)
-                y = speechlike(rng, seconds=rng.uniform(1.0, 2.0), f0=f0 * rng.uniform(0.9, 1.1),
-                               level=0.5 if emo == "angry" else 0.2)
+                y = speechlike(
+                    rng,
+                    seconds=rng.uniform(1.0, 2.0),
+                    f0=f0 * rng.uniform(0.9, 1.1),
+                    level=0.5 if emo == "angry" else 0.2,
+                )
                 sf.write(p, y, 16000)
     return root
 
@@ -106,9 +122,10 @@ def tiny_corpus(tmp_path_factory):
 def tiny_cnn(tmp_path_factory):
     """A randomly initialised small CNN saved as a sercli model file (fast CLI tests)."""
     import torch
-    from sercli.models import nets
+
     from sercli.corpora import SIX_CLASSES
-    from sercli.models import save_torch
+    from sercli.models import nets, save_torch
+
     torch.manual_seed(0)
     net = nets.EmotionCNN(nets.CNNDims(n_mels=64, n_labels=6, channels=[4, 8], hidden=8))
     p = tmp_path_factory.mktemp("model") / "tiny.pt"
@@ -138,6 +155,7 @@ def as_from_a_terminal():
     a shell gives a foreground command, whatever the test process inherited (a test runner
     started in the background ignores SIGINT; a signal blocked here would stay blocked)."""
     import signal
+
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])

@@ -1,11 +1,19 @@
 """Synthetic speech-like signals, for tests and benchmarks that must not ship corpus audio."""
+
 from __future__ import annotations
 
 import numpy as np
 
 
-def speechlike(rng: np.random.Generator, seconds: float = 1.5, sr: int = 16000, f0: float = 150.0,
-               level: float = 0.3, *, n: int | None = None) -> np.ndarray:
+def speechlike(
+    rng: np.random.Generator,
+    seconds: float = 1.5,
+    sr: int = 16000,
+    f0: float = 150.0,
+    level: float = 0.3,
+    *,
+    n: int | None = None,
+) -> np.ndarray:
     """A voiced, syllable-modulated harmonic signal with a little noise.
 
     Returns shape (n,) float32 with n = int(seconds * sr) unless `n` is given; peak = level.

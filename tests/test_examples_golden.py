@@ -1,5 +1,6 @@
 """`sercli classify examples/` gives the JSON Lines recorded in tests/data (written by the release
 before the product/lab move), so a refactor that changes a prediction, a field or its order fails."""
+
 import json
 import subprocess
 import sys
@@ -31,13 +32,21 @@ def _close(got, want, path=""):
         assert got == want, path
 
 
-@pytest.mark.parametrize("golden, args", [
-    ("examples-whisper-tiny.jsonl", []),
-    ("examples-cnn-top3-segments.jsonl", ["-m", "cnn", "--top-k", "3", "--segments"]),
-])
+@pytest.mark.parametrize(
+    "golden, args",
+    [
+        ("examples-whisper-tiny.jsonl", []),
+        ("examples-cnn-top3-segments.jsonl", ["-m", "cnn", "--top-k", "3", "--segments"]),
+    ],
+)
 def test_examples_jsonl_unchanged(golden, args):
-    out = subprocess.run([sys.executable, "-m", "sercli", "classify", "examples/", "--format", "jsonl",
-                          *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "sercli", "classify", "examples/", "--format", "jsonl", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     want = (DATA / golden).read_text()
     if out.stdout == want:

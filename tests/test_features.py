@@ -1,4 +1,5 @@
 """Our vectorised features against librosa's reference functions on the same signals."""
+
 import numpy as np
 import pytest
 
@@ -16,6 +17,7 @@ def y(rng):
 @pytest.mark.parametrize("n_mels", [40, 64, 128])
 def test_mel_filterbank_matches_librosa(n_mels):
     import librosa
+
     ref = librosa.filters.mel(sr=16000, n_fft=512, n_mels=n_mels)
     assert F.mel_filterbank(n_mels=n_mels).shape == ref.shape
     np.testing.assert_allclose(F.mel_filterbank(n_mels=n_mels), ref, atol=1e-6)
@@ -23,8 +25,8 @@ def test_mel_filterbank_matches_librosa(n_mels):
 
 def test_melspectrogram_matches_librosa(y):
     import librosa
-    ref = librosa.feature.melspectrogram(y=y, sr=16000, n_fft=512, hop_length=160, win_length=400,
-                                         n_mels=128)
+
+    ref = librosa.feature.melspectrogram(y=y, sr=16000, n_fft=512, hop_length=160, win_length=400, n_mels=128)
     ours = F.melspectrogram(y)
     assert ours.shape == ref.shape == (128, 1 + len(y) // 160)
     assert np.abs(ours - ref).max() <= 1e-4 * ref.max()
@@ -32,6 +34,7 @@ def test_melspectrogram_matches_librosa(y):
 
 def test_log_mel_and_mfcc_match_librosa(y):
     import librosa
+
     S = librosa.feature.melspectrogram(y=y, sr=16000, n_fft=512, hop_length=160, win_length=400, n_mels=128)
     ref_db = librosa.power_to_db(S, ref=1.0, top_db=80.0)
     np.testing.assert_allclose(F.log_mel(y), ref_db, atol=0.01)

@@ -1,5 +1,6 @@
 """The whisper-head model kind: training writes a calibrated, loadable head; classify and
 evaluate run it; the encoder can run in the main process (--device); bad head files are refused."""
+
 import json
 
 import numpy as np
@@ -17,9 +18,27 @@ from sercli.runtime.classify import classify
 @pytest.fixture(scope="module")
 def trained_head(tiny_corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("head")
-    r = CliRunner().invoke(cli, ["train", "--data", str(tiny_corpus), "--recipe", "whisper-tiny", "-o", str(out),
-                                 "--epochs", "2", "--jobs", "1", "--threads", "1",
-                                 "--cache", str(out / "cache")], catch_exceptions=False)
+    r = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "--data",
+            str(tiny_corpus),
+            "--recipe",
+            "whisper-tiny",
+            "-o",
+            str(out),
+            "--epochs",
+            "2",
+            "--jobs",
+            "1",
+            "--threads",
+            "1",
+            "--cache",
+            str(out / "cache"),
+        ],
+        catch_exceptions=False,
+    )
     assert r.exit_code == 0, r.output
     return out
 
@@ -47,8 +66,11 @@ def test_head_classifies_and_evaluates(trained_head, tiny_corpus):
     rows = list(classify(files, model=m, jobs=1))
     assert all(r.error is None for r in rows)
     assert all(abs(sum(r.scores.values()) - 1) < 1e-3 for r in rows)
-    r = CliRunner().invoke(cli, ["evaluate", "--data", str(tiny_corpus), "--model", str(path), "--split", "all",
-                                 "--format", "json"], catch_exceptions=False)
+    r = CliRunner().invoke(
+        cli,
+        ["evaluate", "--data", str(tiny_corpus), "--model", str(path), "--split", "all", "--format", "json"],
+        catch_exceptions=False,
+    )
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["n"] == len(list(tiny_corpus.rglob("*.wav")))
 
@@ -84,30 +106,32 @@ def _rewrite(src, dst, edit):
 
 
 def test_head_with_wrong_label_count_is_refused(trained_head, tmp_path):
-    bad = _rewrite(trained_head / "whisper-tiny.pt", tmp_path / "bad.pt",
-                   lambda b: b["config"].update(labels=["a", "b", "c"]))
+    bad = _rewrite(
+        trained_head / "whisper-tiny.pt", tmp_path / "bad.pt", lambda b: b["config"].update(labels=["a", "b", "c"])
+    )
     with pytest.raises(ModelError, match="3 labels for 6 outputs"):
         load_file(bad)
 
 
 def test_head_trained_on_another_encoder_is_refused(trained_head, tmp_path):
-    bad = _rewrite(trained_head / "whisper-tiny.pt", tmp_path / "bad.pt",
-                   lambda b: b["config"].update(encoder_sha256="0" * 64))
+    bad = _rewrite(
+        trained_head / "whisper-tiny.pt", tmp_path / "bad.pt", lambda b: b["config"].update(encoder_sha256="0" * 64)
+    )
     with pytest.raises(ModelError, match="another whisper-tiny.en encoder"):
         load_file(bad)
 
 
 def test_head_reading_blocks_the_encoder_lacks_is_refused(trained_head, tmp_path):
-    bad = _rewrite(trained_head / "whisper-tiny.pt", tmp_path / "bad.pt",
-                   lambda b: b["dims"].update(layers=[2, 3, 9]))
+    bad = _rewrite(trained_head / "whisper-tiny.pt", tmp_path / "bad.pt", lambda b: b["dims"].update(layers=[2, 3, 9]))
     with pytest.raises(ModelError, match="outside the encoder"):
         load_file(bad)
 
 
 def test_bad_head_recipe_is_a_one_line_error(tiny_corpus, tmp_path):
     (tmp_path / "bad.toml").write_text('extends = "whisper-tiny"\nlayers = [2, 7]\n')
-    r = CliRunner().invoke(cli, ["train", "--data", str(tiny_corpus), "--recipe", str(tmp_path / "bad.toml"),
-                                 "-o", str(tmp_path / "out")])
+    r = CliRunner().invoke(
+        cli, ["train", "--data", str(tiny_corpus), "--recipe", str(tmp_path / "bad.toml"), "-o", str(tmp_path / "out")]
+    )
     assert r.exit_code != 0
     assert "layers must be a list of distinct encoder blocks from 1 to 4" in r.output
     assert "Traceback" not in r.output

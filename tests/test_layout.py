@@ -1,6 +1,7 @@
 """The package's shape: sercli modules import each other without cycles (imports inside functions
 count too: a lazy import hides a cycle, it does not remove it). That no library module imports click
 is checked in test_cli."""
+
 import ast
 from pathlib import Path
 
@@ -62,7 +63,7 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
             if m == "sercli" or not edge(n, m):
                 continue
             if state.get(m) == 1:
-                found.append(stack[stack.index(m):] + [m])
+                found.append(stack[stack.index(m) :] + [m])
             elif m not in state:
                 visit(m)
         stack.pop()

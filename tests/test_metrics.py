@@ -29,6 +29,7 @@ def test_absent_class_not_counted_in_uar():
 
 def test_matches_sklearn(rng):
     from sklearn.metrics import balanced_accuracy_score, f1_score
+
     labels = list("abcd")
     y = [labels[i] for i in rng.integers(0, 4, 200)]
     p = [labels[i] for i in rng.integers(0, 4, 200)]

@@ -19,7 +19,8 @@ from sercli.models import (
 def test_numpy_svm_equals_sklearn(rng, tmp_path):
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
-    X = rng.standard_normal((120, 176)) + np.repeat(np.eye(4, 176) * 2, 30, axis=0)   # 176: the summary vector
+
+    X = rng.standard_normal((120, 176)) + np.repeat(np.eye(4, 176) * 2, 30, axis=0)  # 176: the summary vector
     y = np.repeat(np.arange(4), 30)
     scaler = StandardScaler().fit(X)
     svc = SVC(C=3.0, gamma="scale").fit(scaler.transform(X), y)
@@ -52,6 +53,7 @@ def test_pickle_is_refused(tmp_path):
     class Evil:
         def __reduce__(self):
             return (print, ("pwned",))
+
     p = tmp_path / "evil.pt"
     p.write_bytes(pickle.dumps(Evil()))
     with pytest.raises(ModelError, match="refusing a pickle"):
@@ -61,6 +63,7 @@ def test_pickle_is_refused(tmp_path):
 def test_torch_pickled_module_is_refused(tmp_path):
     """A full torch.save of a module (not a state dict) needs pickle's code paths: refused."""
     import torch
+
     p = tmp_path / "module.pt"
     torch.save(torch.nn.Linear(2, 2), p)
     with pytest.raises(ModelError):
@@ -102,7 +105,7 @@ def test_bundled_weights_match_pinned_hash_and_load(name):
     # classify starts extracting these before the model is loaded: they must cover its needs
     assert set(m.needs) <= set(needs_before_loading(name))
     assert set(m.needs) == set(needs_before_loading(name))
-    if m.kind == "ensemble":     # its card is the file itself; each member's hash is pinned there
+    if m.kind == "ensemble":  # its card is the file itself; each member's hash is pinned there
         assert [x.sha256 for x in m.impl.members] == [e["sha256"] for e in m.card["members"]]
         assert all(x.card.get("sha256") == x.sha256 for x in m.impl.members)
     else:
@@ -111,4 +114,4 @@ def test_bundled_weights_match_pinned_hash_and_load(name):
 
 
 def test_needs_before_loading_are_unknown_for_files(tmp_path):
-    assert needs_before_loading(tmp_path / "cnn.pt") is None              # known once loaded
+    assert needs_before_loading(tmp_path / "cnn.pt") is None  # known once loaded

@@ -1,4 +1,5 @@
 """`sercli plot`: a PNG of the expected pixel size for short and long recordings, errors."""
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -26,8 +27,9 @@ def test_short_clip_default_out_in_current_folder(tmp_path, rng, write_wav, monk
     out = work / "clip one.png"
     assert png_size(out) == SHORT
     import matplotlib.image as mpimg
+
     img = mpimg.imread(out)
-    assert img.shape[:2] == (SHORT[1], SHORT[0]) and img.std() > 0.05   # not a blank image
+    assert img.shape[:2] == (SHORT[1], SHORT[0]) and img.std() > 0.05  # not a blank image
     assert "wrote clip one.png" in r.stderr
 
 
@@ -57,7 +59,7 @@ def test_five_seconds_is_not_long(tmp_path, rng, write_wav):
 def test_bad_files_one_line_exit_1(tmp_path):
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF1234WAVEjunk")
-    for f, status in ((bad, 1), (tmp_path / "missing.wav", 2)):     # a missing path: usage error
+    for f, status in ((bad, 1), (tmp_path / "missing.wav", 2)):  # a missing path: usage error
         r = run(["plot", str(f), "-o", str(tmp_path / "x.png")])
         assert r.exit_code == status
         assert len(r.stderr.strip().splitlines()) == 1 and str(f) in r.stderr

@@ -4,6 +4,7 @@ The floors sit a few points under what the bundled weights measured on this samp
 (`python -m train.sample_accuracy` prints it), so a change to decoding, resampling or
 features that degrades the shipped models fails here.
 """
+
 import json
 
 import pytest
@@ -18,9 +19,14 @@ from sercli.metrics import evaluate
 # 0.642 (98 clips of 6 classes, 10 speakers of 6 to 26 clips); the floors sit 0.05 under (a clip
 # is ~0.01). seed-cnn has no floor here: it was trained under the paper's random split, which
 # includes these speakers.
-FLOORS = {("whisper-tiny", "none"): 0.766, ("whisper-tiny-spk", "speaker"): 0.797,
-          ("cnn", "none"): 0.510, ("svm", "none"): 0.370, ("cnn-spk", "speaker"): 0.570,
-          ("cnn-spk-ens", "speaker"): 0.590}
+FLOORS = {
+    ("whisper-tiny", "none"): 0.766,
+    ("whisper-tiny-spk", "speaker"): 0.797,
+    ("cnn", "none"): 0.510,
+    ("svm", "none"): 0.370,
+    ("cnn-spk", "speaker"): 0.570,
+    ("cnn-spk-ens", "speaker"): 0.590,
+}
 
 
 def test_sample_is_test_speakers_only(sample_dir):
@@ -32,8 +38,11 @@ def test_sample_is_test_speakers_only(sample_dir):
 
 @pytest.mark.parametrize("model,normalize_by", sorted(FLOORS))
 def test_bundled_model_accuracy_floor_on_real_sample(model, normalize_by, sample_dir):
-    r = CliRunner().invoke(cli, ["classify", str(sample_dir), "--model", model, "--format", "jsonl", "-q",
-                                 "--normalize-by", normalize_by], catch_exceptions=False)
+    r = CliRunner().invoke(
+        cli,
+        ["classify", str(sample_dir), "--model", model, "--format", "jsonl", "-q", "--normalize-by", normalize_by],
+        catch_exceptions=False,
+    )
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     clips = {c.path: c for c in scan(sample_dir).clips}
     assert len(rows) == len(clips) and all(x["error"] is None for x in rows)

@@ -5,6 +5,7 @@ The big test classifies one folder of broken, odd and good inputs in a single ru
 tests drive the audio and feature functions with any length, amplitude and sample rate; the
 signal tests run the real CLI in a subprocess and interrupt it mid-run.
 """
+
 from __future__ import annotations
 
 import glob
@@ -22,19 +23,25 @@ import numpy as np
 import pytest
 import soundfile as sf
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sercli import discovery
 from sercli.cli import cli
 from sercli.dataset import clip_features
 from sercli.errors import AudioError, display_path
-from sercli.runtime import classify as runtime_classify, windows
+from sercli.runtime import classify as runtime_classify
+from sercli.runtime import windows
 
 from .conftest import as_from_a_terminal, speechlike, write_many_clips
 
 REPO = Path(__file__).resolve().parents[1]
-PROPS = settings(max_examples=50, deadline=None, derandomize=True,   # same examples in CI every run
-                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+PROPS = settings(
+    max_examples=50,
+    deadline=None,
+    derandomize=True,  # same examples in CI every run
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 def run(args, **kw):
@@ -73,26 +80,31 @@ def build_inputs(root: Path, rng: np.random.Generator) -> dict[str, tuple[bool |
     put("header_only.wav", np.zeros(0, np.float32), subtype="PCM_16", ok=FAIL, reason="no audio samples")
     whole = root / "_whole.wav"
     sf.write(whole, sp(2.0), 16000, subtype="PCM_16")
-    raw("truncated.wav", whole.read_bytes()[:32_023], ok=EITHER)     # cut mid-sample, header says 2 s
+    raw("truncated.wav", whole.read_bytes()[:32_023], ok=EITHER)  # cut mid-sample, header says 2 s
     whole.unlink()
     raw("random_bytes.wav", rng.integers(0, 256, 6000, dtype=np.uint8).tobytes(), reason="cannot decode audio")
     raw("text.wav", b"this is a text file, not audio\n" * 20, reason="text, not audio")
     (root / "folder.wav").mkdir()
     exp[str(root / "folder.wav")] = (FAIL, "is a directory")
-    put("unreadable.wav", sp(1.0), ok=EITHER)                         # root can still read it
+    put("unreadable.wav", sp(1.0), ok=EITHER)  # root can still read it
     os.chmod(root / "unreadable.wav", 0)
     (root / "broken_link.wav").symlink_to(root / "nowhere.wav")
     exp[str(root / "broken_link.wav")] = (FAIL, "broken symbolic link")
     (root / "loop_a.wav").symlink_to(root / "loop_b.wav")
     (root / "loop_b.wav").symlink_to(root / "loop_a.wav")
     exp[str(root / "loop_a.wav")] = exp[str(root / "loop_b.wav")] = (FAIL, "symbolic link loop")
-    os.mkfifo(root / "fifo.wav")                                      # would block a naive open()
+    os.mkfifo(root / "fifo.wav")  # would block a naive open()
     exp[str(root / "fifo.wav")] = (FAIL, "named pipe")
     # odd names
-    for name in ("with space.wav", "quote's \"double\".wav", "new\nline.wav", "ünïcödé 感情.wav",
-                 "tab\tand [bold]markup.wav"):
+    for name in (
+        "with space.wav",
+        'quote\'s "double".wav',
+        "new\nline.wav",
+        "ünïcödé 感情.wav",
+        "tab\tand [bold]markup.wav",
+    ):
         put(name, sp(1.0))
-    if sys.platform.startswith("linux"):                              # a name that is not UTF-8
+    if sys.platform.startswith("linux"):  # a name that is not UTF-8
         bad = os.fsdecode(os.fsencode(str(root)) + b"/caf\xe9 latin-1.wav")
         sf.write(os.fsencode(bad), sp(1.0), 16000)
         exp[bad] = (OK, "")
@@ -110,7 +122,7 @@ def build_inputs(root: Path, rng: np.random.Generator) -> dict[str, tuple[bool |
     put("clipped.wav", np.clip(sp(1.0, level=1.0) * 8, -1, 1))
     clean = sp(1.0, level=0.2)
     put("dc_clean.wav", clean, subtype="FLOAT")
-    put("dc_offset.wav", clean + np.float32(0.6), subtype="FLOAT")   # same clip, +0.6 DC
+    put("dc_offset.wav", clean + np.float32(0.6), subtype="FLOAT")  # same clip, +0.6 DC
     put("dc_only.wav", np.full(16000, 0.5, np.float32), ok=FAIL, reason="silent")
     put("six_channels.wav", np.stack([sp(1.0) for _ in range(6)], axis=1))
     put("too_short.wav", sp(0.05), ok=FAIL, reason="too short")
@@ -202,8 +214,7 @@ def test_only_good_files_exit_0_in_argument_order(bad_dir, tiny_cnn):
 
 def test_same_inputs_give_byte_identical_jsonl(bad_dir, tiny_cnn):
     root, _ = bad_dir
-    outs = [run(["classify", str(root), "-m", str(tiny_cnn), "-q", "--jobs", j]).stdout_bytes
-            for j in ("1", "2", "2")]
+    outs = [run(["classify", str(root), "-m", str(tiny_cnn), "-q", "--jobs", j]).stdout_bytes for j in ("1", "2", "2")]
     assert outs[0] == outs[1] == outs[2]
     assert len(outs[0].splitlines()) == len(os.listdir(root))
     assert not re.search(rb'"(time|elapsed|seconds|date)', outs[0])
@@ -213,7 +224,7 @@ def test_table_shows_names_verbatim(tmp_path, rng, tiny_cnn, monkeypatch):
     """Rich markup in a file name is shown, not interpreted (and "[/x]" does not crash it)."""
     d = tmp_path / "t" / "odd["
     d.mkdir(parents=True)
-    sf.write(d / "red]x.wav", speechlike(rng, 1.0), 16000)             # path holds "[/red]"
+    sf.write(d / "red]x.wav", speechlike(rng, 1.0), 16000)  # path holds "[/red]"
     sf.write(d / "[bold]y.wav", speechlike(rng, 1.0), 16000)
     (d / "[i]bad.wav").write_bytes(bytes(range(256)) * 4)
     monkeypatch.chdir(tmp_path)
@@ -241,6 +252,7 @@ NEEDS = ("logmel", "summary", "paper_mel", "paper_mfcc")
 
 def assert_finite_features(y):
     from sercli import features as F
+
     feats = clip_features(y, NEEDS)
     for k, v in feats.items():
         assert np.isfinite(v).all(), k
@@ -252,13 +264,17 @@ amplitudes = st.one_of(st.just(0.0), st.floats(1e-30, 1e30), st.sampled_from([1.
 
 
 @PROPS
-@given(n=st.integers(0, 6000), sr=st.one_of(st.integers(1, 200_000), st.sampled_from([8000, 44100, 96000])),
-       amp=amplitudes, channels=st.integers(1, 3),
-       subtype=st.sampled_from(["PCM_16", "PCM_U8", "PCM_24", "FLOAT", "DOUBLE"]),
-       seed=st.integers(0, 2 ** 16))
-def test_any_wav_decodes_to_finite_features_or_a_clear_error(tmp_path_factory, n, sr, amp, channels,
-                                                             subtype, seed):
+@given(
+    n=st.integers(0, 6000),
+    sr=st.one_of(st.integers(1, 200_000), st.sampled_from([8000, 44100, 96000])),
+    amp=amplitudes,
+    channels=st.integers(1, 3),
+    subtype=st.sampled_from(["PCM_16", "PCM_U8", "PCM_24", "FLOAT", "DOUBLE"]),
+    seed=st.integers(0, 2**16),
+)
+def test_any_wav_decodes_to_finite_features_or_a_clear_error(tmp_path_factory, n, sr, amp, channels, subtype, seed):
     from sercli.audio import load_audio
+
     p = tmp_path_factory.mktemp("prop") / "x y.wav"
     x = np.random.default_rng(seed).standard_normal((n, channels)).astype(np.float32)
     with np.errstate(all="ignore"):
@@ -283,14 +299,17 @@ def test_any_wav_decodes_to_finite_features_or_a_clear_error(tmp_path_factory, n
 
 
 @PROPS
-@given(y=st.lists(st.floats(width=32, allow_nan=True, allow_infinity=True), max_size=3000)
-       .map(lambda v: np.array(v, dtype=np.float32)))
+@given(
+    y=st.lists(st.floats(width=32, allow_nan=True, allow_infinity=True), max_size=3000).map(
+        lambda v: np.array(v, dtype=np.float32)
+    )
+)
 def test_features_are_finite_for_any_samples(y):
     assert_finite_features(y)
 
 
 @PROPS
-@given(n=st.integers(0, 40_000), amp=amplitudes, seed=st.integers(0, 2 ** 16))
+@given(n=st.integers(0, 40_000), amp=amplitudes, seed=st.integers(0, 2**16))
 def test_features_are_finite_for_any_length_and_amplitude(n, amp, seed):
     y = speechlike(np.random.default_rng(seed), n / 16000) if n else np.zeros(0, np.float32)
     with np.errstate(all="ignore"):
@@ -299,9 +318,10 @@ def test_features_are_finite_for_any_length_and_amplitude(n, amp, seed):
 
 
 @PROPS
-@given(n=st.integers(0, 5000), sr=st.integers(4000, 400_000), amp=amplitudes, seed=st.integers(0, 2 ** 16))
+@given(n=st.integers(0, 5000), sr=st.integers(4000, 400_000), amp=amplitudes, seed=st.integers(0, 2**16))
 def test_resample_and_mono_any_rate(n, sr, amp, seed):
     from sercli.audio import resample, to_mono
+
     x = np.random.default_rng(seed).standard_normal((n, 2)).astype(np.float32)
     with np.errstate(all="ignore"):
         x = x * np.float32(amp)
@@ -315,6 +335,7 @@ def test_resample_and_mono_any_rate(n, sr, amp, seed):
 @given(p=st.text(min_size=1, max_size=30))
 def test_display_path_is_one_line_and_reports_round_trip(p):
     from sercli.report import dumps
+
     shown = display_path(p)
     assert shown.isprintable() and "\n" not in shown
     assert shown == p or not p.isprintable()
@@ -339,8 +360,10 @@ def test_undecodable_name_round_trips_through_jsonl_report(bad_dir, tiny_cnn, tm
 # --------------------------------------------------------------------------------------------
 # Nothing lost: atomic reports, interrupts, --resume
 
+
 def test_atomic_file_never_leaves_partial_report(tmp_path):
     from sercli.report import AtomicFile
+
     target = tmp_path / "r.jsonl"
     with pytest.raises(RuntimeError):
         with AtomicFile(target) as f:
@@ -350,7 +373,7 @@ def test_atomic_file_never_leaves_partial_report(tmp_path):
     with AtomicFile(target) as f:
         f.f.write("{}\n")
     assert target.read_text() == "{}\n" and os.listdir(tmp_path) == ["r.jsonl"]
-    assert target.stat().st_mode & 0o777 == 0o666 & ~_umask()          # not mkstemp's 0600
+    assert target.stat().st_mode & 0o777 == 0o666 & ~_umask()  # not mkstemp's 0600
 
 
 def _umask():
@@ -368,10 +391,16 @@ def many_clips(tmp_path_factory):
 
 def _interrupt_run(clips, model, out, sig, jobs, group):
     """Start `sercli classify` in its own session, signal it after its first rows, wait."""
-    cmd = [sys.executable, "-m", "sercli", "classify", str(clips), "-m", str(model), "-o", str(out),
-           "-j", str(jobs)]
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         start_new_session=True, cwd=REPO, preexec_fn=as_from_a_terminal)
+    cmd = [sys.executable, "-m", "sercli", "classify", str(clips), "-m", str(model), "-o", str(out), "-j", str(jobs)]
+    p = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        cwd=REPO,
+        preexec_fn=as_from_a_terminal,
+    )
     try:
         deadline = time.time() + 60
         while time.time() < deadline and p.poll() is None:
@@ -405,13 +434,15 @@ def _valid_jsonl(path):
     return [json.loads(line) for line in text.splitlines()]
 
 
-@pytest.mark.parametrize("sig,jobs,group", [
-    (signal.SIGINT, 1, False),     # jobs 1: the interrupt lands in decoding, in this process
-    (signal.SIGTERM, 2, False),
-    (signal.SIGINT, 2, True),      # Ctrl-C: the whole process group, workers included
-])
-def test_interrupt_leaves_a_complete_report_then_resume_finishes_it(many_clips, tiny_cnn, tmp_path,
-                                                                   sig, jobs, group):
+@pytest.mark.parametrize(
+    "sig,jobs,group",
+    [
+        (signal.SIGINT, 1, False),  # jobs 1: the interrupt lands in decoding, in this process
+        (signal.SIGTERM, 2, False),
+        (signal.SIGINT, 2, True),  # Ctrl-C: the whole process group, workers included
+    ],
+)
+def test_interrupt_leaves_a_complete_report_then_resume_finishes_it(many_clips, tiny_cnn, tmp_path, sig, jobs, group):
     out = tmp_path / "out.jsonl"
     rc, err = _interrupt_run(many_clips, tiny_cnn, out, sig, jobs, group)
     assert rc == 128 + sig, err
@@ -424,37 +455,39 @@ def test_interrupt_leaves_a_complete_report_then_resume_finishes_it(many_clips, 
     assert not glob.glob(str(tmp_path / ".*.tmp"))
     # --resume does the rest; every path exactly once, in input order
     r = run(["classify", str(many_clips), "-m", str(tiny_cnn), "-o", str(out), "--resume"])
-    assert r.exit_code == 1 and "Traceback" not in r.output     # zz_broken.wav fails
+    assert r.exit_code == 1 and "Traceback" not in r.output  # zz_broken.wav fails
     assert f"resuming: {len(rows)} files already" in r.stderr
     assert f"classified {160 - len(rows)} of {161 - len(rows)} files" in r.stderr
     final = _valid_jsonl(out)
-    assert final[:len(rows)] == rows
+    assert final[: len(rows)] == rows
     assert [x["path"] for x in final] == sorted(str(p) for p in many_clips.iterdir())
 
 
 def test_resume_skips_done_files_and_keeps_their_failures(bad_dir, tiny_cnn, tmp_path):
     root, exp = bad_dir
     good = sorted(p for p, (ok, _) in exp.items() if ok is OK and "two_hours" not in p)
-    files = [str(root / "text.wav"), *good]                           # one failure, then good files
+    files = [str(root / "text.wav"), *good]  # one failure, then good files
     out = tmp_path / "r.jsonl"
     full = run(["classify", *files, "-m", str(tiny_cnn), "-o", str(out), "-q"])
     assert full.exit_code == 1
     lines = out.read_text("utf-8").splitlines(keepends=True)
     assert len(lines) == len(files) and json.loads(lines[0])["error"]
-    out.write_text("".join(lines[:3]) + lines[3][:20], "utf-8")       # 3 done rows + a torn line
+    out.write_text("".join(lines[:3]) + lines[3][:20], "utf-8")  # 3 done rows + a torn line
     r = run(["classify", *files, "-m", str(tiny_cnn), "-o", str(out), "--resume"])
     assert "resuming: 3 files already" in r.stderr
     assert f"classified {len(files) - 3} of {len(files) - 3} files" in r.stderr
-    assert r.exit_code == 1 and "1 failed in the earlier run" in r.stderr   # it still counts
+    assert r.exit_code == 1 and "1 failed in the earlier run" in r.stderr  # it still counts
     assert out.read_text("utf-8") == "".join(lines)
 
 
 # --------------------------------------------------------------------------------------------
 # Safe models
 
+
 @pytest.mark.parametrize("pin_hash", [False, True], ids=["hash-mismatch", "hash-ok-but-corrupt"])
 def test_corrupt_bundled_default_warns_once_and_falls_back_to_svm(bad_dir, monkeypatch, tmp_path, pin_hash):
     from sercli import models
+
     root, _ = bad_dir
     w = tmp_path / "w"
     w.mkdir()
@@ -484,6 +517,7 @@ class _Evil:
 @pytest.mark.parametrize("kind", ["raw-pickle", "torch-zip"])
 def test_model_file_with_pickled_code_is_refused(bad_dir, tmp_path, kind):
     import torch
+
     root, _ = bad_dir
     marker = tmp_path / "pwned"
     _Evil.marker = str(marker)
@@ -516,8 +550,8 @@ def test_collect_paths_follows_an_explicit_folder_link_but_no_loop_inside(tmp_pa
     real = tmp_path / "real"
     real.mkdir()
     sf.write(real / "a.wav", speechlike(rng, 0.5), 16000)
-    (real / "up").symlink_to(real)                       # a loop, never followed in the walk
-    (real / "up.wav").symlink_to(real)                   # a folder link named like audio: a row
+    (real / "up").symlink_to(real)  # a loop, never followed in the walk
+    (real / "up.wav").symlink_to(real)  # a folder link named like audio: a row
     (tmp_path / "link").symlink_to(real)
     warned = []
     got = discovery.collect_paths([str(tmp_path / "link")], warn=warned.append)

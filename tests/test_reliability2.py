@@ -1,5 +1,6 @@
 """Reliability, round two (issue 17): inputs and events that lost data, hung, crashed or
 clobbered a file. One test (or more) per item of the issue; each failed before its fix."""
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,8 @@ def zero_length_flac(path: Path, y: np.ndarray, sr: int = 16000) -> Path:
     """A valid FLAC whose STREAMINFO gives its length as 0 ("unknown", as a pipe writer leaves it)."""
     sf.write(path, y, sr, format="FLAC")
     b = bytearray(path.read_bytes())
-    assert b[:4] == b"fLaC" and b[4] & 0x7F == 0          # STREAMINFO first
-    b[21] &= 0xF0                                         # 36 bits of total samples, from bit 4 of byte 21
+    assert b[:4] == b"fLaC" and b[4] & 0x7F == 0  # STREAMINFO first
+    b[21] &= 0xF0  # 36 bits of total samples, from bit 4 of byte 21
     b[22:26] = b"\0\0\0\0"
     path.write_bytes(bytes(b))
     return path
@@ -51,10 +52,12 @@ def zero_length_flac(path: Path, y: np.ndarray, sr: int = 16000) -> Path:
 # --------------------------------------------------------------------------------------------
 # 1. a header that does not know the length
 
+
 def test_1_flac_of_unknown_length_is_read_to_its_real_end(tmp_path, rng):
     from sercli.audio import audio_info, load_audio
+
     p = zero_length_flac(tmp_path / "pipe.flac", speechlike(rng, 2.0))
-    assert sf.info(str(p)).frames > 2 ** 62                 # what libsndfile makes of it
+    assert sf.info(str(p)).frames > 2**62  # what libsndfile makes of it
     assert audio_info(p).frames == 32000
     y, info = load_audio(p)
     assert len(y) == 32000 and info.frames == 32000
@@ -63,10 +66,17 @@ def test_1_flac_of_unknown_length_is_read_to_its_real_end(tmp_path, rng):
 def test_1_flac_of_unknown_length_is_classified_in_bounded_memory(tmp_path, rng):
     """In a child capped at 1.5 GB of address space: it used to plan 3e14 windows and run out."""
     p = zero_length_flac(tmp_path / "pipe.flac", speechlike(rng, 9.0))
-    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (1536 << 20, 1536 << 20)); "
-            "from sercli.cli import main; sys.argv = ['sercli'] + sys.argv[1:]; main()")
-    r = subprocess.run([sys.executable, "-c", code, "classify", str(p), "-m", "svm", "-j", "1",
-                        "--segments"], capture_output=True, text=True, timeout=120, cwd=REPO)
+    code = (
+        "import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (1536 << 20, 1536 << 20)); "
+        "from sercli.cli import main; sys.argv = ['sercli'] + sys.argv[1:]; main()"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code, "classify", str(p), "-m", "svm", "-j", "1", "--segments"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
     assert r.returncode == 0, r.stderr
     row = jsonl(r.stdout)[0]
     assert row["error"] is None and row["duration_s"] == 9.0
@@ -75,6 +85,7 @@ def test_1_flac_of_unknown_length_is_classified_in_bounded_memory(tmp_path, rng)
 
 # --------------------------------------------------------------------------------------------
 # 5. WAV codecs libsndfile decodes only as a stream
+
 
 @pytest.mark.parametrize("subtype", ["GSM610", "G721_32", "NMS_ADPCM_16"])
 def test_5_stream_only_wav_codecs_are_classified_and_plotted(tmp_path, rng, tiny_cnn, subtype):
@@ -93,6 +104,7 @@ def test_5_stream_only_wav_codecs_are_classified_and_plotted(tmp_path, rng, tiny
 # --------------------------------------------------------------------------------------------
 # Also: say why, not just "silent"; permission denied is not "no such file"
 
+
 def test_also_all_inf_and_phase_inverted_stereo_say_why(tmp_path, rng, tiny_cnn):
     inf = tmp_path / "inf.wav"
     sf.write(inf, np.full(16000, np.inf, np.float32), 16000, subtype="FLOAT")
@@ -107,6 +119,7 @@ def test_also_all_inf_and_phase_inverted_stereo_say_why(tmp_path, rng, tiny_cnn)
     assert rows[0]["error"] == f"{inf}: no finite samples: every sample is NaN or infinite"
     assert rows[1]["error"].startswith(f"{inv}: silent once its 2 channels are mixed to mono: they cancel")
     from sercli.silence import REASON as SILENT_REASON
+
     assert rows[2]["error"] == f"{quiet}: silent: {SILENT_REASON}"
 
 
@@ -122,7 +135,9 @@ def test_also_permission_denied_is_not_no_such_file(tmp_path, rng, tiny_cnn, mon
             if os.fspath(path) == str(p):
                 raise PermissionError(13, "Permission denied", str(p))
             return real(path, *a, **kw)
+
         return look
+
     monkeypatch.setattr(os, "lstat", refuse(real_lstat))
     monkeypatch.setattr(os, "stat", refuse(real_stat))
     r = run(["classify", str(p), "-m", str(tiny_cnn), "-j", "1"])
@@ -146,13 +161,16 @@ def no_temp_files(folder: Path) -> bool:
 # --------------------------------------------------------------------------------------------
 # 3. -o onto something that is not a regular file: written in place, never replaced
 
+
 def _read_fifo_in_background(fifo: Path):
     import threading
+
     got = {}
 
     def reader():
         with open(fifo, "rb") as f:
             got["data"] = f.read()
+
     t = threading.Thread(target=reader, daemon=True)
     t.start()
     return t, got
@@ -160,6 +178,7 @@ def _read_fifo_in_background(fifo: Path):
 
 def test_3_output_onto_a_fifo_or_a_link_to_one_is_written_in_place(clips, tiny_cnn, tmp_path):
     import stat
+
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     link = tmp_path / "link.jsonl"
@@ -174,8 +193,7 @@ def test_3_output_onto_a_fifo_or_a_link_to_one_is_written_in_place(clips, tiny_c
     assert no_temp_files(tmp_path)
 
 
-def test_3_output_through_a_link_to_a_report_replaces_the_report_and_keeps_the_link(clips, tiny_cnn,
-                                                                                  tmp_path):
+def test_3_output_through_a_link_to_a_report_replaces_the_report_and_keeps_the_link(clips, tiny_cnn, tmp_path):
     real = tmp_path / "real.csv"
     real.write_text("old\n")
     link = tmp_path / "link.csv"
@@ -198,27 +216,39 @@ def test_3_plot_onto_a_fifo_writes_the_png_through_it(clips, tmp_path):
 # --------------------------------------------------------------------------------------------
 # 4. a report that cannot be written: one line, exit 1, no temporary file
 
+
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 def test_4_stdout_on_a_full_disk_is_one_line(clips, tiny_cnn):
     with open("/dev/full", "w") as full:
-        r = subprocess.run([sys.executable, "-m", "sercli", "classify", str(clips), "-m", str(tiny_cnn),
-                            "-j", "1"], stdout=full, stderr=subprocess.PIPE, text=True, timeout=120,
-                           cwd=REPO)
+        r = subprocess.run(
+            [sys.executable, "-m", "sercli", "classify", str(clips), "-m", str(tiny_cnn), "-j", "1"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            cwd=REPO,
+        )
     assert r.returncode == 1
     assert r.stderr == "Error: stdout: cannot write the report: no space left on device\n", r.stderr
 
 
-def test_4_report_over_the_file_size_limit_is_one_line_and_leaves_no_temp_file(clips, tiny_cnn,
-                                                                               tmp_path):
+def test_4_report_over_the_file_size_limit_is_one_line_and_leaves_no_temp_file(clips, tiny_cnn, tmp_path):
     import resource
+
     out = tmp_path / "out" / "r.jsonl"
     out.parent.mkdir()
 
     def cap():
         resource.setrlimit(resource.RLIMIT_FSIZE, (600, 600))
-    r = subprocess.run([sys.executable, "-m", "sercli", "classify", str(clips), "-m", str(tiny_cnn),
-                        "-j", "1", "-o", str(out)], capture_output=True, text=True, timeout=120,
-                       cwd=REPO, preexec_fn=cap)
+
+    r = subprocess.run(
+        [sys.executable, "-m", "sercli", "classify", str(clips), "-m", str(tiny_cnn), "-j", "1", "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        preexec_fn=cap,
+    )
     assert r.returncode == 1
     assert r.stderr == f"Error: {out}: cannot write the report: file too large\n", r.stderr
     assert os.listdir(out.parent) == []
@@ -226,6 +256,7 @@ def test_4_report_over_the_file_size_limit_is_one_line_and_leaves_no_temp_file(c
 
 # --------------------------------------------------------------------------------------------
 # 6. paths on stdin that are not UTF-8
+
 
 def test_6_stdin_names_that_are_not_utf8_are_read_as_find_gives_them(tmp_path, rng, tiny_cnn):
     if not sys.platform.startswith("linux"):
@@ -242,8 +273,10 @@ def test_6_stdin_names_that_are_not_utf8_are_read_as_find_gives_them(tmp_path, r
 # --------------------------------------------------------------------------------------------
 # 7, 8. CSV: a carriage return in a name, formulas in cells
 
+
 def _csv_rows(tmp_path, tiny_cnn, monkeypatch, names, broken=()):
     import csv
+
     for n in names:
         sf.write(tmp_path / n, speechlike(np.random.default_rng(0), 1.0), 16000)
     for n in broken:
@@ -258,14 +291,21 @@ def _csv_rows(tmp_path, tiny_cnn, monkeypatch, names, broken=()):
 
 def test_7_csv_quotes_a_carriage_return_in_a_name(tmp_path, tiny_cnn, monkeypatch):
     rows = _csv_rows(tmp_path, tiny_cnn, monkeypatch, ["a\rb.wav", "plain.wav"])
-    assert [x["path"] for x in rows] == ["a\rb.wav", "plain.wav"]      # two files, two rows
+    assert [x["path"] for x in rows] == ["a\rb.wav", "plain.wav"]  # two files, two rows
 
 
 def test_8_csv_neutralises_cells_a_spreadsheet_would_evaluate(tmp_path, tiny_cnn, monkeypatch):
     names = ["=1+1.wav", "@cmd.wav", "-2+3.wav", "+x.wav", "\tt.wav", "plain.wav"]
     rows = _csv_rows(tmp_path, tiny_cnn, monkeypatch, names, broken=["=HYPERLINK(1).wav"])
-    assert [x["path"] for x in rows] == ["'=1+1.wav", "'@cmd.wav", "'-2+3.wav", "'+x.wav", "'\tt.wav",
-                                         "plain.wav", "'=HYPERLINK(1).wav"]
+    assert [x["path"] for x in rows] == [
+        "'=1+1.wav",
+        "'@cmd.wav",
+        "'-2+3.wav",
+        "'+x.wav",
+        "'\tt.wav",
+        "plain.wav",
+        "'=HYPERLINK(1).wav",
+    ]
     assert rows[-1]["error"].startswith("'=HYPERLINK(1).wav: ")
     assert all(not v.startswith(("=", "+", "-", "@", "\t", "\r")) for x in rows for v in x.values())
 
@@ -273,15 +313,18 @@ def test_8_csv_neutralises_cells_a_spreadsheet_would_evaluate(tmp_path, tiny_cnn
 # --------------------------------------------------------------------------------------------
 # 14. -o that is an input
 
+
 def test_14_output_that_is_an_input_is_refused(clips, tiny_cnn, tmp_path):
     wav = clips / "c0.wav"
     before = wav.read_bytes()
     manifest = tmp_path / "list.csv"
     manifest.write_text(f"path\n{clips / 'c1.wav'}\n")
     listing = manifest.read_text()
-    for args in ([str(wav), "-o", str(wav), "--format", "jsonl"],
-                 [str(clips), "-o", str(tmp_path / "clips" / ".." / "clips" / "c0.wav"), "--format", "csv"],
-                 [str(manifest), "-o", str(manifest)]):
+    for args in (
+        [str(wav), "-o", str(wav), "--format", "jsonl"],
+        [str(clips), "-o", str(tmp_path / "clips" / ".." / "clips" / "c0.wav"), "--format", "csv"],
+        [str(manifest), "-o", str(manifest)],
+    ):
         r = run(["classify", *args, "-m", str(tiny_cnn), "-j", "1"])
         assert r.exit_code == 2, r.output
         one_line_error(r, "is also an input", "refusing to overwrite it")
@@ -293,6 +336,7 @@ def test_14_output_that_is_an_input_is_refused(clips, tiny_cnn, tmp_path):
 # --------------------------------------------------------------------------------------------
 # 16. a manifest cell over the csv module's field limit
 
+
 def test_16_huge_manifest_cell_is_one_line(tmp_path, tiny_cnn):
     manifest = tmp_path / "list.csv"
     manifest.write_text("path,speaker\n" + "x" * (200 << 10) + ",s1\n")
@@ -300,6 +344,7 @@ def test_16_huge_manifest_cell_is_one_line(tmp_path, tiny_cnn):
     assert r.exit_code == 1
     one_line_error(r, str(manifest), "cannot read the manifest", "field larger than field limit")
     from sercli.corpora import CorpusError, read_manifest
+
     manifest.write_text("path,label\n" + "x" * (200 << 10) + ",angry\n")
     with pytest.raises(CorpusError, match="field larger than field limit"):
         read_manifest(manifest)
@@ -308,14 +353,26 @@ def test_16_huge_manifest_cell_is_one_line(tmp_path, tiny_cnn):
 # --------------------------------------------------------------------------------------------
 # 12. malformed model files that hold no pickle: refused when they load, one line
 
+
 def _svm_parts(n_labels=6, dim=176, n_sv=12, seed=0):
     r = np.random.default_rng(seed)
     n_support = np.full(n_labels, n_sv // n_labels, np.int64)
-    arrays = dict(mean=r.standard_normal(dim), scale=np.ones(dim), support_vectors=r.standard_normal((n_sv, dim)),
-                  dual_coef=r.standard_normal((n_labels - 1, n_sv)),
-                  intercept=r.standard_normal(n_labels * (n_labels - 1) // 2), n_support=n_support)
-    cfg = {"kind": "svm", "labels": ["angry", "disgust", "fear", "happy", "neutral", "sad"][:n_labels],
-           "gamma": 0.01, "temperature": 1.0, "kernel": "rbf", "features": "summary"}
+    arrays = dict(
+        mean=r.standard_normal(dim),
+        scale=np.ones(dim),
+        support_vectors=r.standard_normal((n_sv, dim)),
+        dual_coef=r.standard_normal((n_labels - 1, n_sv)),
+        intercept=r.standard_normal(n_labels * (n_labels - 1) // 2),
+        n_support=n_support,
+    )
+    cfg = {
+        "kind": "svm",
+        "labels": ["angry", "disgust", "fear", "happy", "neutral", "sad"][:n_labels],
+        "gamma": 0.01,
+        "temperature": 1.0,
+        "kernel": "rbf",
+        "features": "summary",
+    }
     return cfg, arrays
 
 
@@ -365,25 +422,34 @@ def test_12_a_valid_svm_file_of_the_same_making_loads(tmp_path, clips):
 @pytest.mark.parametrize("fault", ["kind-svm", "kind-ensemble", "5-labels", "7-labels", "no-labels"])
 def test_12_malformed_torch_file_is_refused_when_it_loads(tmp_path, clips, tiny_cnn, fault):
     import torch
+
     blob = torch.load(tiny_cnn, weights_only=True)
     cfg = blob["config"]
-    {"kind-svm": lambda: cfg.update(kind="svm"), "kind-ensemble": lambda: cfg.update(kind="ensemble"),
-     "5-labels": lambda: cfg.update(labels=cfg["labels"][:5]),
-     "7-labels": lambda: cfg.update(labels=cfg["labels"] + ["calm"]),
-     "no-labels": lambda: cfg.pop("labels")}[fault]()
+    {
+        "kind-svm": lambda: cfg.update(kind="svm"),
+        "kind-ensemble": lambda: cfg.update(kind="ensemble"),
+        "5-labels": lambda: cfg.update(labels=cfg["labels"][:5]),
+        "7-labels": lambda: cfg.update(labels=cfg["labels"] + ["calm"]),
+        "no-labels": lambda: cfg.pop("labels"),
+    }[fault]()
     p = tmp_path / "bad.pt"
     torch.save(blob, p)
     r = run(["classify", str(clips), "-m", str(p), "-j", "1"])
     assert r.exit_code == 1 and r.stdout == ""
-    one_line_error(r, f"Error: {p}: not a valid sercli model file",
-                   "config kind" if "kind" in fault else "labels")
+    one_line_error(r, f"Error: {p}: not a valid sercli model file", "config kind" if "kind" in fault else "labels")
 
 
 def _ensemble(path: Path, members: list[Path], **extra):
     from sercli.models import sha256_file
-    spec = {"format": "sercli-ensemble", "members": [
-        {"file": os.path.relpath(m, path.parent), "sha256": sha256_file(m), "weight": 1 / len(members)}
-        for m in members], **extra}
+
+    spec = {
+        "format": "sercli-ensemble",
+        "members": [
+            {"file": os.path.relpath(m, path.parent), "sha256": sha256_file(m), "weight": 1 / len(members)}
+            for m in members
+        ],
+        **extra,
+    }
     path.write_text(json.dumps(spec))
     return path
 
@@ -404,7 +470,7 @@ def test_12_deeply_nested_ensemble_or_card_is_one_line(tmp_path, clips, tiny_cnn
     for fmt in ("json", "table"):
         r = run(["info", "-m", str(model), "--format", fmt])
         assert r.exit_code == 0 and "Traceback" not in r.output, r.output
-    (tmp_path / "m.card.json").write_text('{"data": {"train": {"clips": 3}}}')   # fields missing
+    (tmp_path / "m.card.json").write_text('{"data": {"train": {"clips": 3}}}')  # fields missing
     r = run(["info", "-m", str(model)])
     assert r.exit_code == 1
     one_line_error(r, "m.card.json: malformed model card")
@@ -413,9 +479,11 @@ def test_12_deeply_nested_ensemble_or_card_is_one_line(tmp_path, clips, tiny_cnn
 # --------------------------------------------------------------------------------------------
 # 13. size limits on model files
 
+
 def _npz_bomb(path: Path, n_bytes: int) -> Path:
     """An .npz whose `mean` entry inflates to n_bytes of zeros (a deflate bomb of ~n/1000 bytes)."""
     import zipfile
+
     cfg, arrays = _svm_parts()
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
         for k, a in arrays.items():
@@ -438,19 +506,22 @@ def test_13_npz_deflate_bomb_is_refused_before_it_is_inflated(tmp_path):
     is capped at 1 GB (it used to inflate the lot: 2.1 GB)."""
     p = _npz_bomb(tmp_path / "bomb.npz", 1 << 30)
     assert p.stat().st_size < 8 << 20
-    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30)); "
-            "from sercli.models import load_file; from sercli.errors import ModelError\n"
-            "try:\n    load_file(sys.argv[1])\nexcept ModelError as e:\n    print(e)\n")
-    r = subprocess.run([sys.executable, "-c", code, str(p)], capture_output=True, text=True, timeout=120,
-                       cwd=REPO)
+    code = (
+        "import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30)); "
+        "from sercli.models import load_file; from sercli.errors import ModelError\n"
+        "try:\n    load_file(sys.argv[1])\nexcept ModelError as e:\n    print(e)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code, str(p)], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith(f"{p}: too large once decompressed (1024 MiB, at most 256 MiB)"), r.stdout
 
 
 def test_13_npy_header_cannot_declare_more_than_its_entry_holds(tmp_path):
     import zipfile
+
     from sercli.errors import ModelError
     from sercli.models import load_file
+
     p = _write_npz(tmp_path / "ok.npz", *_svm_parts())
     q = tmp_path / "lying.npz"
     with zipfile.ZipFile(p) as src, zipfile.ZipFile(q, "w") as dst:
@@ -458,18 +529,18 @@ def test_13_npy_header_cannot_declare_more_than_its_entry_holds(tmp_path):
             data = src.read(i)
             if i.filename == "mean.npy":
                 import io
+
                 b = io.BytesIO()
-                np.lib.format.write_array_header_1_0(b, {"descr": "<f8", "fortran_order": False,
-                                                         "shape": (1 << 40,)})
-                data = b.getvalue() + data[len(b.getvalue()):]
+                np.lib.format.write_array_header_1_0(b, {"descr": "<f8", "fortran_order": False, "shape": (1 << 40,)})
+                data = b.getvalue() + data[len(b.getvalue()) :]
             dst.writestr(i, data)
     with pytest.raises(ModelError, match="mean.npy declares 8796093022208 bytes"):
         load_file(q)
 
 
-def test_13_ensemble_member_count_is_bounded_and_a_repeated_member_loads_once(tmp_path, tiny_cnn,
-                                                                              monkeypatch, clips):
+def test_13_ensemble_member_count_is_bounded_and_a_repeated_member_loads_once(tmp_path, tiny_cnn, monkeypatch, clips):
     from sercli import models
+
     member = tmp_path / "m.pt"
     member.write_bytes(tiny_cnn.read_bytes())
     r = run(["classify", str(clips), "-j", "1", "-m", str(_ensemble(tmp_path / "many.json", [member] * 400))])
@@ -481,6 +552,7 @@ def test_13_ensemble_member_count_is_bounded_and_a_repeated_member_loads_once(tm
     def spy(path, **kw):
         calls.append(os.path.basename(path))
         return real(path, **kw)
+
     monkeypatch.setattr(models.loading, "load_file", spy)
     m = models.load_ensemble(_ensemble(tmp_path / "three.json", [member] * 3), "x", None)
     assert calls == ["m.pt"] and len(m.impl.members) == 3
@@ -488,6 +560,7 @@ def test_13_ensemble_member_count_is_bounded_and_a_repeated_member_loads_once(tm
 
 # --------------------------------------------------------------------------------------------
 # 17. an unknown model or a missing model file is a usage error
+
 
 @pytest.mark.parametrize("cmd", [["classify", "x.wav"], ["info"], ["plot", "x.wav"]])
 @pytest.mark.parametrize("model", ["nosuchmodel", "missing/model.pt"])
@@ -502,6 +575,7 @@ def test_17_unknown_model_is_a_usage_error(cmd, model, tmp_path, monkeypatch):
 # --------------------------------------------------------------------------------------------
 # 11. --resume validates what it resumes
 
+
 @pytest.mark.parametrize("bad", ["path-list", "deep", "foreign", "fifo", "mid-line-junk", "twice"])
 def test_11_resume_refuses_a_damaged_or_foreign_report(clips, tiny_cnn, tmp_path, bad):
     out = tmp_path / "r.jsonl"
@@ -512,25 +586,37 @@ def test_11_resume_refuses_a_damaged_or_foreign_report(clips, tiny_cnn, tmp_path
         out.unlink()
         os.mkfifo(out)
     else:
-        out.write_text({"path-list": row + '{"path": ["a"], "label": null, "error": "x"}\n',
-                        "deep": row + _deep(50_000) + "\n",
-                        "foreign": row + row.replace(str(clips), "/elsewhere"),
-                        "mid-line-junk": "{oops\n" + row,
-                        "twice": row + row}[bad])
+        out.write_text(
+            {
+                "path-list": row + '{"path": ["a"], "label": null, "error": "x"}\n',
+                "deep": row + _deep(50_000) + "\n",
+                "foreign": row + row.replace(str(clips), "/elsewhere"),
+                "mid-line-junk": "{oops\n" + row,
+                "twice": row + row,
+            }[bad]
+        )
     before = None if bad == "fifo" else out.read_text()
     args = ["classify", str(clips), "-m", str(tiny_cnn), "-j", "1", "-o", str(out), "--resume"]
-    if bad == "fifo":       # in a child, so that a hang is a failure, not a hung test run
-        p = subprocess.run([sys.executable, "-m", "sercli", *args], capture_output=True, text=True,
-                           timeout=60, cwd=REPO)
+    if bad == "fifo":  # in a child, so that a hang is a failure, not a hung test run
+        p = subprocess.run(
+            [sys.executable, "-m", "sercli", *args], capture_output=True, text=True, timeout=60, cwd=REPO
+        )
         r = type("R", (), dict(exit_code=p.returncode, stderr=p.stderr, output=p.stdout + p.stderr))
     else:
         r = run(args)
     assert r.exit_code == 1
-    one_line_error(r, f"Error: {out}: cannot resume from it: ",
-                   {"path-list": "line 2 is not a sercli report row", "deep": "line 2 is nested too deeply",
-                    "foreign": "1 of its rows are for files that are not inputs of this run (first: /elsewhere/c0.wav)",
-                    "fifo": "not a regular file", "mid-line-junk": "line 1 is not JSON",
-                    "twice": "line 2 is a second row for"}[bad])
+    one_line_error(
+        r,
+        f"Error: {out}: cannot resume from it: ",
+        {
+            "path-list": "line 2 is not a sercli report row",
+            "deep": "line 2 is nested too deeply",
+            "foreign": "1 of its rows are for files that are not inputs of this run (first: /elsewhere/c0.wav)",
+            "fifo": "not a regular file",
+            "mid-line-junk": "line 1 is not JSON",
+            "twice": "line 2 is a second row for",
+        }[bad],
+    )
     if before is not None:
         assert out.read_text() == before
 
@@ -538,30 +624,47 @@ def test_11_resume_refuses_a_damaged_or_foreign_report(clips, tiny_cnn, tmp_path
 # --------------------------------------------------------------------------------------------
 # 15. train on data it cannot learn from: one line
 
+
 def test_15_train_with_one_label_is_one_line(tiny_corpus, tmp_path):
     recipe = tmp_path / "one.toml"
     recipe.write_text('extends = "svm"\nlabels = ["angry"]\n')
     r = run(["train", "--data", str(tiny_corpus), "--recipe", str(recipe), "--out", str(tmp_path / "w")])
     assert r.exit_code == 1 and "Traceback" not in r.output
-    assert r.stderr.splitlines()[-1] == ("Error: recipe one: labels must be two or more distinct names, "
-                                         "got ['angry']")
+    assert r.stderr.splitlines()[-1] == ("Error: recipe one: labels must be two or more distinct names, got ['angry']")
 
 
 @pytest.mark.parametrize("recipe", ["svm", "cnn"])
 def test_15_train_on_undecodable_files_is_one_line(tiny_corpus, tmp_path, recipe):
     import shutil
+
     d = tmp_path / "data"
     shutil.copytree(tiny_corpus, d)
     n = 0
-    for p in d.rglob("*.wav"):             # the same corpus, every file broken
+    for p in d.rglob("*.wav"):  # the same corpus, every file broken
         p.write_bytes(b"RIFF" + bytes(200))
         n += 1
-    r = run(["train", "--data", str(d), "--recipe", recipe, "--out", str(tmp_path / "w"),
-             "--cache", str(tmp_path / "cache"), "-j", "1", "--epochs", "1"])
+    r = run(
+        [
+            "train",
+            "--data",
+            str(d),
+            "--recipe",
+            recipe,
+            "--out",
+            str(tmp_path / "w"),
+            "--cache",
+            str(tmp_path / "cache"),
+            "-j",
+            "1",
+            "--epochs",
+            "1",
+        ]
+    )
     assert r.exit_code == 1 and "Traceback" not in r.output, r.output
     last = r.stderr.splitlines()[-1]
-    assert last.startswith(f"Error: {d}: no training clip of angry, disgust, fear, happy, neutral, sad "
-                           f"could be decoded ({n} files failed"), last
+    assert last.startswith(
+        f"Error: {d}: no training clip of angry, disgust, fear, happy, neutral, sad could be decoded ({n} files failed"
+    ), last
     assert not (tmp_path / "w").exists()
 
 
@@ -571,7 +674,7 @@ def test_15_train_on_undecodable_files_is_one_line(tiny_corpus, tmp_path, recipe
 import signal  # noqa: E402
 import time  # noqa: E402
 
-SITE_HOOKS = '''
+SITE_HOOKS = """
 import os, signal, time
 if os.environ.get("SERCLI_TEST_CRASH"):       # a worker that analyses a "crash" file dies
     import sercli.runtime.workers as _p
@@ -589,7 +692,7 @@ if os.environ.get("SERCLI_TEST_SLOW_LOAD"):   # loading the model takes a while;
         time.sleep(30)
         return _load(*a, **kw)
     _m.load_model = load_model
-'''
+"""
 
 
 @pytest.fixture
@@ -609,9 +712,16 @@ def _start(args, hooks=None, **env):
     e = dict(os.environ, **env)
     if hooks is not None:
         e["PYTHONPATH"] = os.pathsep.join([str(hooks), str(REPO)])
-    return subprocess.Popen([sys.executable, "-m", "sercli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True, cwd=REPO, env=e,
-                            preexec_fn=as_from_a_terminal)
+    return subprocess.Popen(
+        [sys.executable, "-m", "sercli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        cwd=REPO,
+        env=e,
+        preexec_fn=as_from_a_terminal,
+    )
 
 
 def _finish(p, timeout=120):
@@ -650,6 +760,7 @@ def _workers_of(pid: int) -> list[int]:
 
 def _rows_in_temp(out: Path) -> int:
     import glob
+
     tmps = glob.glob(str(out.parent / f".{out.name}.*.tmp"))
     try:
         return Path(tmps[0]).read_text().count("\n") if tmps else 0
@@ -665,7 +776,7 @@ def test_2_a_worker_killed_mid_run_loses_nothing(many, tiny_cnn, tmp_path):
     while time.time() < deadline and p.poll() is None and killed is None:
         workers = _workers_of(p.pid)
         if workers and _rows_in_temp(out) >= 1:
-            os.kill(workers[0], signal.SIGKILL)          # as the OOM killer would
+            os.kill(workers[0], signal.SIGKILL)  # as the OOM killer would
             killed = workers[0]
         time.sleep(0.02)
     assert killed, "the run ended before a worker could be killed"
@@ -684,8 +795,7 @@ def test_2_a_file_that_kills_its_worker_every_time_gets_an_error_row(tmp_path, r
     for name in ("a.wav", "b crash.wav", "c.wav", "d.wav", "e.wav"):
         sf.write(d / name, speechlike(rng, 1.0), 16000)
     out = tmp_path / "r.jsonl"
-    p = _start(["classify", str(d), "-m", str(tiny_cnn), "-j", "2", "-o", str(out)], hooks,
-               SERCLI_TEST_CRASH="crash")
+    p = _start(["classify", str(d), "-m", str(tiny_cnn), "-j", "2", "-o", str(out)], hooks, SERCLI_TEST_CRASH="crash")
     rc, _, err = _finish(p)
     assert rc == 1 and "Traceback" not in err, err
     rows = [json.loads(x) for x in out.read_text().splitlines()]
@@ -702,8 +812,9 @@ def test_9_10_a_signal_while_the_model_loads_ends_the_run_cleanly(many, tmp_path
     marker = tmp_path / "loading"
     out = tmp_path / "r.jsonl"
     out.write_text("")
-    p = _start(["classify", str(many), "-m", "svm", "-j", "2", "-o", str(out)], hooks,
-               SERCLI_TEST_SLOW_LOAD=str(marker))
+    p = _start(
+        ["classify", str(many), "-m", "svm", "-j", "2", "-o", str(out)], hooks, SERCLI_TEST_SLOW_LOAD=str(marker)
+    )
     deadline = time.time() + 60
     while time.time() < deadline and not (marker.exists() and _workers_of(p.pid)):
         time.sleep(0.02)

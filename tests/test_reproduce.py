@@ -1,5 +1,6 @@
 """python -m train.reproduce end to end on a tiny synthetic corpus, and the pieces it added: the
 leave-one-corpus-out protocol, the linear SVM on the paper's features and the dual RNN."""
+
 import importlib
 import json
 import os
@@ -26,21 +27,42 @@ def _module():
 def test_reproduce_end_to_end(tiny_corpus, tmp_path):
     out = tmp_path / "results"
     env = {**os.environ, "SERCLI_CACHE": str(tmp_path / "cache")}
-    p = subprocess.run([sys.executable, "-m", "train.reproduce", "--data", str(tiny_corpus), "--out", str(out),
-                        "--epochs-scale", "0.001", "--jobs", "1", "--threads", "1"],
-                       capture_output=True, text=True, env=env, timeout=300, cwd=REPO)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "train.reproduce",
+            "--data",
+            str(tiny_corpus),
+            "--out",
+            str(out),
+            "--epochs-scale",
+            "0.001",
+            "--jobs",
+            "1",
+            "--threads",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=REPO,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     res = json.loads((out / "results.json").read_text())
     ids = [r["id"] for r in res["runs"]]
     protocols = ["paper", "speaker", "loco:cremad", "loco:ravdess", "loco:savee", "loco:tess"]
-    assert ids == ([f"{m}/{p}" for m in ("svm", "rnn", "seed-cnn", "cnn") for p in protocols]
-                   + [f"{m}/{p}" for m in ("svm-spk", "cnn-spk", "cnn-spk3") for p in protocols[1:]])
+    assert ids == (
+        [f"{m}/{p}" for m in ("svm", "rnn", "seed-cnn", "cnn") for p in protocols]
+        + [f"{m}/{p}" for m in ("svm-spk", "cnn-spk", "cnn-spk3") for p in protocols[1:]]
+    )
     assert all(r["status"] == "ok" for r in res["runs"]), [r.get("reason") for r in res["runs"]]
     assert res["paper_table2"] == {"svm": 0.38, "rnn": 0.43, "seed-cnn": 0.62, "human": 0.72}
     by_id = {r["id"]: r for r in res["runs"]}
     for r in res["runs"]:
         card = json.loads((out / r["card"]).read_text())
-        assert card["metrics"]["test"]["accuracy"] == r["test"]["accuracy"]   # read, not typed
+        assert card["metrics"]["test"]["accuracy"] == r["test"]["accuracy"]  # read, not typed
         assert (out / r["weights"]).is_file()
         assert r["epochs"] in (None, 1)
     assert by_id["svm/paper"]["labels"] == ["angry", "disgust", "fear", "happy", "sad"]
@@ -67,8 +89,21 @@ def test_reproduce_missing_corpora_and_reuse(tiny_corpus, tmp_path, capsys):
     mod = _module()
 
     def main(*only, resume=False):
-        return mod.main(["--data", str(data), "--out", str(tmp_path / "r"), "--jobs", "1",
-                         "--cache", str(tmp_path / "cache"), "--only", *only] + ["--resume"] * resume)
+        return mod.main(
+            [
+                "--data",
+                str(data),
+                "--out",
+                str(tmp_path / "r"),
+                "--jobs",
+                "1",
+                "--cache",
+                str(tmp_path / "cache"),
+                "--only",
+                *only,
+            ]
+            + ["--resume"] * resume
+        )
 
     assert main("svm") == 0
     res = json.loads((tmp_path / "r" / "results.json").read_text())
@@ -90,10 +125,9 @@ def test_reproduce_missing_corpora_and_reuse(tiny_corpus, tmp_path, capsys):
 def test_only_filters():
     mod = _module()
     runs = mod.plan(["cremad", "tess"])
-    assert len(runs) == 4 * 4 + 3 * 3            # the -spk models have no paper-protocol run
+    assert len(runs) == 4 * 4 + 3 * 3  # the -spk models have no paper-protocol run
     assert [r["id"] for r in mod.select(runs, ["cnn", "loco"])] == ["cnn/loco:cremad", "cnn/loco:tess"]
-    assert [r["id"] for r in mod.select(runs, ["paper"])] == ["svm/paper", "rnn/paper", "seed-cnn/paper",
-                                                            "cnn/paper"]
+    assert [r["id"] for r in mod.select(runs, ["paper"])] == ["svm/paper", "rnn/paper", "seed-cnn/paper", "cnn/paper"]
     assert [r["recipe"] for r in mod.select(runs, ["cnn"])] == ["cnn-paper", "cnn", "cnn-loco", "cnn-loco"]
     assert [r["recipe"] for r in mod.select(runs, ["rnn"])] == ["seed-rnn"] + ["seed-rnn-short"] * 3
     with pytest.raises(SystemExit):
@@ -122,6 +156,7 @@ def test_loco_split(tiny_corpus):
 def test_linear_numpy_svm_equals_sklearn(rng, tmp_path):
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
+
     X = rng.standard_normal((90, 148)) + np.repeat(np.eye(3, 148) * 3, 30, axis=0)
     y = np.repeat(np.arange(3), 30)
     scaler = StandardScaler().fit(X)
@@ -141,7 +176,9 @@ def test_linear_numpy_svm_equals_sklearn(rng, tmp_path):
 
 def test_seed_rnn_roundtrip(tmp_path):
     import torch
+
     from sercli.models import nets
+
     torch.manual_seed(0)
     net = nets.SeedRNN(nets.SeedRNNDims(n_labels=5, hidden=8, cell="gru")).eval()
     p = tmp_path / "rnn.pt"
@@ -149,14 +186,21 @@ def test_seed_rnn_roundtrip(tmp_path):
     m = load_file(p)
     assert m.kind == "seed-rnn" and m.impl.dims.cell == "gru"
     r = np.random.default_rng(0)
-    feats = [{"paper_mel": r.standard_normal(128).astype(np.float32),
-              "paper_mfcc": r.standard_normal(20).astype(np.float32)} for _ in range(3)]
+    feats = [
+        {"paper_mel": r.standard_normal(128).astype(np.float32), "paper_mfcc": r.standard_normal(20).astype(np.float32)}
+        for _ in range(3)
+    ]
     proba = m.predict_proba(feats)
     assert proba.shape == (3, 5)
     np.testing.assert_allclose(proba.sum(1), 1, rtol=1e-5)
     with torch.inference_mode():
-        ref = torch.softmax(net(torch.from_numpy(np.stack([f["paper_mel"] for f in feats])),
-                                torch.from_numpy(np.stack([f["paper_mfcc"] for f in feats]))), -1).numpy()
+        ref = torch.softmax(
+            net(
+                torch.from_numpy(np.stack([f["paper_mel"] for f in feats])),
+                torch.from_numpy(np.stack([f["paper_mfcc"] for f in feats])),
+            ),
+            -1,
+        ).numpy()
     np.testing.assert_allclose(proba, ref, atol=1e-6)
     with pytest.raises(ValueError, match="unknown RNN cell"):
         nets.SeedRNN(nets.SeedRNNDims(cell="transformer"))

@@ -5,6 +5,7 @@
 CACHE is what `sercli train --cache CACHE` is given (the outputs go to CACHE/encoded), so the
 head recipes then train in minutes. Prints the clip count, failures and wall time.
 """
+
 import argparse
 import os
 import sys
@@ -24,8 +25,13 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     clips = [c for c in scan(args.data).clips if c.label in SIX_CLASSES]
     t = time.time()
-    kept, _, failed = encode_clips(clips, encoder_path(args.encoder), tuple(range(1, ENCODERS[args.encoder][2] + 1)),
-                                   jobs=args.jobs, cache_dir=os.path.join(args.cache, "encoded"))
+    kept, _, failed = encode_clips(
+        clips,
+        encoder_path(args.encoder),
+        tuple(range(1, ENCODERS[args.encoder][2] + 1)),
+        jobs=args.jobs,
+        cache_dir=os.path.join(args.cache, "encoded"),
+    )
     print(f"{args.encoder}: {len(kept)} clips encoded, {len(failed)} failed, {time.time() - t:.1f} s", file=sys.stderr)
 
 

@@ -9,6 +9,7 @@ clip (sercli.models.head.pooled_stats) and trains each head with sercli.training
 split: selection (epoch, temperature) on the val speakers, test speakers scored once. Group rows
 z-score each speaker's vectors (as --normalize-by speaker). Every number is printed by this script.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,9 +39,21 @@ VARIANTS = [
     ("base, blocks 2-6, MLP 256", {"whisper-base": [2, 3, 4, 5, 6]}, {}),
     ("base, blocks 4-6, MLP 256", {"whisper-base": [4, 5, 6]}, {}),
     ("tiny.en 2-4 + base 3-6 concatenated, MLP 256", {"whisper-tiny.en": [2, 3, 4], "whisper-base": [3, 4, 5, 6]}, {}),
-    ("tiny.en, blocks 2-4, MLP 256, per speaker (`whisper-tiny-spk`)", {"whisper-tiny.en": [2, 3, 4]}, {"normalize": "group"}),
-    ("base, blocks 3-6, MLP 256, per speaker (`whisper-base-spk`)", {"whisper-base": [3, 4, 5, 6]}, {"normalize": "group"}),
-    ("tiny.en 2-4 + base 3-6, MLP 256, per speaker", {"whisper-tiny.en": [2, 3, 4], "whisper-base": [3, 4, 5, 6]}, {"normalize": "group"}),
+    (
+        "tiny.en, blocks 2-4, MLP 256, per speaker (`whisper-tiny-spk`)",
+        {"whisper-tiny.en": [2, 3, 4]},
+        {"normalize": "group"},
+    ),
+    (
+        "base, blocks 3-6, MLP 256, per speaker (`whisper-base-spk`)",
+        {"whisper-base": [3, 4, 5, 6]},
+        {"normalize": "group"},
+    ),
+    (
+        "tiny.en 2-4 + base 3-6, MLP 256, per speaker",
+        {"whisper-tiny.en": [2, 3, 4], "whisper-base": [3, 4, 5, 6]},
+        {"normalize": "group"},
+    ),
 ]
 
 
@@ -58,41 +71,81 @@ def main(argv=None) -> None:
     pooled = {}
     for enc in ENCODERS:
         n = ENCODERS[enc][2]
-        kept, hs, failed = encode_clips(order, encoder_path(enc), tuple(range(1, n + 1)), jobs=1,
-                                        cache_dir=os.path.join(args.cache, "encoded"), progress=False)
+        kept, hs, failed = encode_clips(
+            order,
+            encoder_path(enc),
+            tuple(range(1, n + 1)),
+            jobs=1,
+            cache_dir=os.path.join(args.cache, "encoded"),
+            progress=False,
+        )
         assert not failed, failed[:3]
         # per clip and block: mean and std over time, (n_blocks, 2 * n_state)
-        pooled[enc] = {c.path: np.concatenate([h.astype(np.float32).mean(1), h.astype(np.float32).std(1)], 1)
-                       for c, h in zip(kept, hs)}
+        pooled[enc] = {
+            c.path: np.concatenate([h.astype(np.float32).mean(1), h.astype(np.float32).std(1)], 1)
+            for c, h in zip(kept, hs)
+        }
     print("| head | val UAR | val acc | test UAR | test acc | test UAR per corpus | epoch kept | seconds |")
     print("|---|---|---|---|---|---|---|---|")
     for label, encs, keys in VARIANTS:
         data = {}
         for part, cs in splits.items():
-            X = np.concatenate([np.stack([pooled[e][c.path][[b - 1 for b in blocks]].ravel() for c in cs])
-                                for e, blocks in encs.items()], axis=1)
+            X = np.concatenate(
+                [
+                    np.stack([pooled[e][c.path][[b - 1 for b in blocks]].ravel() for c in cs])
+                    for e, blocks in encs.items()
+                ],
+                axis=1,
+            )
             data[part] = (cs, X)
         first, blocks = next(iter(encs.items()))
         width = data["train"][1].shape[1]
-        recipe = build_recipe({"name": "experiment", "model": "whisper-head", "labels": labels, "encoder": first,
-                               "layers": [1] if len(encs) > 1 else blocks, **keys})
+        recipe = build_recipe(
+            {
+                "name": "experiment",
+                "model": "whisper-head",
+                "labels": labels,
+                "encoder": first,
+                "layers": [1] if len(encs) > 1 else blocks,
+                **keys,
+            }
+        )
         n_state = width // (2 * len(recipe.layers))
         t = time.time()
-        model, extra = train_head(data, labels, recipe, 0, args.epochs, args.threads, n_state=n_state,
-                                  encoder_file="-", encoder_sha256="-", log=lambda m: None)
+        model, extra = train_head(
+            data,
+            labels,
+            recipe,
+            0,
+            args.epochs,
+            args.threads,
+            n_state=n_state,
+            encoder_file="-",
+            encoder_sha256="-",
+            log=lambda m: None,
+        )
         cells = []
         for part in ("val", "test"):
             cs = data[part][0]
-            m = evaluate([c.label for c in cs], [labels[i] for i in extra["scores"](part).argmax(1)], labels,
-                         [c.corpus for c in cs])
+            m = evaluate(
+                [c.label for c in cs],
+                [labels[i] for i in extra["scores"](part).argmax(1)],
+                labels,
+                [c.corpus for c in cs],
+            )
             cells.append(m)
         v, te = cells
         corp = ", ".join(f"{c} {x['uar']:.3f}" for c, x in te["per_corpus"].items())
-        print(f"| {label} | {v['uar']:.3f} | {v['accuracy']:.3f} | {te['uar']:.3f} | {te['accuracy']:.3f} | "
-              f"{corp} | {extra['best_epoch']} | {time.time() - t:.0f} |", flush=True)
-    print(f"\nCommand: `python -m train.encoder_experiments {' '.join(argv or sys.argv[1:])}`; seed 0, "
-          f"{args.epochs} epochs each; {len(splits['train'])} train, {len(splits['val'])} val, "
-          f"{len(splits['test'])} test clips.")
+        print(
+            f"| {label} | {v['uar']:.3f} | {v['accuracy']:.3f} | {te['uar']:.3f} | {te['accuracy']:.3f} | "
+            f"{corp} | {extra['best_epoch']} | {time.time() - t:.0f} |",
+            flush=True,
+        )
+    print(
+        f"\nCommand: `python -m train.encoder_experiments {' '.join(argv or sys.argv[1:])}`; seed 0, "
+        f"{args.epochs} epochs each; {len(splits['train'])} train, {len(splits['val'])} val, "
+        f"{len(splits['test'])} test clips."
+    )
 
 
 if __name__ == "__main__":

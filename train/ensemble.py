@@ -14,6 +14,7 @@ score the result. The output is a JSON file that sercli loads as a model
 weights, and the val and test metrics measured here. Every number in it is computed here;
 nothing is typed by hand.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,7 @@ from train.compare_models import log, proba_in_mode, slim, val_test_parts
 def simplex(n: int, step: float) -> list[tuple[float, ...]]:
     """Every n-tuple of non-negative multiples of `step` that sums to 1."""
     k = round(1 / step)
-    return [tuple(c / k for c in combo) for combo in itertools.product(range(k + 1), repeat=n)
-            if sum(combo) == k]
+    return [tuple(c / k for c in combo) for combo in itertools.product(range(k + 1), repeat=n) if sum(combo) == k]
 
 
 def main(argv=None) -> int:
@@ -44,15 +44,24 @@ def main(argv=None) -> int:
     ap.add_argument("--data", required=True)
     ap.add_argument("--cache", default=None)
     ap.add_argument("--jobs", type=int, default=-1)
-    ap.add_argument("--member", action="append", required=True, metavar="[NAME=]MODEL_FILE",
-                    help="A member model file; its name is the file's stem unless NAME= is given.")
+    ap.add_argument(
+        "--member",
+        action="append",
+        required=True,
+        metavar="[NAME=]MODEL_FILE",
+        help="A member model file; its name is the file's stem unless NAME= is given.",
+    )
     ap.add_argument("--mode", choices=("single", "speaker"), required=True)
-    ap.add_argument("--protocol", default="speaker",
-                    help="speaker (the canonical split, default) or loco:CORPUS (val: the other "
-                         "corpora's val speakers; test: every clip of CORPUS), for members "
-                         "trained without CORPUS.")
-    ap.add_argument("--step", type=float, default=0.1,
-                    help="Grid step of the weights (1/step must be a whole number; default 0.1).")
+    ap.add_argument(
+        "--protocol",
+        default="speaker",
+        help="speaker (the canonical split, default) or loco:CORPUS (val: the other "
+        "corpora's val speakers; test: every clip of CORPUS), for members "
+        "trained without CORPUS.",
+    )
+    ap.add_argument(
+        "--step", type=float, default=0.1, help="Grid step of the weights (1/step must be a whole number; default 0.1)."
+    )
     ap.add_argument("--description", default=None)
     ap.add_argument("--out", type=Path, required=True, help="The ensemble file to write (.json).")
     a = ap.parse_args(argv)
@@ -94,40 +103,50 @@ def main(argv=None) -> int:
 
     def metrics(w, split, by_corpus=False) -> dict:
         p = sum(wi * pr[split] for wi, pr in zip(w, proba))
-        return evaluate(truth[split], [labels[i] for i in p.argmax(1)], labels,
-                        corpora[split] if by_corpus else None)
+        return evaluate(truth[split], [labels[i] for i in p.argmax(1)], labels, corpora[split] if by_corpus else None)
 
     grid = simplex(len(members), a.step)
     val_uar = [metrics(w, "val")["uar"] for w in grid]
-    best = grid[int(np.argmax(val_uar))]     # the first of equals, in grid order
+    best = grid[int(np.argmax(val_uar))]  # the first of equals, in grid order
     log(f"weights {best}: val UAR {max(val_uar):.3f} (best of {len(grid)} on the val speakers)")
 
     out_dir = a.out.resolve().parent
     spec = {
         "format": ENSEMBLE_FORMAT,
-        "description": a.description or (
-            f"Ensemble of {', '.join(m.name for m in members)} ({a.mode} mode), weights chosen on "
-            "the val speakers."),
+        "description": a.description
+        or (f"Ensemble of {', '.join(m.name for m in members)} ({a.mode} mode), weights chosen on the val speakers."),
         "labels": labels,
         "protocol": a.protocol,
         "mode": a.mode,
         "weights_chosen_on": f"val UAR, simplex grid of step {a.step:g} ({len(grid)} candidates)",
         "metrics": {s: slim(metrics(best, s, True)) for s in parts},
-        "member_metrics": {m.name: {s: slim(evaluate(truth[s], [labels[i] for i in pr[s].argmax(1)],
-                                                     labels, corpora[s])) for s in parts}
-                           for m, pr in zip(members, proba)},
+        "member_metrics": {
+            m.name: {
+                s: slim(evaluate(truth[s], [labels[i] for i in pr[s].argmax(1)], labels, corpora[s])) for s in parts
+            }
+            for m, pr in zip(members, proba)
+        },
         "command": shlex.join(["python", "-m", "train.ensemble", *(sys.argv[1:] if argv is None else argv)]),
-        "members": [{"name": m.name, "file": os.path.relpath(Path(m.path).resolve(), out_dir),
-                     "sha256": m.sha256, "weight": w, **({"per_clip": True} if pc else {})}
-                    for m, w, pc in zip(members, best, per_clip)],
+        "members": [
+            {
+                "name": m.name,
+                "file": os.path.relpath(Path(m.path).resolve(), out_dir),
+                "sha256": m.sha256,
+                "weight": w,
+                **({"per_clip": True} if pc else {}),
+            }
+            for m, w, pc in zip(members, best, per_clip)
+        ],
     }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(spec, indent=1) + "\n")
     for s in parts:
         r = spec["metrics"][s]
         alone = ", ".join(f"{n} {mm[s]['uar']:.3f}" for n, mm in spec["member_metrics"].items())
-        print(f"{s}: n {r['n']}  accuracy {r['accuracy']:.3f}  UAR {r['uar']:.3f}  "
-              f"macro-F1 {r['macro_f1']:.3f}  (members alone: {alone})")
+        print(
+            f"{s}: n {r['n']}  accuracy {r['accuracy']:.3f}  UAR {r['uar']:.3f}  "
+            f"macro-F1 {r['macro_f1']:.3f}  (members alone: {alone})"
+        )
     print(f"wrote {a.out}")
     return 0
 

@@ -3,6 +3,7 @@ outputs, each seed's val and test UAR, and the UAR of their averaged probabiliti
 
     python -m train.head_seeds --data ~/corpora --cache CACHE --recipe whisper-tiny --seeds 5
 """
+
 import argparse
 import os
 import sys
@@ -11,9 +12,8 @@ import numpy as np
 
 from sercli.corpora import scan
 from sercli.encoded import encode_clips
-from sercli.models import pooled_stats
 from sercli.metrics import evaluate
-from sercli.models import encoder_path
+from sercli.models import encoder_path, pooled_stats
 from sercli.training.head import train_head
 from sercli.training.recipe import HeadRecipe, load_recipe
 from sercli.training.splits import make_splits
@@ -34,16 +34,32 @@ def main(argv=None) -> None:
     splits = make_splits(scan(args.data).clips, labels, recipe.protocol)
     order = splits["train"] + splits["val"] + splits["test"]
     blocks = tuple(range(1, max(recipe.layers) + 1))
-    kept, hs, failed = encode_clips(order, encoder_path(recipe.encoder), blocks, jobs=1,
-                                    cache_dir=os.path.join(args.cache, "encoded"), progress=False)
+    kept, hs, failed = encode_clips(
+        order,
+        encoder_path(recipe.encoder),
+        blocks,
+        jobs=1,
+        cache_dir=os.path.join(args.cache, "encoded"),
+        progress=False,
+    )
     vec = {c.path: pooled_stats(h[[b - 1 for b in recipe.layers]]) for c, h in zip(kept, hs)}
     data = {k: (v, np.stack([vec[c.path] for c in v])) for k, v in splits.items()}
     probs = {"val": [], "test": []}
     print("| seed | val UAR | test UAR | val UAR, mean of probabilities so far | test UAR, same |")
     print("|---|---|---|---|---|")
     for seed in range(args.seeds):
-        model, extra = train_head(data, labels, recipe, seed, recipe.epochs, args.threads,
-                                  n_state=hs[0].shape[2], encoder_file="-", encoder_sha256="-", log=lambda m: None)
+        model, extra = train_head(
+            data,
+            labels,
+            recipe,
+            seed,
+            recipe.epochs,
+            args.threads,
+            n_state=hs[0].shape[2],
+            encoder_file="-",
+            encoder_sha256="-",
+            log=lambda m: None,
+        )
         row = [str(seed)]
         ens = []
         for k in probs:

@@ -4,18 +4,25 @@ encoder time of each (one thread).
 
     python -m train.int8_check       # corpora in ~/corpora
 """
-import os, time, warnings, torch
+
+import os
+import time
+import warnings
+
+import torch
+
+from sercli.audio import load_audio
+from sercli.corpora import SIX_CLASSES, scan
+from sercli.encoded import pool_frames
+from sercli.features import remove_dc, whisper_log_mel
+from sercli.metrics import evaluate
+from sercli.models import encoder_path, load_model, pooled_stats
+from sercli.training.splits import make_splits
+from sercli.whisper import load_encoder
+
 warnings.filterwarnings("ignore")
 torch.set_num_threads(1)
-from sercli.corpora import scan, SIX_CLASSES
-from sercli.training.splits import make_splits
-from sercli.models import encoder_path, load_model
-from sercli.whisper import load_encoder
-from sercli.features import whisper_log_mel, remove_dc
-from sercli.audio import load_audio
-from sercli.encoded import pool_frames
-from sercli.models import pooled_stats
-from sercli.metrics import evaluate
+
 labels = list(SIX_CLASSES)
 clips = [c for c in scan(os.path.expanduser("~/corpora")).clips if c.label in labels]
 val = make_splits(clips, labels)["val"]
@@ -25,7 +32,8 @@ m = load_model("whisper-tiny")
 V = {"fp32": [], "int8": []}
 t = {"fp32": 0.0, "int8": 0.0}
 for c in val:
-    y, _ = load_audio(c.path); mel = torch.from_numpy(whisper_log_mel(remove_dc(y)))[None]
+    y, _ = load_audio(c.path)
+    mel = torch.from_numpy(whisper_log_mel(remove_dc(y)))[None]
     for name, e in (("fp32", enc), ("int8", q)):
         t0 = time.time()
         with torch.inference_mode():

@@ -8,6 +8,7 @@ RECIPE is a bundled recipe's name, a lab recipe's name (train/recipes/NAME.toml)
 Writes one run folder per held-out corpus (weights, card); `python -m train.loco_table` then
 sets the held-out UAR against the in-corpus card.
 """
+
 import argparse
 import shlex
 import sys
@@ -31,9 +32,15 @@ def main(argv=None) -> None:
     for corpus in args.corpora.split(","):
         base = load_recipe(args.recipe, folder=LAB_RECIPES)
         recipe = base.with_overrides(protocol=f"loco:{corpus}", name=f"{base.name}-loco-{corpus}")
-        run(args.data, recipe=recipe, out=args.out / corpus, cache_dir=args.cache, threads=args.threads,
+        run(
+            args.data,
+            recipe=recipe,
+            out=args.out / corpus,
+            cache_dir=args.cache,
+            threads=args.threads,
             command="python -m train.loco_runs " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
-            progress=False)
+            progress=False,
+        )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ in-corpus UAR is the --in-corpus run's test UAR on that corpus's test speakers; 
 in-corpus minus held-out, in points (the aim of #4: under 10). Every number is read from the
 files.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,7 +29,7 @@ def protocol(d: dict) -> str:
 
 def per_corpus_uar(d: dict) -> dict[str, float]:
     t = d["metrics"]["test"]
-    if "per_corpus_uar" in t:         # an ensemble file
+    if "per_corpus_uar" in t:  # an ensemble file
         return dict(t["per_corpus_uar"])
     return {c: m["uar"] for c, m in t["per_corpus"].items()}
 
@@ -70,21 +71,29 @@ def loco_cards(pattern: str) -> dict[str, dict]:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--in-corpus", required=True,
-                    help="the speaker-independent run's card (or ensemble file)")
+    ap.add_argument("--in-corpus", required=True, help="the speaker-independent run's card (or ensemble file)")
     ap.add_argument("--row", action="append", required=True, metavar="LABEL=GLOB")
     a = ap.parse_args(argv)
     inside = read(a.in_corpus, per_corpus_uar)
     within = per_corpus_uar(inside)
     corpora = sorted(within)
     print("# Leave one corpus out against unseen speakers of seen corpora (train/loco_table.py)\n")
-    print("Command:\n\n```sh\npython -m train.loco_table " + " \\\n    ".join(
-        [f"--in-corpus {a.in_corpus}"] + [f"--row '{r}'" for r in a.row]) + "\n```\n")
+    print(
+        "Command:\n\n```sh\npython -m train.loco_table "
+        + " \\\n    ".join([f"--in-corpus {a.in_corpus}"] + [f"--row '{r}'" for r in a.row])
+        + "\n```\n"
+    )
     name = inside.get("name") or os.path.basename(a.in_corpus)
-    print(f"In-corpus: `{name}`, test UAR on each corpus's test speakers: "
-          + ", ".join(f"{c} {within[c]:.1%}" for c in corpora) + ".\n")
-    print("| run | " + " | ".join(f"{c}: held out / gap" for c in corpora)
-          + " | mean UAR held out | mean gap | corpora within 10 points | epochs | minutes |")
+    print(
+        f"In-corpus: `{name}`, test UAR on each corpus's test speakers: "
+        + ", ".join(f"{c} {within[c]:.1%}" for c in corpora)
+        + ".\n"
+    )
+    print(
+        "| run | "
+        + " | ".join(f"{c}: held out / gap" for c in corpora)
+        + " | mean UAR held out | mean gap | corpora within 10 points | epochs | minutes |"
+    )
     print("|---|" + "---|" * (len(corpora) + 5))
     for spec in a.row:
         label, _, pattern = spec.partition("=")
@@ -103,13 +112,12 @@ def main(argv=None) -> None:
             sys.exit(f"{pattern}: no held-out corpus of these runs is in {a.in_corpus}")
         runs = list(cards.values())
         # an ensemble file has neither: its members' cards have them
-        epochs = (", ".join(map(str, sorted({r["epochs"] for r in runs})))
-                  if all("epochs" in r for r in runs) else "–")
-        minutes = (f"{sum(r['seconds']['total'] for r in runs) / 60:.0f}"
-                   if all("seconds" in r for r in runs) else "–")
-        print(f"| {label} | " + " | ".join(cells)
-              + f" | {sum(uars) / len(uars):.1%} | {sum(gaps) / len(gaps):.1f} | "
-              f"{sum(g < 10 for g in gaps)} of {len(gaps)} | {epochs} | {minutes} |")
+        epochs = ", ".join(map(str, sorted({r["epochs"] for r in runs}))) if all("epochs" in r for r in runs) else "–"
+        minutes = f"{sum(r['seconds']['total'] for r in runs) / 60:.0f}" if all("seconds" in r for r in runs) else "–"
+        print(
+            f"| {label} | " + " | ".join(cells) + f" | {sum(uars) / len(uars):.1%} | {sum(gaps) / len(gaps):.1f} | "
+            f"{sum(g < 10 for g in gaps)} of {len(gaps)} | {epochs} | {minutes} |"
+        )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ process, with the same code as `sercli train`, and scores them with the same cod
 
 Every number in the output is computed here; nothing is typed by hand.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -100,6 +101,7 @@ def one_emotion_groups(fs) -> list:
 
 def with_prior(model: Model, k: float) -> Model:
     import copy
+
     impl = copy.copy(model.impl)
     impl.group_prior = k
     return Model(model.name, model.kind, model.labels, "", "", {}, impl)
@@ -128,21 +130,28 @@ def main(argv=None) -> int:
     test, val = splits["svm"]["test"], splits["svm"]["val"]
     res["speaker_split"] = {
         name: {"val": {g: uar(m, val, g) for g in GROUPINGS}, "test": {g: uar(m, test, g) for g in GROUPINGS}}
-        for name, m in models.items()}
-    res["n"] = {"val": len(val.clips), "test": len(test.clips),
-                "val_speakers": len({c.speaker_key for c in val.clips}),
-                "test_speakers": len({c.speaker_key for c in test.clips})}
+        for name, m in models.items()
+    }
+    res["n"] = {
+        "val": len(val.clips),
+        "test": len(test.clips),
+        "val_speakers": len({c.speaker_key for c in val.clips}),
+        "test_speakers": len({c.speaker_key for c in test.clips}),
+    }
 
     # 2. group size, prior, one-emotion groups
     res["group_size"] = {
-        part: {name: {str(n): uar(m, fs, sized_groups(fs, n)) for n in GROUP_SIZES}
-               for name, m in models.items()}
-        for part, fs in (("val", val), ("test", test))}
-    res["prior_val"] = {str(k): {str(n): uar(with_prior(models["svm-spk"], k), val, sized_groups(val, n))
-                                 for n in GROUP_SIZES} for k in PRIORS}
-    res["one_emotion_groups"] = {name: {part: uar(m, fs, one_emotion_groups(fs))
-                                        for part, fs in (("val", val), ("test", test))}
-                                 for name, m in models.items()}
+        part: {name: {str(n): uar(m, fs, sized_groups(fs, n)) for n in GROUP_SIZES} for name, m in models.items()}
+        for part, fs in (("val", val), ("test", test))
+    }
+    res["prior_val"] = {
+        str(k): {str(n): uar(with_prior(models["svm-spk"], k), val, sized_groups(val, n)) for n in GROUP_SIZES}
+        for k in PRIORS
+    }
+    res["one_emotion_groups"] = {
+        name: {part: uar(m, fs, one_emotion_groups(fs)) for part, fs in (("val", val), ("test", test))}
+        for name, m in models.items()
+    }
 
     # 3. leave one corpus out
     res["loco"] = {}
@@ -166,50 +175,85 @@ def main(argv=None) -> int:
 
 def markdown(r: dict) -> str:
     n = r["n"]
-    L = ["# Group normalisation (`--normalize-by`): measurements", "",
-         f"Written by `{r['command']}` (train/normalize_experiment.py); UAR over the 6 classes "
-         "(angry, disgust, fear, happy, neutral, sad). `svm`: RBF SVM on summary features; "
-         "`svm-spk`: the same on features z-scored per training speaker (recipe svm-spk). "
-         "`none` scores each clip alone; `speaker` / `folder` normalise over each speaker's / "
-         "folder's scored clips (`sercli evaluate --normalize-by`). In these corpora only RAVDESS "
-         "has a folder per speaker; CREMA-D, TESS and SAVEE are flat, so `folder` there means "
-         "one group per corpus (of the scored split's speakers).", "",
-         f"## Canonical speaker split (val: {n['val']} clips, {n['val_speakers']} speakers; "
-         f"test: {n['test']} clips, {n['test_speakers']} speakers)", "",
-         "| model | split | none | speaker | folder |", "|---|---|---|---|---|"]
+    L = [
+        "# Group normalisation (`--normalize-by`): measurements",
+        "",
+        f"Written by `{r['command']}` (train/normalize_experiment.py); UAR over the 6 classes "
+        "(angry, disgust, fear, happy, neutral, sad). `svm`: RBF SVM on summary features; "
+        "`svm-spk`: the same on features z-scored per training speaker (recipe svm-spk). "
+        "`none` scores each clip alone; `speaker` / `folder` normalise over each speaker's / "
+        "folder's scored clips (`sercli evaluate --normalize-by`). In these corpora only RAVDESS "
+        "has a folder per speaker; CREMA-D, TESS and SAVEE are flat, so `folder` there means "
+        "one group per corpus (of the scored split's speakers).",
+        "",
+        f"## Canonical speaker split (val: {n['val']} clips, {n['val_speakers']} speakers; "
+        f"test: {n['test']} clips, {n['test_speakers']} speakers)",
+        "",
+        "| model | split | none | speaker | folder |",
+        "|---|---|---|---|---|",
+    ]
     for name, v in r["speaker_split"].items():
         for part in ("val", "test"):
             L.append(f"| {name} | {part} | " + " | ".join(fmt(v[part][g]) for g in GROUPINGS) + " |")
-    L += ["", "## UAR by group size", "",
-          "Each speaker's clips are cut at random into groups of n clips, normalised per group "
-          "(n = 1: single-clip use, each clip normalised with the model's training statistics; "
-          "`all`: one group per speaker).", ""]
+    L += [
+        "",
+        "## UAR by group size",
+        "",
+        "Each speaker's clips are cut at random into groups of n clips, normalised per group "
+        "(n = 1: single-clip use, each clip normalised with the model's training statistics; "
+        "`all`: one group per speaker).",
+        "",
+    ]
     for part in ("val", "test"):
-        L += [f"{part} speakers:", "", "| model | " + " | ".join(str(s) for s in GROUP_SIZES) + " |",
-              "|---" * (len(GROUP_SIZES) + 1) + "|"]
+        L += [
+            f"{part} speakers:",
+            "",
+            "| model | " + " | ".join(str(s) for s in GROUP_SIZES) + " |",
+            "|---" * (len(GROUP_SIZES) + 1) + "|",
+        ]
         for name, row in r["group_size"][part].items():
             L.append(f"| {name} | " + " | ".join(fmt(row[str(s)]) for s in GROUP_SIZES) + " |")
         L.append("")
-    L += ["Groups that hold one emotion each (speaker x label) break the assumption that a "
-          "group mixes emotions:", "", "| model | val | test |", "|---|---|---|"]
+    L += [
+        "Groups that hold one emotion each (speaker x label) break the assumption that a group mixes emotions:",
+        "",
+        "| model | val | test |",
+        "|---|---|---|",
+    ]
     for name, v in r["one_emotion_groups"].items():
         L.append(f"| {name} | {fmt(v['val'])} | {fmt(v['test'])} |")
-    L += ["", "## Choosing group_prior (k) on the val speakers", "",
-          "svm-spk scored with prior pseudo-count k (the recipe uses the row chosen here; "
-          "training speakers have >= 40 clips, so k barely changes training):", "",
-          "| k | " + " | ".join(str(s) for s in GROUP_SIZES) + " |", "|---" * (len(GROUP_SIZES) + 1) + "|"]
+    L += [
+        "",
+        "## Choosing group_prior (k) on the val speakers",
+        "",
+        "svm-spk scored with prior pseudo-count k (the recipe uses the row chosen here; "
+        "training speakers have >= 40 clips, so k barely changes training):",
+        "",
+        "| k | " + " | ".join(str(s) for s in GROUP_SIZES) + " |",
+        "|---" * (len(GROUP_SIZES) + 1) + "|",
+    ]
     for k, row in r["prior_val"].items():
         L.append(f"| {k} | " + " | ".join(fmt(row[str(s)]) for s in GROUP_SIZES) + " |")
-    L += ["", "## Leave one corpus out", "",
-          "Train (and fit the softmax temperature) on the canonical train / val speakers of three "
-          "corpora; score every clip of the fourth.", "",
-          "| held out | clips | speakers | svm none | svm speaker | svm folder | svm-spk none | "
-          "svm-spk speaker | svm-spk folder |", "|---|---|---|---|---|---|---|---|---|"]
+    L += [
+        "",
+        "## Leave one corpus out",
+        "",
+        "Train (and fit the softmax temperature) on the canonical train / val speakers of three "
+        "corpora; score every clip of the fourth.",
+        "",
+        "| held out | clips | speakers | svm none | svm speaker | svm folder | svm-spk none | "
+        "svm-spk speaker | svm-spk folder |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for corpus, row in r["loco"].items():
-        L.append(f"| {corpus} | {row['n']} | {row['speakers']} | "
-                 + " | ".join(fmt(row[m][g]) for m in ("svm", "svm-spk") for g in GROUPINGS) + " |")
-    means = {(m, g): float(np.mean([row[m][g] for row in r["loco"].values()]))
-             for m in ("svm", "svm-spk") for g in GROUPINGS}
+        L.append(
+            f"| {corpus} | {row['n']} | {row['speakers']} | "
+            + " | ".join(fmt(row[m][g]) for m in ("svm", "svm-spk") for g in GROUPINGS)
+            + " |"
+        )
+    means = {
+        (m, g): float(np.mean([row[m][g] for row in r["loco"].values()])) for m in ("svm", "svm-spk") for g in GROUPINGS
+    }
     L.append("| mean | | | " + " | ".join(fmt(means[(m, g)]) for m in ("svm", "svm-spk") for g in GROUPINGS) + " |")
     L += ["", f"({r['seconds']} s)", ""]
     return "\n".join(L)

@@ -7,6 +7,7 @@ Groups the cards by their recipe's training keys (name and description aside, so
 another name joins its recipe) and prints, per group, each run's val and test UAR, training
 time and command, then the group's mean and range. Every number is read from the cards.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,13 +31,20 @@ def main(argv=None) -> int:
             raise SystemExit(f"{path}: not a model card ({exc})") from None
         groups.setdefault(json.dumps(keys, sort_keys=True), []).append((path, card))
 
-    out = ["# Runs of one recipe (train/recipe_runs.py)", "",
-           "Command: `python -m train.recipe_runs " + " ".join(str(p) for p in a.cards) + "`", ""]
+    out = [
+        "# Runs of one recipe (train/recipe_runs.py)",
+        "",
+        "Command: `python -m train.recipe_runs " + " ".join(str(p) for p in a.cards) + "`",
+        "",
+    ]
     for runs in groups.values():
         recipe = runs[0][1]["recipe"]
-        out += [f"## {recipe.get('name')}: {recipe.get('epochs')} epochs", "",
-                "| card | val UAR | test UAR | test UAR per corpus | minutes | command |",
-                "|---|---|---|---|---|---|"]
+        out += [
+            f"## {recipe.get('name')}: {recipe.get('epochs')} epochs",
+            "",
+            "| card | val UAR | test UAR | test UAR per corpus | minutes | command |",
+            "|---|---|---|---|---|---|",
+        ]
         vals, tests = [], []
         for path, card in runs:
             m = card["metrics"]
@@ -48,10 +56,10 @@ def main(argv=None) -> int:
             minutes = f"{seconds / 60:.1f}" if seconds else "–"
             out.append(f"| `{path}` | {v:.3f} | {t:.3f} | {corp} | {minutes} | `{card.get('command', '')}` |")
         if len(runs) > 1:
-            out.append(f"| mean of {len(runs)} runs | {sum(vals) / len(vals):.3f} | "
-                       f"{sum(tests) / len(tests):.3f} | | | |")
-            out.append(f"| range | {min(vals):.3f} to {max(vals):.3f} | {min(tests):.3f} to {max(tests):.3f} "
-                       "| | | |")
+            out.append(
+                f"| mean of {len(runs)} runs | {sum(vals) / len(vals):.3f} | {sum(tests) / len(tests):.3f} | | | |"
+            )
+            out.append(f"| range | {min(vals):.3f} to {max(vals):.3f} | {min(tests):.3f} to {max(tests):.3f} | | | |")
         out.append("")
     print("\n".join(out))
     return 0

@@ -4,6 +4,7 @@
 
 Prints the numbers that set the floors of tests/test_real_sample.py.
 """
+
 import sys
 from pathlib import Path
 
@@ -13,9 +14,18 @@ from sercli.runtime.classify import classify
 
 sample = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).resolve().parents[2] / "shared/corpora/sample")
 clips = scan(sample).clips
-for model, by in (("whisper-tiny", None), ("whisper-tiny-spk", "speaker"), ("whisper-tiny-spk", None),
-                  ("cnn", None), ("svm", None), ("seed-cnn", None), ("cnn-spk", "speaker"), ("cnn-spk", None),
-                  ("cnn-spk-ens", "speaker"), ("cnn-spk-ens", None)):
+for model, by in (
+    ("whisper-tiny", None),
+    ("whisper-tiny-spk", "speaker"),
+    ("whisper-tiny-spk", None),
+    ("cnn", None),
+    ("svm", None),
+    ("seed-cnn", None),
+    ("cnn-spk", "speaker"),
+    ("cnn-spk", None),
+    ("cnn-spk-ens", "speaker"),
+    ("cnn-spk-ens", None),
+):
     rows = list(classify([c.path for c in clips], model=model, jobs=2, normalize_by=by))
     labels = list(rows[0].scores)
     pairs = [(c.label, r.label) for c, r in zip(clips, rows) if c.label in labels]

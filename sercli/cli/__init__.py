@@ -3,6 +3,7 @@ imports click). One module per command; the options they share are declared once
 
 Heavy imports (torch, numpy, joblib) happen inside commands, so `sercli --help` stays fast.
 """
+
 from __future__ import annotations
 
 import signal

@@ -1,4 +1,5 @@
 """sercli evaluate: a model scored on labelled recordings."""
+
 from __future__ import annotations
 
 import sys
@@ -22,20 +23,36 @@ from .options import (
 @click.command()
 @data_option
 @model_option()
-@click.option("--split", type=click.Choice(["test", "val", "train", "all"]), default=None,
-              help="Score the clips of these speakers of the canonical split (sercli/data/speakers.csv); "
-                   "other speakers get the split `train` gives them (a hash of corpus and speaker), "
-                   "clips without a speaker count only for 'all'. Default: test when the data holds "
-                   "clips of the canonical test speakers, else all.")
-@output_option("Also write metrics.json, per_class.csv, per_corpus.csv, confusion.csv, "
-               "confusion_normalized.csv, predictions.csv and confusion.png to this folder.", folder=True)
+@click.option(
+    "--split",
+    type=click.Choice(["test", "val", "train", "all"]),
+    default=None,
+    help="Score the clips of these speakers of the canonical split (sercli/data/speakers.csv); "
+    "other speakers get the split `train` gives them (a hash of corpus and speaker), "
+    "clips without a speaker count only for 'all'. Default: test when the data holds "
+    "clips of the canonical test speakers, else all.",
+)
+@output_option(
+    "Also write metrics.json, per_class.csv, per_corpus.csv, confusion.csv, "
+    "confusion_normalized.csv, predictions.csv and confusion.png to this folder.",
+    folder=True,
+)
 @table_or_json_option
 @jobs_option
 @cache_option
 @normalize_by_option
 @debug_option
-def evaluate(data: str, model: str, split: str | None, out: str | None, fmt: str, jobs: int | None,
-             cache: str | None, normalize_by: str, debug: bool) -> None:
+def evaluate(
+    data: str,
+    model: str,
+    split: str | None,
+    out: str | None,
+    fmt: str,
+    jobs: int | None,
+    cache: str | None,
+    normalize_by: str,
+    debug: bool,
+) -> None:
     """Score a model on labelled recordings: accuracy, UAR, macro-F1, per class and per corpus.
 
     Labels are mapped onto the model's labels; clips with a label the model lacks (e.g. calm or
@@ -54,6 +71,7 @@ def evaluate(data: str, model: str, split: str | None, out: str | None, fmt: str
     from ..errors import SercliError
     from ..evaluate import evaluate_model, render_table, report, write_outputs
     from ..runtime.classify import resolve_model
+
     model = group_default(model, normalize_by, False)
     check_model_arg(model)
     try:
@@ -63,8 +81,16 @@ def evaluate(data: str, model: str, split: str | None, out: str | None, fmt: str
     if normalize_by != "none":
         check_group_support(model)
     try:
-        result = evaluate_model(data, model, split, jobs=jobs or -1, cache_dir=cache,
-                                progress=sys.stderr.isatty(), warn=say, normalize_by=normalize_by)
+        result = evaluate_model(
+            data,
+            model,
+            split,
+            jobs=jobs or -1,
+            cache_dir=cache,
+            progress=sys.stderr.isatty(),
+            warn=say,
+            normalize_by=normalize_by,
+        )
         written = write_outputs(result, out) if out else []
     except (SercliError, OSError) as exc:
         die(exc, debug)
@@ -74,9 +100,12 @@ def evaluate(data: str, model: str, split: str | None, out: str | None, fmt: str
         click.echo(json.dumps(report(result), allow_nan=False))
     else:
         from rich.console import Console
+
         render_table(result, Console())
-    say(f"evaluated {result['model']} on {result['n']} clips ({result['split']} split): accuracy "
+    say(
+        f"evaluated {result['model']} on {result['n']} clips ({result['split']} split): accuracy "
         f"{result['accuracy']:.3f}, UAR {result['uar']:.3f}, macro-F1 {result['macro_f1']:.3f}; "
-        f"{result['n_skipped']} skipped, {result['n_failed']} failed")
+        f"{result['n_skipped']} skipped, {result['n_failed']} failed"
+    )
     if written:
         say(f"wrote {len(written)} files to {out}")

@@ -1,4 +1,5 @@
 """classify's inputs: paths on the command line, on stdin (-) or in CSV manifests, to audio files."""
+
 from __future__ import annotations
 
 import os
@@ -23,7 +24,7 @@ def expand_stdin(paths: Iterable[str]) -> list[str]:
     """The paths given, with `-` replaced by the paths read from stdin, one a line."""
     inputs = []
     for p in paths:
-        if p == "-":    # bytes, as find prints them: a name need not be UTF-8
+        if p == "-":  # bytes, as find prints them: a name need not be UTF-8
             inputs += [os.fsdecode(line.rstrip(b"\r\n")) for line in stdin_bytes() if line.strip()]
         else:
             inputs.append(p)
@@ -33,6 +34,7 @@ def expand_stdin(paths: Iterable[str]) -> list[str]:
 def check_paths_exist(paths: Iterable[str]) -> None:
     """A path on the command line that is not there is a usage error."""
     from ..errors import display_path
+
     for p in paths:
         if p != "-" and missing(p):
             usage_line(f"{display_path(p)}: no such file or folder")
@@ -42,6 +44,7 @@ def read_manifests(inputs: list[str], debug: bool) -> tuple[list[str], dict[str,
     """Inputs with each .csv file replaced by its manifest's paths, and those paths' speakers."""
     from ..discovery import read_path_manifest
     from ..errors import SercliError, display_path
+
     out, speakers = [], {}
     for p in inputs:
         if not (p.lower().endswith(".csv") and os.path.isfile(p)):
@@ -60,10 +63,12 @@ def read_manifests(inputs: list[str], debug: bool) -> tuple[list[str], dict[str,
     return out, speakers
 
 
-def find_files(inputs: list[str], *, recursive: bool, extensions: list[str] | None, debug: bool,
-               warn: Callable[[str], None]) -> tuple[list[str], dict[str, str]]:
+def find_files(
+    inputs: list[str], *, recursive: bool, extensions: list[str] | None, debug: bool, warn: Callable[[str], None]
+) -> tuple[list[str], dict[str, str]]:
     """The audio files the inputs name (folders walked, manifests read), and the speakers the
     manifests give them."""
     from ..discovery import collect_paths
+
     inputs, speakers = read_manifests(inputs, debug)
     return collect_paths(inputs, recursive=recursive, extensions=extensions, warn=warn), speakers

@@ -1,4 +1,5 @@
 """How the commands talk: one-line errors, usage errors and stderr notes (data goes to stdout)."""
+
 from __future__ import annotations
 
 import sys
@@ -12,7 +13,7 @@ def say(msg: str, quiet: bool = False) -> None:
     if not quiet:
         try:
             click.echo(msg, err=True)
-        except OSError:     # stderr gone (a closed terminal after SIGHUP): nothing to tell
+        except OSError:  # stderr gone (a closed terminal after SIGHUP): nothing to tell
             pass
 
 

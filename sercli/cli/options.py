@@ -8,6 +8,7 @@ A decorator per option (or per group of options that go together), applied as cl
     @debug_option
     def command(model, jobs, debug): ...
 """
+
 from __future__ import annotations
 
 import functools
@@ -15,8 +16,7 @@ from collections.abc import Callable
 
 import click
 
-MODEL_HELP = ("Bundled model (`sercli models` lists them) or a model file "
-              "(.pt state dict, .npz SVM or .json ensemble).")
+MODEL_HELP = "Bundled model (`sercli models` lists them) or a model file (.pt state dict, .npz SVM or .json ensemble)."
 
 
 def model_option(default: str = "whisper-tiny") -> Callable:
@@ -25,46 +25,76 @@ def model_option(default: str = "whisper-tiny") -> Callable:
 
 
 jobs_option = click.option(
-    "--jobs", "-j", type=click.IntRange(min=1), default=None,
-    help="Worker processes for decoding and features. Default: all cores.")
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes for decoding and features. Default: all cores.",
+)
 
 debug_option = click.option("--debug", is_flag=True, help="Show Python tracebacks.")
 
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar, summary or warnings on stderr.")
 
 normalize_by_option = click.option(
-    "--normalize-by", "normalize_by", type=click.Choice(["none", "folder", "speaker"]),
-    default="none", show_default=True,
+    "--normalize-by",
+    "normalize_by",
+    type=click.Choice(["none", "folder", "speaker"]),
+    default="none",
+    show_default=True,
     help="Normalise features over each group of files before the model sees them "
-         "(models trained for it, e.g. cnn-spk-ens, and SVMs; best with >= 10 clips of mixed "
-         "emotions per group): folder = parent "
-         "folder; speaker = a manifest's speaker column, else the speaker in a corpus "
-         "file name (RAVDESS, CREMA-D, TESS, SAVEE, EmoDB, JL), else the folder.")
+    "(models trained for it, e.g. cnn-spk-ens, and SVMs; best with >= 10 clips of mixed "
+    "emotions per group): folder = parent "
+    "folder; speaker = a manifest's speaker column, else the speaker in a corpus "
+    "file name (RAVDESS, CREMA-D, TESS, SAVEE, EmoDB, JL), else the folder.",
+)
 
 data_option = click.option(
-    "--data", required=True, type=click.Path(exists=True),
+    "--data",
+    required=True,
+    type=click.Path(exists=True),
     help="Labelled data: a folder (corpus file names at any depth, one folder per label, "
-         "CSV manifests) or a CSV manifest (path,label[,speaker][,corpus]).")
+    "CSV manifests) or a CSV manifest (path,label[,speaker][,corpus]).",
+)
 
 cache_option = click.option(
-    "--cache", type=click.Path(file_okay=False), default=None,
-    help="Feature cache folder (default: $SERCLI_CACHE or ~/.cache/sercli).")
+    "--cache",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Feature cache folder (default: $SERCLI_CACHE or ~/.cache/sercli).",
+)
 
 table_or_json_option = click.option(
-    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
-    help="stdout: tables to read, or JSON for programs.")
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="stdout: tables to read, or JSON for programs.",
+)
 
 
 def report_options(fn: Callable) -> Callable:
     """--format / --output of classify's report (a file written atomically, or stdout)."""
-    @click.option("--format", "fmt", type=click.Choice(["table", "jsonl", "json", "csv"]), default=None,
-                  help="Output format. Default: from --output's extension, else a table on a "
-                       "terminal and JSON Lines when piped.")
-    @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
-                  help="Write the report to this file (atomically) instead of stdout.")
+
+    @click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["table", "jsonl", "json", "csv"]),
+        default=None,
+        help="Output format. Default: from --output's extension, else a table on a terminal and JSON Lines when piped.",
+    )
+    @click.option(
+        "--output",
+        "-o",
+        type=click.Path(dir_okay=False, writable=True),
+        default=None,
+        help="Write the report to this file (atomically) instead of stdout.",
+    )
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         return fn(*args, **kwargs)
+
     return wrapper
 
 
@@ -81,5 +111,7 @@ def output_option(help: str, *, folder: bool = False) -> Callable:
             if out is not None and out_alias is not None and out != out_alias:
                 raise click.UsageError("give -o/--output once (--out is its old name)")
             return fn(*args, out=out if out is not None else out_alias, **kwargs)
+
         return wrapper
+
     return decorate

@@ -1,4 +1,5 @@
 """What one `sercli classify` run does, settled from its options before anything starts."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -10,10 +11,10 @@ from .resume import Resumed
 @dataclass
 class Plan:
     files: list[str]
-    speakers: dict[str, str]            # from manifests, for --normalize-by speaker
-    model: str                          # a bundled model's name or a model file
-    fmt: str                            # table, jsonl, json or csv
-    output: str | None                  # None: stdout
+    speakers: dict[str, str]  # from manifests, for --normalize-by speaker
+    model: str  # a bundled model's name or a model file
+    fmt: str  # table, jsonl, json or csv
+    output: str | None  # None: stdout
     jobs: int | None
     backend: str
     scheduler: str | None
@@ -21,11 +22,11 @@ class Plan:
     segments: bool
     top_k: int | None
     normalize_by: str
-    gpu: bool                           # the encoder runs on CUDA in this process
+    gpu: bool  # the encoder runs on CUDA in this process
     quiet: bool
     debug: bool
     resumed: Resumed = field(default_factory=Resumed)
-    already: set[str] = field(default_factory=set)      # analysed for their group, not written
+    already: set[str] = field(default_factory=set)  # analysed for their group, not written
 
     @property
     def todo(self) -> int:

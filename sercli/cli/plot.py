@@ -1,4 +1,5 @@
 """sercli plot: one recording as a model sees it."""
+
 from __future__ import annotations
 
 import os
@@ -28,6 +29,7 @@ def plot(file: str, out: str | None, model: str, debug: bool) -> None:
     """
     from ..errors import SercliError, display_path
     from ..plots import plot_clip
+
     check_model_arg(model)
     if missing(file):
         usage_line(f"{display_path(file)}: no such file")
@@ -37,7 +39,7 @@ def plot(file: str, out: str | None, model: str, debug: bool) -> None:
         info = plot_clip(file, out, model=model, warn=say)
     except SercliError as exc:
         die(exc, debug)
-    except OSError as exc:      # writing the PNG (a full disk, a device): name the file
+    except OSError as exc:  # writing the PNG (a full disk, a device): name the file
         if debug:
             raise
         where = exc.filename if exc.filename is not None else out

@@ -1,4 +1,5 @@
 """--resume: the rows an earlier, interrupted run wrote to the JSON Lines report."""
+
 from __future__ import annotations
 
 import json
@@ -14,6 +15,7 @@ from .messages import os_reason, say
 @dataclass
 class Resumed:
     """The report's rows so far (written again first, as they were), and how many of them failed."""
+
     lines: list[str] = field(default_factory=list)
     paths: set[str] = field(default_factory=set)
     failed: int = 0
@@ -23,15 +25,18 @@ def read_resumed(output: str, files: list[str], quiet: bool) -> Resumed:
     """The rows already in `output`, which must be a JSON Lines report of some of `files`."""
     from ..errors import display_path
     from ..report import read_jsonl_paths
+
     try:
-        if not stat.S_ISREG(os.stat(output).st_mode):     # a FIFO would block for ever
+        if not stat.S_ISREG(os.stat(output).st_mode):  # a FIFO would block for ever
             raise ValueError("not a regular file")
         done_lines, done_paths = read_jsonl_paths(output)
         inputs_now = set(files)
         foreign = [p for p in done_paths if p not in inputs_now]
         if foreign:
-            raise ValueError(f"{len(foreign)} of its rows are for files that are not inputs of "
-                             f"this run (first: {display_path(foreign[0])})")
+            raise ValueError(
+                f"{len(foreign)} of its rows are for files that are not inputs of "
+                f"this run (first: {display_path(foreign[0])})"
+            )
     except (OSError, ValueError) as exc:
         why = os_reason(exc) if isinstance(exc, OSError) else " ".join(str(exc).split())
         raise click.ClickException(f"{display_path(output)}: cannot resume from it: {why}") from exc

@@ -1,5 +1,6 @@
 """Signals and the end of a run: SIGINT/SIGTERM/SIGHUP become an exception at a point where the
 report is whole, the workers are killed after an interrupt, and the process exits 128+signal."""
+
 from __future__ import annotations
 
 import os
@@ -75,10 +76,15 @@ def close_quietly(gen: Generator | None) -> None:
     'tasks have been cancelled' warning on stderr."""
     import gc
     import warnings
+
     # joblib warns when its generator is collected early, which may happen later than close()
     # (a reference cycle): filter that one message for the rest of this process.
-    warnings.filterwarnings("ignore", message=r".*(tasks have been successfully executed|"
-                            r"still being processed by the workers)", category=UserWarning)
+    warnings.filterwarnings(
+        "ignore",
+        message=r".*(tasks have been successfully executed|"
+        r"still being processed by the workers)",
+        category=UserWarning,
+    )
     if gen is None:
         return
     try:
@@ -98,6 +104,7 @@ def stop_workers(results: Generator | None, status: int) -> None:
     import threading
 
     from ..runtime.workers import kill_workers
+
     # joblib's callback thread may still try to dispatch to the pool being shut down; what it
     # logs then (a ShutdownExecutorError traceback) is noise after an interrupt
     logging.getLogger("concurrent.futures").disabled = True
@@ -112,12 +119,12 @@ def stop_workers(results: Generator | None, status: int) -> None:
         os._exit(status)
 
     watchdog = None
-    if sys.stderr is sys.__stderr__:    # a real process, not a test runner
+    if sys.stderr is sys.__stderr__:  # a real process, not a test runner
         watchdog = threading.Timer(5.0, hard_exit)
         watchdog.daemon = True
         watchdog.start()
-    close_quietly(results)      # joblib stops dispatching, then ends its workers
-    kill_workers()              # any left (one still booting): none may outlive this process
+    close_quietly(results)  # joblib stops dispatching, then ends its workers
+    kill_workers()  # any left (one still booting): none may outlive this process
     if watchdog:
         watchdog.cancel()
 
@@ -128,10 +135,12 @@ def leave(status: int) -> NoReturn:
     0.4 s (a sixth of a 700-clip run): the workers are shut down and the exit handlers run as
     usual (joblib's clean-up among them), then the process ends."""
     if "torch" not in sys.modules or sys.stderr is not sys.__stderr__ or sys.stdout is not sys.__stdout__:
-        sys.exit(status)        # a test runner's streams, or nothing slow to tear down
+        sys.exit(status)  # a test runner's streams, or nothing slow to tear down
     import atexit
+
     try:
         from joblib.externals.loky import reusable_executor
+
         if reusable_executor._executor is not None:
             reusable_executor._executor.shutdown(wait=True)
     except Exception:

@@ -1,5 +1,6 @@
 """classify's report: opened atomically (or stdout), rows counted as written, finished whole
 even after an interrupt; a failure to write it is told apart from the run's own errors."""
+
 from __future__ import annotations
 
 import os
@@ -71,6 +72,7 @@ class GuardedWriter:
 def write_error_line(exc: BaseException, output: str | None) -> str:
     """'REPORT: cannot write the report: REASON', the one line for a ReportWriteError."""
     from ..errors import display_path
+
     cause = exc.__cause__ or exc
     where = display_path(output) if output else "stdout"
     return f"{where}: cannot write the report: {os_reason(cause)}"
@@ -79,6 +81,7 @@ def write_error_line(exc: BaseException, output: str | None) -> str:
 @dataclass
 class Tally:
     """The rows this run wrote: labels counted, failures, all."""
+
     counts: Counter = field(default_factory=Counter)
     failed: int = 0
     n: int = 0
@@ -97,23 +100,28 @@ class Report:
         already in it, and the progress bar on a terminal."""
         from ..errors import display_path
         from ..report import AtomicFile, Writer
+
         plan = self.plan
         try:
             self.sink = AtomicFile(plan.output) if plan.output else None
         except OSError as exc:
-            raise click.ClickException(f"{display_path(plan.output)}: cannot write the report: "
-                                       f"{os_reason(exc)}") from exc
+            raise click.ClickException(
+                f"{display_path(plan.output)}: cannot write the report: {os_reason(exc)}"
+            ) from exc
         stream = self.sink.f if self.sink else sys.stdout
         console = None
-        if plan.fmt == "table":      # rich only then: its import is a few % of a cold start
+        if plan.fmt == "table":  # rich only then: its import is a few % of a cold start
             from rich.console import Console
+
             console = Console(file=stream)
-        self.writer = GuardedWriter(Writer, stream, plan.fmt, labels, segments=plan.segments,
-                                    top_k=plan.top_k or False, console=console)
+        self.writer = GuardedWriter(
+            Writer, stream, plan.fmt, labels, segments=plan.segments, top_k=plan.top_k or False, console=console
+        )
         for line in plan.resumed.lines:
             write_or_fail(stream.write, line)
         if not plan.quiet and sys.stderr.isatty():
             from tqdm import tqdm
+
             self.progress = tqdm(total=plan.todo, unit="file", file=sys.stderr, desc="classify")
 
     def add(self, r: ClipResult) -> None:
@@ -136,7 +144,7 @@ class Report:
 
     def finish(self) -> None:
         """The report complete and in place."""
-        self.close_progress()       # the bar ends before the table is drawn below it
+        self.close_progress()  # the bar ends before the table is drawn below it
         self.writer.close()
         if self.sink:
             write_or_fail(self.sink.commit)

@@ -11,6 +11,7 @@ interface (base.Model: labels, needs, predict_proba, predict_proba_grouped ...).
 
 Importing this package needs numpy, never torch.
 """
+
 from .base import Model, model_class
 from .catalog import bundled, group_models
 from .cnn import CNNModel, pad_batch
@@ -23,10 +24,39 @@ from .seed import SEED_KINDS, SeedCNNModel, SeedModel, SeedRNNModel
 from .svm import SVM_FEATURES, NumpySVM, SVMModel, save_svm
 
 __all__ = [
-    "Model", "model_class", "bundled", "group_models", "CNNModel", "pad_batch", "ENSEMBLE_FORMAT",
-    "Ensemble", "EnsembleModel", "card_path", "save_torch", "sha256_file", "HeadModel",
-    "WhisperHeadModel", "encoded_key", "parse_encoded_key", "pooled_stats", "load_ensemble",
-    "load_file", "load_model", "needs_before_loading", "DEFAULT_MODEL", "ENCODERS", "FALLBACK_MODEL",
-    "REGISTRY", "encoder_path", "weights_dir", "SEED_KINDS", "SeedCNNModel", "SeedModel",
-    "SeedRNNModel", "SVM_FEATURES", "NumpySVM", "SVMModel", "save_svm",
+    "Model",
+    "model_class",
+    "bundled",
+    "group_models",
+    "CNNModel",
+    "pad_batch",
+    "ENSEMBLE_FORMAT",
+    "Ensemble",
+    "EnsembleModel",
+    "card_path",
+    "save_torch",
+    "sha256_file",
+    "HeadModel",
+    "WhisperHeadModel",
+    "encoded_key",
+    "parse_encoded_key",
+    "pooled_stats",
+    "load_ensemble",
+    "load_file",
+    "load_model",
+    "needs_before_loading",
+    "DEFAULT_MODEL",
+    "ENCODERS",
+    "FALLBACK_MODEL",
+    "REGISTRY",
+    "encoder_path",
+    "weights_dir",
+    "SEED_KINDS",
+    "SeedCNNModel",
+    "SeedModel",
+    "SeedRNNModel",
+    "SVM_FEATURES",
+    "NumpySVM",
+    "SVMModel",
+    "save_svm",
 ]

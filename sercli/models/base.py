@@ -6,6 +6,7 @@ One subclass per model kind (cnn.py, seed.py, head.py, svm.py, ensemble.py). A c
 the kinds it serves in KINDS; that kind string is what a file on disk says of itself (a .pt
 file's config, an SVM's config, a card), and `model_class` maps it to the class.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -31,8 +32,9 @@ class Model:
     `impl` is what computes the scores (a torch network, a NumpySVM, a HeadModel, an
     Ensemble). `Model(name, kind, ...)` builds the class of that kind, as training does with
     its recipe's kind; each subclass is built directly as well."""
+
     name: str
-    kind: str                    # "whisper-head" | "cnn" | "seed-cnn" | "seed-rnn" | "svm" | "ensemble"
+    kind: str  # "whisper-head" | "cnn" | "seed-cnn" | "seed-rnn" | "svm" | "ensemble"
     labels: tuple[str, ...]
     path: str
     sha256: str
@@ -57,8 +59,9 @@ class Model:
 
     def __post_init__(self) -> None:
         if self.kind not in type(self).KINDS:
-            raise ModelError(f"{type(self).__name__} serves model kind {' or '.join(type(self).KINDS)}, "
-                             f"not {self.kind!r}")
+            raise ModelError(
+                f"{type(self).__name__} serves model kind {' or '.join(type(self).KINDS)}, not {self.kind!r}"
+            )
 
     @classmethod
     def needs_from_card(cls, card: dict) -> tuple[str, ...] | None:
@@ -109,8 +112,10 @@ class Model:
         """Class probabilities (B, n_labels) with the inputs normalised per group (one key per
         feature dict; see sercli.normalize). Only for models with supports_group_norm."""
         if not self.supports_group_norm:
-            raise ModelError(f"model {self.name} ({self.kind}) does not support group normalisation "
-                             "(SVMs and CNNs trained with normalize = \"group\" do)")
+            raise ModelError(
+                f"model {self.name} ({self.kind}) does not support group normalisation "
+                '(SVMs and CNNs trained with normalize = "group" do)'
+            )
         if not feats:
             return np.zeros((0, len(self.labels)), np.float32)
         return self._predict_grouped(feats, groups)

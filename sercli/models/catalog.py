@@ -6,6 +6,7 @@ file, or the ensemble file itself) is listed with no change here. Speeds come fr
 weights/speed.json (bench/speeds.py copies them from the benchmark's results); a model the
 benchmark has not measured has none.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,10 +28,10 @@ class Entry:
     labels: list[str]
     test_uar: float | None
     val_uar: float | None
-    test_set: str | None          # what "test" means for this model: new speakers, ...
-    group: bool                   # takes --normalize-by speaker|folder
+    test_set: str | None  # what "test" means for this model: new speakers, ...
+    group: bool  # takes --normalize-by speaker|folder
     clips_per_s: float | None
-    speed_source: str | None      # the benchmark's results file
+    speed_source: str | None  # the benchmark's results file
     speed_machine: str | None
     use: str
     description: str
@@ -64,8 +65,10 @@ def _test_set(protocol) -> str | None:
 
 
 #: what a bundled model is for, where its card's description does not say it shortly
-USES = {"cnn": "the fast model; one clip at a time, no pretrained encoder",
-        "whisper-base": "larger encoder (about 3x whisper-tiny's cost); one clip at a time"}
+USES = {
+    "cnn": "the fast model; one clip at a time, no pretrained encoder",
+    "whisper-base": "larger encoder (about 3x whisper-tiny's cost); one clip at a time",
+}
 
 
 def _use(name: str, card: dict, group: bool, test_set: str | None, description: str) -> str:
@@ -82,7 +85,7 @@ def _use(name: str, card: dict, group: bool, test_set: str | None, description: 
         parts.append("fallback without torch")
     if test_set == "paper split":
         parts.append("the seed paper's protocol")
-    if not parts:       # the description's first phrase, without a role it may be out of date on
+    if not parts:  # the description's first phrase, without a role it may be out of date on
         first = re.split(r"[.;,(]\s|\s\(", description, maxsplit=1)[0]
         first = re.sub(r"^(default|fallback|experimental)( model)?:\s*", "", first, flags=re.I)
         first = re.split(r":\s", first, maxsplit=1)[0]
@@ -93,27 +96,34 @@ def _use(name: str, card: dict, group: bool, test_set: str | None, description: 
 def entry(name: str) -> Entry:
     fname = REGISTRY[name][0]
     path = weights_dir() / fname
-    if path.suffix == ".json":        # an ensemble file is its own card
+    if path.suffix == ".json":  # an ensemble file is its own card
         card = _read_json(path)
         kind = EnsembleModel.KINDS[0]
     else:
         card = _read_json(card_path(path))
         kind = card.get("kind")
     group = (model_class(kind) or Model).group_from_card(card)
-    test = ((card.get("metrics") or {}).get("test") or {})
+    test = (card.get("metrics") or {}).get("test") or {}
     uar = test.get("uar")
     val = ((card.get("metrics") or {}).get("val") or {}).get("uar")
     test_set = _test_set(card.get("protocol"))
     description = " ".join(str(card.get("description") or "").split())
     sp = speeds().get(name) or {}
-    return Entry(name=name, kind=kind, labels=list(card.get("labels") or []),
-                 test_uar=round(float(uar), 3) if isinstance(uar, (int, float)) else None,
-                 val_uar=round(float(val), 3) if isinstance(val, (int, float)) else None,
-                 test_set=test_set, group=bool(group),
-                 clips_per_s=sp.get("clips_per_s"),
-                 speed_source=sp.get("results"), speed_machine=sp.get("machine"),
-                 use=_use(name, card, bool(group), test_set, description),
-                 description=description, file=fname)
+    return Entry(
+        name=name,
+        kind=kind,
+        labels=list(card.get("labels") or []),
+        test_uar=round(float(uar), 3) if isinstance(uar, (int, float)) else None,
+        val_uar=round(float(val), 3) if isinstance(val, (int, float)) else None,
+        test_set=test_set,
+        group=bool(group),
+        clips_per_s=sp.get("clips_per_s"),
+        speed_source=sp.get("results"),
+        speed_machine=sp.get("machine"),
+        use=_use(name, card, bool(group), test_set, description),
+        description=description,
+        file=fname,
+    )
 
 
 def bundled() -> list[Entry]:
@@ -125,5 +135,4 @@ def group_models() -> list[str]:
     """Bundled models that take --normalize-by, the best val UAR on unseen speakers first (val,
     not test: choosing by the test speakers would be tuning on them)."""
     es = [e for e in bundled() if e.group]
-    return [e.name for e in sorted(es, key=lambda e: -(e.val_uar or 0)
-                                   if e.test_set == "new speakers" else 1)]
+    return [e.name for e in sorted(es, key=lambda e: -(e.val_uar or 0) if e.test_set == "new speakers" else 1)]

@@ -1,6 +1,7 @@
 """Model kind "cnn": the 2-D CNN on log-mel frames (nets.EmotionCNN), optionally fused with
 the summary vector and trained on group-normalised inputs. Torch is imported when one is
 loaded or run."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,15 +15,17 @@ from .files import load_state
 def pad_batch(mels: list[np.ndarray]):
     """List of (n_mels, T_i) -> zero-padded float tensor (B, n_mels, T_max) and lengths (B,)."""
     import torch
+
     T = max(m.shape[1] for m in mels)
     x = np.zeros((len(mels), mels[0].shape[0], T), np.float32)
     for i, m in enumerate(mels):
-        x[i, :, :m.shape[1]] = m
+        x[i, :, : m.shape[1]] = m
     return torch.from_numpy(x), torch.tensor([m.shape[1] for m in mels])
 
 
 class CNNModel(Model):
     """`impl`: nets.EmotionCNN (fused for inference when loaded from a file)."""
+
     KINDS = ("cnn",)
 
     @classmethod
@@ -33,10 +36,12 @@ class CNNModel(Model):
         return ("logmel", "summary") if recipe.get("fuse_summary") else ("logmel",)
 
     @classmethod
-    def from_torch(cls, path: Path, digest: str, name: str, card: dict, blob: dict,
-                   labels: tuple[str, ...]) -> CNNModel:
+    def from_torch(
+        cls, path: Path, digest: str, name: str, card: dict, blob: dict, labels: tuple[str, ...]
+    ) -> CNNModel:
         """The model of a torch file whose config says kind "cnn" (read by files.read_torch)."""
         from .nets import CNNDims, EmotionCNN
+
         net = load_state(EmotionCNN(CNNDims(**blob["dims"])), blob, labels)
         net.eval()
         return cls(name, "cnn", labels, str(path), digest, card, net.fuse_for_inference())
@@ -60,15 +65,21 @@ class CNNModel(Model):
         # (a padded batch computes the padding and misses the caches), and padding would shift
         # the scores a little, making a file's scores depend on the files batched with it.
         import torch
+
         dims = self.impl.dims
         fuse = bool(dims.n_summary)
         offsets = z = None
-        if self.group_trained:    # groups None: each clip is a group of one
+        if self.group_trained:  # groups None: each clip is a group of one
             from ..normalize import cnn_group_inputs
-            offsets, z = cnn_group_inputs([f["logmel"] for f in feats],
-                                          np.stack([f["summary"] for f in feats]) if fuse else None,
-                                          groups, self.impl.group_mean.numpy(),
-                                          self.impl.group_std.numpy(), dims.group_prior)
+
+            offsets, z = cnn_group_inputs(
+                [f["logmel"] for f in feats],
+                np.stack([f["summary"] for f in feats]) if fuse else None,
+                groups,
+                self.impl.group_mean.numpy(),
+                self.impl.group_std.numpy(),
+                dims.group_prior,
+            )
         out = np.zeros((len(feats), len(self.labels)), np.float32)
         with torch.inference_mode():
             for i, f in enumerate(feats):

@@ -3,6 +3,7 @@
 An ensemble file is JSON (no code) naming member model files relative to it, each with its
 pinned sha256 and weight; it is its own card.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,9 +29,10 @@ class Ensemble:
     A member marked per_clip sees each clip alone even under --normalize-by: a single-clip
     model (`cnn`) beside group-normalised ones keeps the ensemble sound on small groups and on
     groups of one emotion, where group normalisation fails."""
+
     members: list[Model]
     weights: np.ndarray
-    per_clip: list[bool]        # one flag per member
+    per_clip: list[bool]  # one flag per member
 
     def grouped_members(self) -> list[Model]:
         return [m for m, pc in zip(self.members, self.per_clip) if not pc]
@@ -42,6 +44,7 @@ class Ensemble:
 @dataclass
 class EnsembleSpec:
     """An ensemble file as read, checked, before any member is loaded."""
+
     spec: dict
     entries: list[dict]
     files: list[Path]
@@ -79,6 +82,7 @@ def read_spec(path: Path) -> EnsembleSpec:
 
 class EnsembleModel(Model):
     """`impl`: Ensemble of loaded models."""
+
     KINDS = ("ensemble",)
 
     @classmethod
@@ -87,13 +91,12 @@ class EnsembleModel(Model):
         return card.get("mode") == "speaker"
 
     @classmethod
-    def from_file(cls, path: Path, digest: str, name: str | None,
-                  load_member: Callable[..., Model]) -> EnsembleModel:
+    def from_file(cls, path: Path, digest: str, name: str | None, load_member: Callable[..., Model]) -> EnsembleModel:
         """An ensemble file; each member is loaded as any model file, hash-checked, by
         `load_member(file, name=..., sha256=...)`."""
         s = read_spec(path)
         members = []
-        loaded: dict[tuple[str, str], Model] = {}       # a member listed twice is loaded once
+        loaded: dict[tuple[str, str], Model] = {}  # a member listed twice is loaded once
         for f, pin, e in zip(s.files, s.pins, s.entries):
             if f.suffix.lower() == ".json":
                 raise ModelError(f"{path}: member {f.name} is an ensemble (members must be model files)")
@@ -104,20 +107,30 @@ class EnsembleModel(Model):
                 continue
             try:
                 loaded[key] = load_member(f, name=member_name, sha256=pin)
-            except ModelError as exc:      # name the ensemble too: the member path is relative to it
+            except ModelError as exc:  # name the ensemble too: the member path is relative to it
                 raise ModelError(f"{path}: member {exc}") from exc
             members.append(loaded[key])
         labels = members[0].labels
         for m in members[1:]:
             if m.labels != labels:
-                raise ModelError(f"{path}: member {m.name} has labels {', '.join(m.labels)}, "
-                                 f"{members[0].name} has {', '.join(labels)} (they must be the same, in order)")
+                raise ModelError(
+                    f"{path}: member {m.name} has labels {', '.join(m.labels)}, "
+                    f"{members[0].name} has {', '.join(labels)} (they must be the same, in order)"
+                )
         card = {k: v for k, v in s.spec.items() if k not in ("format", "members")}
-        card["members"] = [{"name": m.name, "file": Path(m.path).name, "sha256": m.sha256, "weight": float(w),
-                            **({"per_clip": True} if pc else {})}
-                           for m, w, pc in zip(members, s.weights, s.per_clip)]
-        return cls(name or path.stem, "ensemble", labels, str(path), digest, card,
-                   Ensemble(members, s.weights, s.per_clip))
+        card["members"] = [
+            {
+                "name": m.name,
+                "file": Path(m.path).name,
+                "sha256": m.sha256,
+                "weight": float(w),
+                **({"per_clip": True} if pc else {}),
+            }
+            for m, w, pc in zip(members, s.weights, s.per_clip)
+        ]
+        return cls(
+            name or path.stem, "ensemble", labels, str(path), digest, card, Ensemble(members, s.weights, s.per_clip)
+        )
 
     @property
     def needs(self) -> tuple[str, ...]:
@@ -146,5 +159,9 @@ class EnsembleModel(Model):
         return self.impl.combine([m.predict_proba(feats) for m in self.impl.members])
 
     def _predict_grouped(self, feats: list[dict[str, np.ndarray]], groups: list) -> np.ndarray:
-        return self.impl.combine([m.predict_proba(feats) if per_clip else m.predict_proba_grouped(feats, groups)
-                                  for m, per_clip in zip(self.impl.members, self.impl.per_clip)])
+        return self.impl.combine(
+            [
+                m.predict_proba(feats) if per_clip else m.predict_proba_grouped(feats, groups)
+                for m, per_clip in zip(self.impl.members, self.impl.per_clip)
+            ]
+        )

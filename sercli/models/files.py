@@ -5,6 +5,7 @@ Weights files hold tensors and plain values only: torch files are read with
 naming member files with their sha256. What a file may cost to read is bounded before anything
 is decompressed. Numpy only at import: torch is imported where a torch file is read or written.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -80,6 +81,7 @@ def check_zip(path: Path, max_bytes: int, npy: bool = False) -> None:
     each .npy entry's header must not declare more bytes than the entry holds (numpy allocates
     what the header says). A file that is not a zip is left to its loader."""
     import zipfile
+
     try:
         z = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError):
@@ -90,31 +92,36 @@ def check_zip(path: Path, max_bytes: int, npy: bool = False) -> None:
             raise ModelError(f"{path}: too many entries ({len(infos)}, at most {MAX_ZIP_ENTRIES})")
         total = sum(i.file_size for i in infos)
         if total > max_bytes:
-            raise ModelError(f"{path}: too large once decompressed ({total / 2**20:.0f} MiB, at "
-                             f"most {max_bytes >> 20} MiB)")
+            raise ModelError(
+                f"{path}: too large once decompressed ({total / 2**20:.0f} MiB, at most {max_bytes >> 20} MiB)"
+            )
         if not npy:
             return
         from numpy.lib import format as npformat
+
         for i in infos:
             try:
                 with z.open(i) as f:
                     version = npformat.read_magic(f)
-                    read = (npformat.read_array_header_1_0 if version == (1, 0) else
-                            npformat.read_array_header_2_0)
+                    read = npformat.read_array_header_1_0 if version == (1, 0) else npformat.read_array_header_2_0
                     shape, _, dtype = read(f)
                 need = int(np.prod(shape, dtype=object)) * dtype.itemsize
             except Exception as exc:
-                raise ModelError(f"{path}: entry {i.filename} is not a valid array "
-                                 f"({' '.join(str(exc).split())[:120]})") from None
+                raise ModelError(
+                    f"{path}: entry {i.filename} is not a valid array ({' '.join(str(exc).split())[:120]})"
+                ) from None
             if need > i.file_size:
-                raise ModelError(f"{path}: entry {i.filename} declares {need} bytes but holds "
-                                 f"{i.file_size}")
+                raise ModelError(f"{path}: entry {i.filename} declares {need} bytes but holds {i.file_size}")
 
 
 def check_labels(cfg: dict) -> tuple[str, ...]:
     labels = cfg.get("labels")
-    if (not isinstance(labels, list) or len(labels) < 2
-            or not all(isinstance(x, str) and x for x in labels) or len(set(labels)) != len(labels)):
+    if (
+        not isinstance(labels, list)
+        or len(labels) < 2
+        or not all(isinstance(x, str) and x for x in labels)
+        or len(set(labels)) != len(labels)
+    ):
         raise Invalid("labels must be a list of two or more distinct names")
     return tuple(labels)
 
@@ -123,8 +130,7 @@ def check_number(cfg: dict, key: str, *, default=None, low: float = 0.0, strict:
     v = cfg.get(key, default)
     if v is None and default is None and key not in cfg:
         raise Invalid(f"{key} is missing")
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < low \
-            or (strict and v == low):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < low or (strict and v == low):
         raise Invalid(f"{key} must be a number {'>' if strict else '>='} {low:g}, got {v!r}"[:120])
 
 
@@ -132,6 +138,7 @@ def read_torch(path: Path) -> dict:
     """A torch weights file's dict of config, dims and state_dict, read with weights_only (no
     code runs); Invalid when it is not such a dict. Torch is imported here."""
     import torch
+
     blob = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(blob, dict):
         raise Invalid("not a dict of config, dims and state_dict")
@@ -146,8 +153,8 @@ def save_torch(path: str | os.PathLike, net, config: dict) -> None:
     import dataclasses
 
     import torch
-    torch.save({"config": config, "dims": dataclasses.asdict(net.dims),
-                "state_dict": net.state_dict()}, path)
+
+    torch.save({"config": config, "dims": dataclasses.asdict(net.dims), "state_dict": net.state_dict()}, path)
 
 
 def load_state(net, blob: dict, labels: tuple[str, ...]):

@@ -14,6 +14,7 @@ them before torch is loaded; torch is imported when a head is loaded or run.
 (A head over the frames themselves, with learned block weights and attentive statistics
 pooling, scored below this on val: docs/encoder.md.)
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -51,9 +52,9 @@ class HeadModel:
     BATCH = 32
 
     def __init__(self, net, encoder_file: str, encoder_sha256: str):
-        self.net, self.dims = net, net.dims       # net: nets.WhisperHead
+        self.net, self.dims = net, net.dims  # net: nets.WhisperHead
         self.encoder_file, self.encoder_sha256 = encoder_file, encoder_sha256
-        self.device = None          # None: the encoder runs in the feature workers, on their CPU
+        self.device = None  # None: the encoder runs in the feature workers, on their CPU
         self._encoder = None
 
     @property
@@ -70,6 +71,7 @@ class HeadModel:
         import torch
 
         from ..whisper import load_encoder
+
         self.device = torch.device(device)
         self._encoder = load_encoder(weights_dir() / self.encoder_file)[0].to(self.device)
 
@@ -86,19 +88,20 @@ class HeadModel:
         import torch
 
         from ..encoded import pool_frames
+
         layers = tuple(self.dims.layers)
         out: list = [None] * len(mels)
         order = sorted(range(len(mels)), key=lambda i: mels[i].shape[1])
         with torch.inference_mode():
             for s in range(0, len(order), self.BATCH):
-                idx = order[s:s + self.BATCH]
+                idx = order[s : s + self.BATCH]
                 stems = [self._encoder.stem(torch.from_numpy(mels[i])[None].to(self.device))[0] for i in idx]
                 n = torch.tensor([len(x) for x in stems])
                 x = torch.nn.utils.rnn.pad_sequence(stems, batch_first=True)
                 keep = (torch.arange(x.shape[1])[None, :] < n[:, None]).to(self.device)
                 hs = self._encoder.run_blocks(x, layers, keep[:, None, None, :])
                 for j, i in enumerate(idx):
-                    h = torch.stack([hh[j, :int(n[j])] for hh in hs])
+                    h = torch.stack([hh[j, : int(n[j])] for hh in hs])
                     out[i] = pooled_stats(pool_frames(h).to(torch.float16).cpu().numpy())
         return out
 
@@ -108,13 +111,20 @@ class HeadModel:
         V = np.stack([np.asarray(v, np.float32) for v in vectors])
         if self.dims.group_norm:
             from ..normalize import normalize_groups
-            V = normalize_groups(V, groups if grouped else None, self.net.group_mean.numpy(),
-                                 self.net.group_std.numpy(), self.dims.group_prior).astype(np.float32)
+
+            V = normalize_groups(
+                V,
+                groups if grouped else None,
+                self.net.group_mean.numpy(),
+                self.net.group_std.numpy(),
+                self.dims.group_prior,
+            ).astype(np.float32)
         return V
 
     def predict_proba(self, vectors: list[np.ndarray], groups=None, grouped: bool = False) -> np.ndarray:
         """Probabilities (B, n_labels) from clips' pooled vectors (pooled_stats)."""
         import torch
+
         V = self.inputs(vectors, groups, grouped)
         with torch.inference_mode():
             logits = self.net(torch.from_numpy(V)) / self.dims.temperature
@@ -124,6 +134,7 @@ class HeadModel:
 class WhisperHeadModel(Model):
     """`impl`: HeadModel. The encoder itself runs in the feature workers (or, after
     use_device, in this process)."""
+
     KINDS = ("whisper-head",)
 
     @classmethod
@@ -134,11 +145,13 @@ class WhisperHeadModel(Model):
         return (encoded_key(ENCODERS[features["encoder"]][0], features["layers"]),)
 
     @classmethod
-    def from_torch(cls, path: Path, digest: str, name: str, card: dict, blob: dict,
-                   labels: tuple[str, ...]) -> WhisperHeadModel:
+    def from_torch(
+        cls, path: Path, digest: str, name: str, card: dict, blob: dict, labels: tuple[str, ...]
+    ) -> WhisperHeadModel:
         """A whisper-head file: the head's state dict, its dims, and the encoder it reads (by
         bundled name and sha256; the encoder's own file is checked and loaded by the workers)."""
         from .nets import HeadDims, WhisperHead
+
         cfg = blob["config"]
         dims = HeadDims(**blob["dims"])
         enc = encoder_path(dims.encoder, cfg.get("encoder_sha256"))
@@ -150,8 +163,9 @@ class WhisperHeadModel(Model):
         net = WhisperHead(dims)
         net.load_state_dict(blob["state_dict"])
         net.eval()
-        return cls(name, "whisper-head", labels, str(path), digest, card,
-                   HeadModel(net, enc.name, ENCODERS[dims.encoder][1]))
+        return cls(
+            name, "whisper-head", labels, str(path), digest, card, HeadModel(net, enc.name, ENCODERS[dims.encoder][1])
+        )
 
     @property
     def needs(self) -> tuple[str, ...]:

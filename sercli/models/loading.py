@@ -4,6 +4,7 @@ This is where files on disk are read, and so the one place where the kind a file
 the class of the model (base.model_class). The SVM path needs only numpy, so it still works
 when torch cannot be imported.
 """
+
 from __future__ import annotations
 
 import os
@@ -41,11 +42,14 @@ def load_file(path: str | os.PathLike, *, name: str | None = None, sha256: str |
         raise ModelError(f"{path}: model file not found")
     digest = sha256_file(path)
     if sha256 is not None and digest != sha256:
-        raise ModelError(f"{path}: sha256 {digest[:12]}… does not match the pinned "
-                         f"{sha256[:12]}… (corrupted or replaced weights file)")
+        raise ModelError(
+            f"{path}: sha256 {digest[:12]}… does not match the pinned "
+            f"{sha256[:12]}… (corrupted or replaced weights file)"
+        )
     if is_pickle(path):
-        raise ModelError(f"{path}: refusing a pickle file (it could run code); "
-                         "use a torch state_dict (.pt) or an .npz model")
+        raise ModelError(
+            f"{path}: refusing a pickle file (it could run code); use a torch state_dict (.pt) or an .npz model"
+        )
     if path.suffix.lower() == ".json":
         return load_ensemble(path, digest, name)
     card = read_card(path)
@@ -67,8 +71,7 @@ def load_file(path: str | os.PathLike, *, name: str | None = None, sha256: str |
         raise
     except Exception as exc:
         reason = str(exc) if isinstance(exc, Invalid) else f"{type(exc).__name__}: {exc}"
-        raise ModelError(f"{path}: not a valid sercli model file "
-                         f"({' '.join(reason.split())[:200]})") from exc
+        raise ModelError(f"{path}: not a valid sercli model file ({' '.join(reason.split())[:200]})") from exc
 
 
 def load_ensemble(path: Path, digest: str, name: str | None) -> Model:
@@ -102,7 +105,7 @@ def needs_before_loading(name_or_path) -> tuple[str, ...] | None:
 
 def _card_needs(path: Path) -> tuple[str, ...] | None:
     try:
-        if path.suffix.lower() == ".json":      # an ensemble, its own card: its members' needs
+        if path.suffix.lower() == ".json":  # an ensemble, its own card: its members' needs
             members = [_card_needs(f) for f in read_spec(path).files]
             if any(n is None for n in members):
                 return None

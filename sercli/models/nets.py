@@ -4,6 +4,7 @@ Imported only when a torch model is used (keeps `--help` fast).
 Each network is built from a small dimensions dataclass stored beside its state_dict, as
 openai/whisper's ModelDimensions, so a weights file holds tensors and plain values only.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -18,14 +19,14 @@ class CNNDims:
     n_mels: int = 64
     n_labels: int = 6
     channels: list[int] = field(default_factory=lambda: [32, 64, 128, 128])
-    n_summary: int = 0          # > 0: fuse a z-scored summary vector with the CNN embedding
+    n_summary: int = 0  # > 0: fuse a z-scored summary vector with the CNN embedding
     hidden: int = 128
     dropout: float = 0.3
     convs_per_block: int = 1
-    time_pool: int = 1          # > 1: average this many frames before the convolutions (cheaper)
-    band_norm: bool = False     # subtract each band's mean over the utterance first (as CMN)
-    pooling: str = "stats"      # "stats": mean and std over time; "attention": both weighted by
-                                # a learned frame score (attentive statistics pooling, Okabe 2018)
+    time_pool: int = 1  # > 1: average this many frames before the convolutions (cheaper)
+    band_norm: bool = False  # subtract each band's mean over the utterance first (as CMN)
+    pooling: str = "stats"  # "stats": mean and std over time; "attention": both weighted by
+    # a learned frame score (attentive statistics pooling, Okabe 2018)
     # True: trained on inputs normalised per speaker (sercli.normalize.cnn_group_inputs); the
     # prior statistics are the buffers group_mean / group_std over (band means, summary)
     group_norm: bool = False
@@ -63,31 +64,35 @@ class EmotionCNN(nn.Module):
         layers, c_in = [], 1
         for c in dims.channels:
             for k in range(dims.convs_per_block):
-                layers += [nn.Conv2d(c_in if k == 0 else c, c, 3, padding=1, bias=False),
-                           nn.BatchNorm2d(c), nn.ReLU()]
+                layers += [nn.Conv2d(c_in if k == 0 else c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU()]
             layers.append(nn.MaxPool2d(2))
             c_in = c
         self.conv = nn.Sequential(*layers)
         self.conv_factor = 2 ** len(dims.channels)
-        self.pool_factor = self.conv_factor * dims.time_pool     # input frames per output step
+        self.pool_factor = self.conv_factor * dims.time_pool  # input frames per output step
         emb = 2 * c_in
         if dims.pooling == "attention":
-            self.attention = nn.Sequential(nn.Conv1d(c_in, dims.hidden, 1), nn.Tanh(),
-                                           nn.Conv1d(dims.hidden, 1, 1))
+            self.attention = nn.Sequential(nn.Conv1d(c_in, dims.hidden, 1), nn.Tanh(), nn.Conv1d(dims.hidden, 1, 1))
         elif dims.pooling != "stats":
             raise ValueError(f"pooling must be 'stats' or 'attention', got {dims.pooling!r}")
         if dims.n_summary:
             self.register_buffer("summary_mean", torch.zeros(dims.n_summary))
             self.register_buffer("summary_std", torch.ones(dims.n_summary))
-            self.summary_net = nn.Sequential(nn.Linear(dims.n_summary, dims.hidden), nn.ReLU(),
-                                             nn.Dropout(dims.dropout))
+            self.summary_net = nn.Sequential(
+                nn.Linear(dims.n_summary, dims.hidden), nn.ReLU(), nn.Dropout(dims.dropout)
+            )
             emb += dims.hidden
         if dims.group_norm:
             self.register_buffer("group_mean", torch.zeros(dims.n_mels + dims.n_summary))
             self.register_buffer("group_std", torch.ones(dims.n_mels + dims.n_summary))
-        self.embed_dim = emb        # width of embed()'s output, the head's input
-        self.head = nn.Sequential(nn.Dropout(dims.dropout), nn.Linear(emb, dims.hidden), nn.ReLU(),
-                                  nn.Dropout(dims.dropout), nn.Linear(dims.hidden, dims.n_labels))
+        self.embed_dim = emb  # width of embed()'s output, the head's input
+        self.head = nn.Sequential(
+            nn.Dropout(dims.dropout),
+            nn.Linear(emb, dims.hidden),
+            nn.ReLU(),
+            nn.Dropout(dims.dropout),
+            nn.Linear(dims.hidden, dims.n_labels),
+        )
         self.fused_mkldnn = False
 
     def fuse_for_inference(self) -> EmotionCNN:
@@ -100,12 +105,14 @@ class EmotionCNN(nn.Module):
             conv, bn = mods[i], mods[i + 1] if i + 1 < len(mods) else None
             if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
                 scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-                fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size,
-                                  padding=conv.padding, bias=True)
+                fused = nn.Conv2d(
+                    conv.in_channels, conv.out_channels, conv.kernel_size, padding=conv.padding, bias=True
+                )
                 with torch.no_grad():
                     fused.weight.copy_(conv.weight * scale[:, None, None, None])
-                    fused.bias.copy_(bn.bias - bn.running_mean * scale
-                                     + (conv.bias * scale if conv.bias is not None else 0))
+                    fused.bias.copy_(
+                        bn.bias - bn.running_mean * scale + (conv.bias * scale if conv.bias is not None else 0)
+                    )
                 layers.append(fused)
                 i += 2
             else:
@@ -115,15 +122,16 @@ class EmotionCNN(nn.Module):
         self.conv, self.fused_mkldnn = conv.to(memory_format=torch.channels_last), False
         if torch.backends.mkldnn.is_available():
             import warnings
+
             try:
-                with warnings.catch_warnings():     # its module still uses torch.jit decorators
+                with warnings.catch_warnings():  # its module still uses torch.jit decorators
                     warnings.simplefilter("ignore", DeprecationWarning)
                     from torch.utils import mkldnn
                 packed = mkldnn.to_mkldnn(conv)
-                with torch.inference_mode():        # a CPU oneDNN cannot serve fails here
+                with torch.inference_mode():  # a CPU oneDNN cannot serve fails here
                     packed(torch.zeros(1, 1, self.dims.n_mels, 2 * self.conv_factor).to_mkldnn())
                 self.conv, self.fused_mkldnn = packed, True
-            except Exception:       # the folded layers in NHWC, as they are, instead
+            except Exception:  # the folded layers in NHWC, as they are, instead
                 pass
         return self
 
@@ -131,7 +139,7 @@ class EmotionCNN(nn.Module):
         T = x.shape[-1]
         mask = torch.arange(T, device=x.device)[None, :] < lengths[:, None]
         m = mask[:, None, :].to(x.dtype)
-        if self.dims.band_norm:     # a fixed filter on the whole clip (channel, voice) is a band offset
+        if self.dims.band_norm:  # a fixed filter on the whole clip (channel, voice) is a band offset
             x = x - (x * m).sum(-1, keepdim=True) / m.sum(-1, keepdim=True).clamp(min=1.0)
         n = (m.sum(-1, keepdim=True) * x.shape[1]).clamp(min=1.0)
         mean = (x * m).sum((1, 2), keepdim=True) / n
@@ -145,8 +153,8 @@ class EmotionCNN(nn.Module):
         if self.fused_mkldnn:
             h = self.conv(x[:, None].to_mkldnn()).to_dense()
         else:
-            h = self.conv(x[:, None])              # (B, C, F', T')
-        h = h.mean(dim=2)                       # (B, C, T')
+            h = self.conv(x[:, None])  # (B, C, F', T')
+        h = h.mean(dim=2)  # (B, C, T')
         t_mask = torch.arange(h.shape[-1], device=x.device)[None, :] * self.pool_factor < lengths[:, None]
         if self.dims.pooling == "attention":
             e = attentive_stats(h, self.attention(h)[:, 0], t_mask)
@@ -177,11 +185,23 @@ class SeedCNN(nn.Module):
     def __init__(self, dims: SeedCNNDims):
         super().__init__()
         self.dims = dims
-        self.mel = nn.Sequential(nn.Conv1d(1, 10, 5, stride=3), nn.ReLU(), nn.MaxPool1d(4, stride=2),
-                                 nn.Conv1d(10, 10, 4, stride=2, padding=1), nn.ReLU())
+        self.mel = nn.Sequential(
+            nn.Conv1d(1, 10, 5, stride=3),
+            nn.ReLU(),
+            nn.MaxPool1d(4, stride=2),
+            nn.Conv1d(10, 10, 4, stride=2, padding=1),
+            nn.ReLU(),
+        )
         self.mfcc = nn.Sequential(nn.Conv1d(1, 10, 4, stride=2, padding=1), nn.ReLU())
-        self.fc = nn.Sequential(nn.Linear(200, 700), nn.ReLU(), nn.Linear(700, 150), nn.ReLU(),
-                                nn.Linear(150, 50), nn.ReLU(), nn.Linear(50, dims.n_labels))
+        self.fc = nn.Sequential(
+            nn.Linear(200, 700),
+            nn.ReLU(),
+            nn.Linear(700, 150),
+            nn.ReLU(),
+            nn.Linear(150, 50),
+            nn.ReLU(),
+            nn.Linear(50, dims.n_labels),
+        )
         self.register_buffer("mel_mean", torch.zeros(128))
         self.register_buffer("mel_std", torch.ones(128))
         self.register_buffer("mfcc_mean", torch.zeros(20))
@@ -198,7 +218,7 @@ class SeedRNNDims:
     n_labels: int = 5
     hidden: int = 64
     layers: int = 2
-    cell: str = "rnn"           # "rnn" (tanh, as the paper names it), "gru" or "lstm"
+    cell: str = "rnn"  # "rnn" (tanh, as the paper names it), "gru" or "lstm"
     fc: int = 64
 
 
@@ -222,8 +242,7 @@ class SeedRNN(nn.Module):
         cell = self.CELLS[dims.cell]
         self.mel = cell(1, dims.hidden, num_layers=dims.layers, batch_first=True)
         self.mfcc = cell(1, dims.hidden, num_layers=dims.layers, batch_first=True)
-        self.fc = nn.Sequential(nn.Linear(2 * dims.hidden, dims.fc), nn.ReLU(),
-                                nn.Linear(dims.fc, dims.n_labels))
+        self.fc = nn.Sequential(nn.Linear(2 * dims.hidden, dims.fc), nn.ReLU(), nn.Linear(dims.fc, dims.n_labels))
         self.register_buffer("mel_mean", torch.zeros(128))
         self.register_buffer("mel_std", torch.ones(128))
         self.register_buffer("mfcc_mean", torch.zeros(20))
@@ -238,13 +257,14 @@ class SeedRNN(nn.Module):
 @dataclass
 class HeadDims:
     """A head over a frozen Whisper encoder (sercli.models.head)."""
-    encoder: str = "whisper-base"          # bundled encoder name (sercli.models.ENCODERS)
-    layers: list[int] = field(default_factory=lambda: [3, 4, 5, 6])   # encoder blocks read, 1-based
+
+    encoder: str = "whisper-base"  # bundled encoder name (sercli.models.ENCODERS)
+    layers: list[int] = field(default_factory=lambda: [3, 4, 5, 6])  # encoder blocks read, 1-based
     n_state: int = 512
     n_labels: int = 6
-    hidden: int = 256                      # 0: a linear head
+    hidden: int = 256  # 0: a linear head
     dropout: float = 0.3
-    temperature: float = 1.0               # logits are divided by it (fitted on val)
+    temperature: float = 1.0  # logits are divided by it (fitted on val)
     # True: trained on vectors z-scored per speaker; group_mean / group_std hold the prior
     group_norm: bool = False
     group_prior: float = 1.0
@@ -266,8 +286,13 @@ class WhisperHead(nn.Module):
         self.register_buffer("group_mean", torch.zeros(D if dims.group_norm else 0))
         self.register_buffer("group_std", torch.ones(D if dims.group_norm else 0))
         if H:
-            self.classifier = nn.Sequential(nn.Dropout(dims.dropout), nn.Linear(D, H), nn.GELU(),
-                                            nn.Dropout(dims.dropout), nn.Linear(H, dims.n_labels))
+            self.classifier = nn.Sequential(
+                nn.Dropout(dims.dropout),
+                nn.Linear(D, H),
+                nn.GELU(),
+                nn.Dropout(dims.dropout),
+                nn.Linear(H, dims.n_labels),
+            )
         else:
             self.classifier = nn.Sequential(nn.Dropout(dims.dropout), nn.Linear(D, dims.n_labels))
 

@@ -4,6 +4,7 @@ Each bundled file is checked against the sha256 pinned here before it is read (a
 stamps its weights). The files are the package data `sercli.weights` (the repository's
 weights/ folder, mapped there by pyproject.toml).
 """
+
 from __future__ import annotations
 
 from importlib import resources
@@ -35,10 +36,12 @@ REGISTRY: dict[str, tuple[str, str]] = {
 #: Whisper encoders the heads run on: name -> (file in weights/, pinned sha256, blocks in the
 #: file). Written by train/whisper_weights.py from OpenAI's MIT-licensed weights.
 ENCODERS: dict[str, tuple[str, str, int]] = {
-    "whisper-tiny.en": ("whisper-tiny.en-encoder.pt",
-                        "26f15445c3d9e63cdc01bbf591e7b9e8f6923a0909a1f7e991b8f84191319293", 4),
-    "whisper-base": ("whisper-base-encoder.pt",
-                     "c7290a3eca4cd011c0b673aa68d430e58bfefe7464cd14e13fb6ca0f583b43f6", 6),
+    "whisper-tiny.en": (
+        "whisper-tiny.en-encoder.pt",
+        "26f15445c3d9e63cdc01bbf591e7b9e8f6923a0909a1f7e991b8f84191319293",
+        4,
+    ),
+    "whisper-base": ("whisper-base-encoder.pt", "c7290a3eca4cd011c0b673aa68d430e58bfefe7464cd14e13fb6ca0f583b43f6", 6),
 }
 DEFAULT_MODEL = "whisper-tiny"
 FALLBACK_MODEL = "svm"
@@ -60,12 +63,15 @@ def encoder_path(name: str, expected_sha256: str | None = None) -> Path:
     if not path.is_file():
         raise ModelError(f"{path}: encoder weights file not found (reinstall sercli)")
     if expected_sha256 is not None and expected_sha256 != pinned:
-        raise ModelError(f"the model was trained on another {name} encoder (sha256 "
-                         f"{expected_sha256[:12]}…, bundled {pinned[:12]}…)")
+        raise ModelError(
+            f"the model was trained on another {name} encoder (sha256 {expected_sha256[:12]}…, bundled {pinned[:12]}…)"
+        )
     digest = _verified.get(str(path)) or sha256_file(path)
     if digest != pinned:
-        raise ModelError(f"{path}: sha256 {digest[:12]}… does not match the pinned {pinned[:12]}… "
-                         "(corrupted or replaced encoder file)")
+        raise ModelError(
+            f"{path}: sha256 {digest[:12]}… does not match the pinned {pinned[:12]}… "
+            "(corrupted or replaced encoder file)"
+        )
     _verified[str(path)] = digest
     return path
 

@@ -1,5 +1,6 @@
 """Model kinds "seed-cnn" and "seed-rnn": the seed paper's networks (nets.SeedCNN, SeedRNN) on
 the time means of a 128-band log-mel and 20 MFCCs. Torch is imported when one is loaded or run."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,8 +24,9 @@ class SeedModel(Model):
         raise NotImplementedError
 
     @classmethod
-    def from_torch(cls, path: Path, digest: str, name: str, card: dict, blob: dict,
-                   labels: tuple[str, ...]) -> SeedModel:
+    def from_torch(
+        cls, path: Path, digest: str, name: str, card: dict, blob: dict, labels: tuple[str, ...]
+    ) -> SeedModel:
         """The model of a torch file whose config names this class's kind."""
         net = load_state(cls.network(blob["dims"]), blob, labels)
         net.eval()
@@ -36,6 +38,7 @@ class SeedModel(Model):
 
     def _predict(self, feats: list[dict[str, np.ndarray]]) -> np.ndarray:
         import torch
+
         with torch.inference_mode():
             mel = torch.from_numpy(np.stack([f["paper_mel"] for f in feats]).astype(np.float32))
             mfcc = torch.from_numpy(np.stack([f["paper_mfcc"] for f in feats]).astype(np.float32))
@@ -45,21 +48,25 @@ class SeedModel(Model):
 
 class SeedCNNModel(SeedModel):
     """`impl`: nets.SeedCNN, the paper's dual-branch 1-D CNN."""
+
     KINDS = ("seed-cnn",)
 
     @classmethod
     def network(cls, dims: dict):
         from .nets import SeedCNN, SeedCNNDims
+
         return SeedCNN(SeedCNNDims(**dims))
 
 
 class SeedRNNModel(SeedModel):
     """`impl`: nets.SeedRNN, the paper's dual RNN."""
+
     KINDS = ("seed-rnn",)
 
     @classmethod
     def network(cls, dims: dict):
         from .nets import SeedRNN, SeedRNNDims
+
         return SeedRNN(SeedRNNDims(**dims))
 
 

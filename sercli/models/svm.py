@@ -2,6 +2,7 @@
 
 Needs only numpy, so it still works when torch cannot be imported (the fallback model).
 """
+
 from __future__ import annotations
 
 import json
@@ -30,14 +31,28 @@ class NumpySVM:
     prior statistics `group_mean`/`group_std` (training set) and pseudo-count `group_prior`;
     its input must go through group_normalize first (predict_proba does not do it).
     """
+
     ARRAYS = ("mean", "scale", "support_vectors", "dual_coef", "intercept", "n_support")
     GROUP_ARRAYS = ("group_mean", "group_std")
     NORMALIZE = ("none", "group")
 
-    def __init__(self, mean, scale, support_vectors, dual_coef, intercept, n_support,
-                 gamma: float, temperature: float = 1.0, kernel: str = "rbf",
-                 features: str = "summary", normalize: str = "none", group_mean=None,
-                 group_std=None, group_prior: float | None = None):
+    def __init__(
+        self,
+        mean,
+        scale,
+        support_vectors,
+        dual_coef,
+        intercept,
+        n_support,
+        gamma: float,
+        temperature: float = 1.0,
+        kernel: str = "rbf",
+        features: str = "summary",
+        normalize: str = "none",
+        group_mean=None,
+        group_std=None,
+        group_prior: float | None = None,
+    ):
         if kernel not in SVM_KERNELS:
             raise ModelError(f"unsupported SVM kernel {kernel!r} (supported: {', '.join(SVM_KERNELS)})")
         if features not in SVM_FEATURES:
@@ -51,6 +66,7 @@ class NumpySVM:
         self.gamma = float(gamma)
         self.temperature = float(temperature)
         from ..normalize import GROUP_PRIOR
+
         if normalize not in self.NORMALIZE:
             raise ModelError(f"unknown SVM normalisation {normalize!r} (known: {', '.join(self.NORMALIZE)})")
         if normalize == "group" and (group_mean is None or group_std is None):
@@ -62,9 +78,18 @@ class NumpySVM:
 
     @classmethod
     def from_sklearn(cls, scaler, svc, temperature: float = 1.0, features: str = "summary") -> NumpySVM:
-        return cls(scaler.mean_, scaler.scale_, svc.support_vectors_, svc.dual_coef_,
-                   svc.intercept_, svc.n_support_, float(getattr(svc, "_gamma", 0.0)), temperature,
-                   kernel=svc.kernel, features=features)
+        return cls(
+            scaler.mean_,
+            scaler.scale_,
+            svc.support_vectors_,
+            svc.dual_coef_,
+            svc.intercept_,
+            svc.n_support_,
+            float(getattr(svc, "_gamma", 0.0)),
+            temperature,
+            kernel=svc.kernel,
+            features=features,
+        )
 
     @property
     def needs(self) -> tuple[str, ...]:
@@ -77,12 +102,18 @@ class NumpySVM:
     def kernel_matrix(self, Z: np.ndarray) -> np.ndarray:
         if self.kernel == "linear":
             return Z @ self.sv.T
-        d2 = (Z ** 2).sum(1)[:, None] + (self.sv ** 2).sum(1)[None, :] - 2 * Z @ self.sv.T
+        d2 = (Z**2).sum(1)[:, None] + (self.sv**2).sum(1)[None, :] - 2 * Z @ self.sv.T
         return np.exp(-self.gamma * np.maximum(d2, 0))
 
     def arrays(self) -> dict[str, np.ndarray]:
-        out = {"mean": self.mean, "scale": self.scale, "support_vectors": self.sv,
-               "dual_coef": self.dual_coef, "intercept": self.intercept, "n_support": self.n_support}
+        out = {
+            "mean": self.mean,
+            "scale": self.scale,
+            "support_vectors": self.sv,
+            "dual_coef": self.dual_coef,
+            "intercept": self.intercept,
+            "n_support": self.n_support,
+        }
         if self.normalize == "group":
             out.update(group_mean=self.group_mean, group_std=self.group_std)
         return out
@@ -95,10 +126,10 @@ class NumpySVM:
         training distribution (mean + scale * z), so its own scaler sees the z-scores.
         """
         from ..normalize import normalize_groups
+
         if self.normalize == "group":
             return normalize_groups(X, groups, self.group_mean, self.group_std, self.group_prior)
-        return self.mean + self.scale * normalize_groups(X, groups, self.mean, self.scale,
-                                                         self.group_prior)
+        return self.mean + self.scale * normalize_groups(X, groups, self.mean, self.scale, self.group_prior)
 
     def decision_ovo(self, X: np.ndarray) -> np.ndarray:
         Z = (np.asarray(X, np.float64) - self.mean) / self.scale
@@ -109,8 +140,7 @@ class NumpySVM:
         for i in range(n_class):
             for j in range(i + 1, n_class):
                 si, sj = slice(starts[i], starts[i + 1]), slice(starts[j], starts[j + 1])
-                val = (K[:, si] @ self.dual_coef[j - 1, si] + K[:, sj] @ self.dual_coef[i, sj]
-                       + self.intercept[k])
+                val = K[:, si] @ self.dual_coef[j - 1, si] + K[:, sj] @ self.dual_coef[i, sj] + self.intercept[k]
                 out.append(val)
                 k += 1
         return np.stack(out, axis=1)
@@ -138,9 +168,8 @@ class NumpySVM:
 
 
 def save_svm(path: str | os.PathLike, svm: NumpySVM, config: dict) -> None:
-    cfg = {**config, "gamma": svm.gamma, "temperature": svm.temperature, "kernel": svm.kernel,
-           "features": svm.features}
-    if svm.normalize != "none":      # plain SVM files stay byte-identical to earlier ones
+    cfg = {**config, "gamma": svm.gamma, "temperature": svm.temperature, "kernel": svm.kernel, "features": svm.features}
+    if svm.normalize != "none":  # plain SVM files stay byte-identical to earlier ones
         cfg.update(normalize=svm.normalize, group_prior=svm.group_prior)
     with open(path, "wb") as f:
         np.savez(f, **svm.arrays(), config=np.frombuffer(json.dumps(cfg).encode(), dtype=np.uint8))
@@ -164,18 +193,25 @@ def check_svm(cfg: dict, arrays: dict[str, np.ndarray]) -> tuple[str, ...]:
             raise Invalid(f"array {k} must hold finite numbers")
     from ..constants import N_MELS, N_MFCC
     from ..features import SUMMARY_DIM
+
     dim = {"summary": SUMMARY_DIM, "paper": N_MELS + N_MFCC}.get(cfg.get("features", "summary"))
     C = len(labels)
     scale, sv = arrays["scale"], arrays["support_vectors"]
     n_support = arrays["n_support"]
     S = sv.shape[0] if sv.ndim == 2 else -1
-    want = {"mean": (dim,), "scale": (dim,), "support_vectors": (S, dim), "n_support": (C,),
-            "dual_coef": (C - 1, S), "intercept": (C * (C - 1) // 2,),
-            "group_mean": (dim,), "group_std": (dim,)}
+    want = {
+        "mean": (dim,),
+        "scale": (dim,),
+        "support_vectors": (S, dim),
+        "n_support": (C,),
+        "dual_coef": (C - 1, S),
+        "intercept": (C * (C - 1) // 2,),
+        "group_mean": (dim,),
+        "group_std": (dim,),
+    }
     for k, a in arrays.items():
         if a.shape != want[k]:
-            raise Invalid(f"array {k} has shape {a.shape}, expected {want[k]} for {C} labels "
-                           f"and {dim} features")
+            raise Invalid(f"array {k} has shape {a.shape}, expected {want[k]} for {C} labels and {dim} features")
     if n_support.dtype.kind not in "iu" or (n_support < 0).any() or int(n_support.sum()) != S:
         raise Invalid(f"n_support must count the {S} support vectors")
     if (scale == 0).any() or ("group_std" in arrays and (arrays["group_std"] <= 0).any()):
@@ -183,10 +219,10 @@ def check_svm(cfg: dict, arrays: dict[str, np.ndarray]) -> tuple[str, ...]:
     return labels
 
 
-
 class SVMModel(Model):
     """An SVM (`impl`: NumpySVM) on one small vector per clip: it takes group normalisation
     whether or not it was trained on it."""
+
     KINDS = ("svm",)
 
     @classmethod
@@ -211,13 +247,18 @@ class SVMModel(Model):
                 if cfg.get("normalize", "none") == "group":
                     arrays.update({k: z[k] for k in NumpySVM.GROUP_ARRAYS})
             labels = check_svm(cfg, arrays)
-            svm = NumpySVM(**arrays, gamma=cfg["gamma"], temperature=cfg.get("temperature", 1.0),
-                           kernel=cfg.get("kernel", "rbf"), features=cfg.get("features", "summary"),
-                           normalize=cfg.get("normalize", "none"), group_prior=cfg.get("group_prior"))
+            svm = NumpySVM(
+                **arrays,
+                gamma=cfg["gamma"],
+                temperature=cfg.get("temperature", 1.0),
+                kernel=cfg.get("kernel", "rbf"),
+                features=cfg.get("features", "summary"),
+                normalize=cfg.get("normalize", "none"),
+                group_prior=cfg.get("group_prior"),
+            )
         except Exception as exc:
             reason = str(exc) if isinstance(exc, (ModelError, Invalid)) else f"{type(exc).__name__}: {exc}"
-            raise ModelError(f"{path}: not a valid sercli SVM file "
-                             f"({' '.join(reason.split())[:200]})") from exc
+            raise ModelError(f"{path}: not a valid sercli SVM file ({' '.join(reason.split())[:200]})") from exc
         return cls(name or path.stem, "svm", labels, str(path), digest, card, svm)
 
     @property
@@ -234,11 +275,11 @@ class SVMModel(Model):
 
     def _predict(self, feats: list[dict[str, np.ndarray]]) -> np.ndarray:
         X = self.impl.inputs(feats)
-        if self.impl.normalize == "group":   # no groups given: each clip is a group of one
+        if self.impl.normalize == "group":  # no groups given: each clip is a group of one
             X = self.impl.group_normalize(X, None)
         return self.impl.predict_proba(X)
 
     def _predict_grouped(self, feats: list[dict[str, np.ndarray]], groups: list) -> np.ndarray:
         X = self.impl.group_normalize(self.impl.inputs(feats), groups)
         # batches bound the kernel matrix (rows x support vectors)
-        return np.concatenate([self.impl.predict_proba(X[s:s + 256]) for s in range(0, len(X), 256)])
+        return np.concatenate([self.impl.predict_proba(X[s : s + 256]) for s in range(0, len(X), 256)])

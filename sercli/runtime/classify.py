@@ -5,6 +5,7 @@ in slices, all files of a run normalised in groups) goes through one gather-pred
 step (_score): the voiced windows of some files go to the model in one call, and each file gets
 its windows' probabilities back and becomes one ClipResult.
 """
+
 from __future__ import annotations
 
 import os
@@ -51,6 +52,7 @@ class Segment:
     silent : bool
         The window is silent and was not scored.
     """
+
     start_s: float
     end_s: float
     label: str | None
@@ -89,6 +91,7 @@ class ClipResult:
     segments : list of Segment or None
         Every window's scores (`segments=True`).
     """
+
     path: str
     label: str | None
     confidence: float | None
@@ -117,6 +120,7 @@ class ClipResult:
 def resolve_model(model: ModelLike = "whisper-tiny", *, warn: Callable[[str], None] | None = None) -> Model:
     """Load a model by name, path or object; the default model falls back to the SVM with a warning."""
     from ..models import DEFAULT_MODEL, FALLBACK_MODEL, Model, load_model
+
     if isinstance(model, Model):
         return model
     try:
@@ -157,8 +161,7 @@ class _TorchThreads:
 Predict = Callable[[list[dict], list[int]], Sequence[np.ndarray]]
 
 
-def _predict_windows(files: Sequence[tuple[Analysed, list[Window]]],
-                     predict: Predict) -> list[dict[int, np.ndarray]]:
+def _predict_windows(files: Sequence[tuple[Analysed, list[Window]]], predict: Predict) -> list[dict[int, np.ndarray]]:
     """Gather the voiced windows of `files` (a file with an error has none), predict them in one
     call, and scatter the rows back: per file, {window index: probabilities (n_labels,)}."""
     feats, where = [], []
@@ -176,20 +179,19 @@ def _predict_windows(files: Sequence[tuple[Analysed, list[Window]]],
     return per_file
 
 
-def _score(m: Model, files: Sequence[tuple[Analysed, list[Window]]], s: Settings,
-           predict: Predict) -> list[ClipResult]:
+def _score(m: Model, files: Sequence[tuple[Analysed, list[Window]]], s: Settings, predict: Predict) -> list[ClipResult]:
     """One ClipResult per file of `files`, in order: the one gather-predict-scatter step."""
     per_file = _predict_windows(files, predict)
-    return [_error_result(m.name, a) if a.error else _result(m, a, wins, pf, s)
-            for (a, wins), pf in zip(files, per_file)]
+    return [
+        _error_result(m.name, a) if a.error else _result(m, a, wins, pf, s) for (a, wins), pf in zip(files, per_file)
+    ]
 
 
 def _round_scores(labels, p) -> dict[str, float]:
     return {lab: round(float(v), 6) for lab, v in zip(labels, p)}
 
 
-def _result(model: Model, a: Analysed, wins: list[Window], probs: dict[int, np.ndarray],
-            s: Settings) -> ClipResult:
+def _result(model: Model, a: Analysed, wins: list[Window], probs: dict[int, np.ndarray], s: Settings) -> ClipResult:
     """A file's result from its windows' probabilities (`probs`: window index -> (n_labels,),
     absent for a silent window): the mean over the voiced windows."""
     info = a.info
@@ -201,44 +203,82 @@ def _result(model: Model, a: Analysed, wins: list[Window], probs: dict[int, np.n
         else:
             voiced.append(p)
             k = int(np.argmax(p))
-            segs.append(Segment(w.start_s, w.end_s, model.labels[k], round(float(p[k]), 6),
-                                _round_scores(model.labels, p)))
-    base = dict(path=a.path, duration_s=round(info.duration_s, 3), sample_rate=info.sample_rate,
-                channels=info.channels, model=model.name)
+            segs.append(
+                Segment(w.start_s, w.end_s, model.labels[k], round(float(p[k]), 6), _round_scores(model.labels, p))
+            )
+    base = dict(
+        path=a.path,
+        duration_s=round(info.duration_s, 3),
+        sample_rate=info.sample_rate,
+        channels=info.channels,
+        model=model.name,
+    )
     if not voiced:
-        return ClipResult(label=None, confidence=None, scores=None, error=silent_error(a.path),
-                          segments=segs if s.segments else None, **base)
+        return ClipResult(
+            label=None,
+            confidence=None,
+            scores=None,
+            error=silent_error(a.path),
+            segments=segs if s.segments else None,
+            **base,
+        )
     if not all(np.isfinite(p).all() for p in voiced):
         # never NaN in a report (JSON has no NaN): say so instead
-        return ClipResult(label=None, confidence=None, scores=None,
-                          error=f"{display_path(a.path)}: the model gave non-finite scores",
-                          **base)
+        return ClipResult(
+            label=None,
+            confidence=None,
+            scores=None,
+            error=f"{display_path(a.path)}: the model gave non-finite scores",
+            **base,
+        )
     mean = np.mean(voiced, axis=0)
     k = int(np.argmax(mean))
     top = None
     if s.top_k:
-        order = np.argsort(-mean, kind="stable")[:s.top_k]
+        order = np.argsort(-mean, kind="stable")[: s.top_k]
         top = [{"label": model.labels[i], "score": round(float(mean[i]), 6)} for i in order]
-    return ClipResult(label=model.labels[k], confidence=round(float(mean[k]), 6),
-                      scores=_round_scores(model.labels, mean), top_k=top,
-                      segments=segs if s.segments else None, **base)
+    return ClipResult(
+        label=model.labels[k],
+        confidence=round(float(mean[k]), 6),
+        scores=_round_scores(model.labels, mean),
+        top_k=top,
+        segments=segs if s.segments else None,
+        **base,
+    )
 
 
 def _error_result(model_name: str, a: Analysed) -> ClipResult:
     info = a.info
-    return ClipResult(path=a.path, label=None, confidence=None, scores=None,
-                      duration_s=round(info.duration_s, 3) if info else None,
-                      sample_rate=info.sample_rate if info else None,
-                      channels=info.channels if info else None, model=model_name, error=a.error)
+    return ClipResult(
+        path=a.path,
+        label=None,
+        confidence=None,
+        scores=None,
+        duration_s=round(info.duration_s, 3) if info else None,
+        sample_rate=info.sample_rate if info else None,
+        channels=info.channels if info else None,
+        model=model_name,
+        error=a.error,
+    )
 
 
-def classify(paths: Iterable[str | os.PathLike], *, model: ModelLike = "whisper-tiny",
-             jobs: int | None = None, window_s: float = DEFAULT_WINDOW_S,
-             overlap: float = WINDOW_OVERLAP, segments: bool = False, top_k: int | None = None,
-             debug: bool = False, warn: Callable[[str], None] | None = None,
-             backend: str = "local", scheduler: str | None = None,
-             normalize_by: str | None = None, speakers: Mapping[str, str] | None = None,
-             started: StartedAnalysis | None = None) -> Iterator[ClipResult]:
+def classify(
+    paths: Iterable[str | os.PathLike],
+    *,
+    model: ModelLike = "whisper-tiny",
+    jobs: int | None = None,
+    window_s: float = DEFAULT_WINDOW_S,
+    overlap: float = WINDOW_OVERLAP,
+    segments: bool = False,
+    top_k: int | None = None,
+    debug: bool = False,
+    warn: Callable[[str], None] | None = None,
+    backend: str = "local",
+    scheduler: str | None = None,
+    normalize_by: str | None = None,
+    speakers: Mapping[str, str] | None = None,
+    started: StartedAnalysis | None = None,
+) -> Iterator[ClipResult]:
     """Classify audio files; yields one ClipResult per path, in input order.
 
     Bad files give a result with `error` set; nothing is raised for them.
@@ -306,8 +346,7 @@ def classify(paths: Iterable[str | os.PathLike], *, model: ModelLike = "whisper-
         if started is not None:
             started.close()
         raise
-    s = Settings(needs=tuple(m.needs), window_s=window_s, overlap=overlap, debug=debug,
-                 top_k=top_k, segments=segments)
+    s = Settings(needs=tuple(m.needs), window_s=window_s, overlap=overlap, debug=debug, top_k=top_k, segments=segments)
     client = None
     # The model runs here on one thread, and each worker's BLAS gets one thread (dask's nanny
     # sets that too): no oversubscription, and the same bits whatever --jobs or the backend
@@ -316,7 +355,7 @@ def classify(paths: Iterable[str | os.PathLike], *, model: ModelLike = "whisper-
     if started is not None:
         if backend == "local" and started.serves(paths, jobs, s):
             analysed = started.results
-        else:      # not what this call needs: extract again
+        else:  # not what this call needs: extract again
             started.close()
             started = None
     if started is None:
@@ -325,7 +364,7 @@ def classify(paths: Iterable[str | os.PathLike], *, model: ModelLike = "whisper-
     def predict(feats: list[dict], owners: list[int]) -> np.ndarray:
         return m.predict_proba(feats)
 
-    pending: list[tuple[Analysed, list[Window]]] = []   # errors ride along to keep input order
+    pending: list[tuple[Analysed, list[Window]]] = []  # errors ride along to keep input order
 
     def flush() -> Iterator[ClipResult]:
         with cap:
@@ -366,7 +405,7 @@ def _stream_result(m: Model, a: Analysed, s: Settings, predict: Predict) -> Clip
     """
     wins: list[Window] = []
     probs: dict[int, np.ndarray] = {}
-    done = 0            # windows before this index are scored and hold no features any more
+    done = 0  # windows before this index are scored and hold no features any more
 
     def score_slice() -> None:
         nonlocal done
@@ -400,14 +439,16 @@ def _stream_windows(a: Analysed, s: Settings) -> Analysed:
     return Analysed(a.path, a.info, windows=wins)
 
 
-def _classify_grouped(m: Model, analysed: Iterable[Analysed], keys: list[tuple], s: Settings,
-                      warn: Callable[[str], None] | None) -> Iterator[ClipResult]:
+def _classify_grouped(
+    m: Model, analysed: Iterable[Analysed], keys: list[tuple], s: Settings, warn: Callable[[str], None] | None
+) -> Iterator[ClipResult]:
     """Group normalisation in two passes: every file's window features first (the workers'
     answers arrive in input order), then all windows of each group normalised together and
     scored; one result per file, in input order. What is held: a summary vector per window,
     and for a CNN its log-mel as float16 (about 50 kB per 4 s window; the training features
     are float16 too)."""
     from ..normalize import MIN_GROUP_CLIPS
+
     done: list[Analysed] = []
     for a in analysed:
         a = _stream_windows(a, s) if a.error is None and a.stream else a
@@ -421,22 +462,34 @@ def _classify_grouped(m: Model, analysed: Iterable[Analysed], keys: list[tuple],
             clips_per_group[key] += any(w.feats is not None for w in a.windows or [])
     small = [n for n in clips_per_group.values() if 0 < n < MIN_GROUP_CLIPS]
     if warn and small:
-        warn(f"warning: {len(small)} of {len(clips_per_group)} groups have fewer than "
-             f"{MIN_GROUP_CLIPS} clips (smallest: {min(small)}); group normalisation works best "
-             f"with >= {MIN_GROUP_CLIPS} clips of mixed emotions per group: a small group's "
-             "statistics lean on the model's training statistics")
+        warn(
+            f"warning: {len(small)} of {len(clips_per_group)} groups have fewer than "
+            f"{MIN_GROUP_CLIPS} clips (smallest: {min(small)}); group normalisation works best "
+            f"with >= {MIN_GROUP_CLIPS} clips of mixed emotions per group: a small group's "
+            "statistics lean on the model's training statistics"
+        )
 
     def predict(feats: list[dict], owners: list[int]) -> np.ndarray:
         return m.predict_proba_grouped(feats, [keys[i] for i in owners])
+
     yield from _score(m, [(a, a.windows or []) for a in done], s, predict)
 
 
-def classify_file(path: str | os.PathLike, *, model: ModelLike = "whisper-tiny",
-                  window_s: float = DEFAULT_WINDOW_S, overlap: float = WINDOW_OVERLAP,
-                  segments: bool = False, top_k: int | None = None, debug: bool = False,
-                  warn: Callable[[str], None] | None = None, backend: str = "local",
-                  scheduler: str | None = None, normalize_by: str | None = None,
-                  speakers: Mapping[str, str] | None = None) -> ClipResult:
+def classify_file(
+    path: str | os.PathLike,
+    *,
+    model: ModelLike = "whisper-tiny",
+    window_s: float = DEFAULT_WINDOW_S,
+    overlap: float = WINDOW_OVERLAP,
+    segments: bool = False,
+    top_k: int | None = None,
+    debug: bool = False,
+    warn: Callable[[str], None] | None = None,
+    backend: str = "local",
+    scheduler: str | None = None,
+    normalize_by: str | None = None,
+    speakers: Mapping[str, str] | None = None,
+) -> ClipResult:
     """Classify one file, in this process; see `classify`.
 
     Parameters
@@ -453,6 +506,20 @@ def classify_file(path: str | os.PathLike, *, model: ModelLike = "whisper-tiny",
     ClipResult
         The file's prediction, or its `error`.
     """
-    return next(classify([os.fspath(path)], model=model, jobs=1, window_s=window_s, overlap=overlap,
-                         segments=segments, top_k=top_k, debug=debug, warn=warn, backend=backend,
-                         scheduler=scheduler, normalize_by=normalize_by, speakers=speakers))
+    return next(
+        classify(
+            [os.fspath(path)],
+            model=model,
+            jobs=1,
+            window_s=window_s,
+            overlap=overlap,
+            segments=segments,
+            top_k=top_k,
+            debug=debug,
+            warn=warn,
+            backend=backend,
+            scheduler=scheduler,
+            normalize_by=normalize_by,
+            speakers=speakers,
+        )
+    )

@@ -4,6 +4,7 @@ A group is a speaker when one is known (a manifest's speaker column, or a corpus
 else the file's folder. The normalisation itself (statistics shrunk toward the model's training
 statistics) is in sercli.normalize, which the models and training use too.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,6 +36,7 @@ def group_keys(paths: list[str], by: str, speakers: Mapping[str, str] | None = N
     (RAVDESS, CREMA-D, TESS, SAVEE, EmoDB, JL-Corpus naming), else the parent folder.
     """
     from ..corpora import parse_name
+
     _check_grouping(by)
     out = []
     for p in paths:
@@ -55,34 +57,43 @@ def clip_groups(clips: list[Clip], by: str) -> list[tuple]:
     the clip's corpus:speaker (from its file name or a manifest's speaker column), else its
     folder; "folder" is the file's parent folder."""
     _check_grouping(by)
-    return [("speaker", c.speaker_key) if by == "speaker" and c.speaker is not None else _folder(c.path)
-            for c in clips]
+    return [("speaker", c.speaker_key) if by == "speaker" and c.speaker is not None else _folder(c.path) for c in clips]
 
 
 def check_group_support(m) -> None:
     """A one-line SercliError when model `m` cannot take group-normalised input."""
     if not m.supports_group_norm:
         from ..models import group_models
+
         best, *rest = group_models() or ["cnn-spk-ens"]
-        raise SercliError(f"--normalize-by needs a model trained for it: use --model {best}"
-                          + (f" (or {', '.join(rest)})" if rest else "")
-                          + f"; model {m.name} ({m.kind}) was trained on single clips")
+        raise SercliError(
+            f"--normalize-by needs a model trained for it: use --model {best}"
+            + (f" (or {', '.join(rest)})" if rest else "")
+            + f"; model {m.name} ({m.kind}) was trained on single clips"
+        )
 
 
-def group_setup(m, paths: list[str], normalize_by: str | None,
-                speakers: Mapping[str, str] | None = None,
-                warn: Callable[[str], None] | None = None) -> list[tuple] | None:
+def group_setup(
+    m,
+    paths: list[str],
+    normalize_by: str | None,
+    speakers: Mapping[str, str] | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> list[tuple] | None:
     """classify's group keys (None: no group normalisation), after checking the model takes it."""
     from ..normalize import MIN_GROUP_CLIPS, NORMALIZE_BY
+
     by = normalize_by or "none"
     if by not in NORMALIZE_BY:
         raise SercliError(f"unknown normalize_by {by!r} (choose {', '.join(NORMALIZE_BY)})")
     if by == "none":
         if warn and m.group_trained:
-            warn(f"warning: model {m.name} was trained on features normalised per speaker; "
-                 "without --normalize-by each clip is normalised alone with its training "
-                 f"statistics, which scores lower: add --normalize-by speaker (or folder) for "
-                 f"batches of >= {MIN_GROUP_CLIPS} clips per speaker")
+            warn(
+                f"warning: model {m.name} was trained on features normalised per speaker; "
+                "without --normalize-by each clip is normalised alone with its training "
+                f"statistics, which scores lower: add --normalize-by speaker (or folder) for "
+                f"batches of >= {MIN_GROUP_CLIPS} clips per speaker"
+            )
         return None
     check_group_support(m)
     return group_keys(paths, by, speakers)

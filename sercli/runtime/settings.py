@@ -1,4 +1,5 @@
 """What one classify run is asked for, as one frozen object handed down to every helper."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ class Settings:
     segments : bool
         Also report every window's scores.
     """
+
     needs: tuple[str, ...] = ()
     window_s: float = DEFAULT_WINDOW_S
     overlap: float = WINDOW_OVERLAP
@@ -35,5 +37,9 @@ class Settings:
     def analyses_alike(self, other: Settings) -> bool:
         """Whether the window features of `other` serve this run (same windows and debug, at
         least the features this run needs)."""
-        return (self.window_s == other.window_s and self.overlap == other.overlap
-                and self.debug == other.debug and set(self.needs) <= set(other.needs))
+        return (
+            self.window_s == other.window_s
+            and self.overlap == other.overlap
+            and self.debug == other.debug
+            and set(self.needs) <= set(other.needs)
+        )

@@ -3,6 +3,7 @@
 analyse_file is what a worker runs for each file; a recording longer than LONG_FILE_S is not
 held in a worker but streamed window by window (iter_windows) in the main process.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,7 +19,7 @@ from ..silence import REASON as SILENT_REASON
 from ..silence import is_silent
 from ..threads import one_blas_thread
 
-LONG_FILE_S = 600.0   # longer files are streamed in the main process instead of a worker
+LONG_FILE_S = 600.0  # longer files are streamed in the main process instead of a worker
 
 
 def window_starts(duration_s: float, window_s: float, overlap: float) -> list[float]:
@@ -36,14 +37,16 @@ def window_starts(duration_s: float, window_s: float, overlap: float) -> list[fl
 class Window:
     """One window of a recording: its span, and its features unless it is silent (`feats` maps a
     feature name to its array, e.g. "logmel" (n_mels, frames), "summary" (dims,))."""
+
     start_s: float
     end_s: float
     silent: bool
     feats: dict[str, np.ndarray] | None
 
 
-def iter_windows(path: str, info: AudioInfo, needs: tuple[str, ...], *, window_s: float,
-                 overlap: float) -> Iterator[Window]:
+def iter_windows(
+    path: str, info: AudioInfo, needs: tuple[str, ...], *, window_s: float, overlap: float
+) -> Iterator[Window]:
     """Stream the windows of one file with their features; memory O(window + block)."""
     duration = info.duration_s
     starts = window_starts(duration, window_s, overlap)
@@ -55,7 +58,7 @@ def iter_windows(path: str, info: AudioInfo, needs: tuple[str, ...], *, window_s
     win = int(round(window_s * SAMPLE_RATE))
     _, blocks = iter_blocks(path, block_seconds=max(30.0, 2 * window_s))
     buf = np.zeros(0, np.float32)
-    buf_start = 0          # sample index of buf[0]
+    buf_start = 0  # sample index of buf[0]
     exhausted = False
     try:
         for i, s in enumerate(starts):
@@ -65,7 +68,7 @@ def iter_windows(path: str, info: AudioInfo, needs: tuple[str, ...], *, window_s
                     buf = np.concatenate([buf, next(blocks)])
                 except StopIteration:
                     exhausted = True
-            seg = buf[a - buf_start:a - buf_start + win]
+            seg = buf[a - buf_start : a - buf_start + win]
             if seg.size == 0:
                 if i == 0:
                     _check_decoded(path, buf_start + len(buf), duration)
@@ -75,23 +78,24 @@ def iter_windows(path: str, info: AudioInfo, needs: tuple[str, ...], *, window_s
             drop = max(0, min(nxt - buf_start, len(buf)))
             buf, buf_start = buf[drop:], buf_start + drop
     finally:
-        blocks.close()     # closes the file now, also when the consumer stops early
+        blocks.close()  # closes the file now, also when the consumer stops early
 
 
 def _check_decoded(path: str, n: int, header_s: float) -> None:
     """A header can promise more than the file holds (truncated or corrupt data)."""
     if n == 0:
-        raise AudioError(f"{display_path(path)}: no audio samples could be decoded "
-                         f"(header says {header_s:.3f} s)")
+        raise AudioError(f"{display_path(path)}: no audio samples could be decoded (header says {header_s:.3f} s)")
     if n < MIN_DURATION_S * SAMPLE_RATE:
-        raise AudioError(f"{display_path(path)}: too short: {n / SAMPLE_RATE:.3f} s decoded "
-                         f"(minimum {MIN_DURATION_S} s)")
+        raise AudioError(
+            f"{display_path(path)}: too short: {n / SAMPLE_RATE:.3f} s decoded (minimum {MIN_DURATION_S} s)"
+        )
 
 
 def _window(y: np.ndarray, start: float, end: float, needs) -> Window:
     from ..dataset import clip_features
     from ..features import remove_dc
-    y = remove_dc(y)      # a DC offset is not sound: it must not make silence look loud
+
+    y = remove_dc(y)  # a DC offset is not sound: it must not make silence look loud
     if is_silent(y):
         return Window(round(start, 3), round(end, 3), True, None)
     return Window(round(start, 3), round(end, 3), False, clip_features(y, needs) if needs else {})
@@ -100,15 +104,15 @@ def _window(y: np.ndarray, start: float, end: float, needs) -> Window:
 @dataclass
 class Analysed:
     """A worker's answer for one file: header facts and window features, or an error."""
+
     path: str
     info: AudioInfo | None = None
     windows: list[Window] | None = None
-    stream: bool = False         # too long for a worker: the main process streams it
+    stream: bool = False  # too long for a worker: the main process streams it
     error: str | None = None
 
 
-def refusal(path: str, window_s: float = DEFAULT_WINDOW_S,
-            overlap: float = WINDOW_OVERLAP) -> str | None:
+def refusal(path: str, window_s: float = DEFAULT_WINDOW_S, overlap: float = WINDOW_OVERLAP) -> str | None:
     """The error row `classify` would give `path` for its audio (undecodable, too short,
     silent: the same rule, silence.is_silent on each window), or None when it would classify
     it. `evaluate` uses it, so that the two commands refuse the same clips."""
@@ -117,8 +121,7 @@ def refusal(path: str, window_s: float = DEFAULT_WINDOW_S,
         if a.error:
             return a.error
         try:
-            wins = a.windows if not a.stream else iter_windows(path, a.info, (), window_s=window_s,
-                                                                overlap=overlap)
+            wins = a.windows if not a.stream else iter_windows(path, a.info, (), window_s=window_s, overlap=overlap)
             if all(w.silent for w in wins):
                 return silent_error(path)
         except Exception as exc:
@@ -126,8 +129,9 @@ def refusal(path: str, window_s: float = DEFAULT_WINDOW_S,
     return None
 
 
-def analyse_file(path: str, needs: tuple[str, ...], window_s: float, overlap: float,
-                 debug: bool = False, cwd: str | None = None) -> Analysed:
+def analyse_file(
+    path: str, needs: tuple[str, ...], window_s: float, overlap: float, debug: bool = False, cwd: str | None = None
+) -> Analysed:
     """Decode one file and compute its window features (runs in a joblib worker).
 
     `cwd` is the caller's working folder: a relative `path` is read from there, since a reused
@@ -142,12 +146,12 @@ def analyse_file(path: str, needs: tuple[str, ...], window_s: float, overlap: fl
         if info.frames == 0:
             return Analysed(path, info, error=f"{shown}: no audio samples (empty audio data)")
         if info.duration_s < MIN_DURATION_S:
-            return Analysed(path, info, error=f"{shown}: too short: {info.duration_s:.3f} s "
-                                              f"(minimum {MIN_DURATION_S} s)")
+            return Analysed(
+                path, info, error=f"{shown}: too short: {info.duration_s:.3f} s (minimum {MIN_DURATION_S} s)"
+            )
         if info.duration_s > LONG_FILE_S:
             return Analysed(path, info, stream=True)
-        return Analysed(path, info, windows=list(iter_windows(src, info, needs, window_s=window_s,
-                                                              overlap=overlap)))
+        return Analysed(path, info, windows=list(iter_windows(src, info, needs, window_s=window_s, overlap=overlap)))
     except Exception as exc:  # no failure of one file may stop the batch
         return Analysed(path, info, error=file_error(path, exc, debug, src))
 
@@ -164,7 +168,7 @@ def file_error(path: str, exc: Exception, debug: bool, src: str | None = None) -
         msg = " ".join(str(exc).split())
         opened = display_path(src) + ": " if src else ""
         if src and src != path and msg.startswith(opened):
-            msg = f"{display_path(path)}: {msg[len(opened):]}"
+            msg = f"{display_path(path)}: {msg[len(opened) :]}"
         return msg
     if isinstance(exc, MemoryError):
         # one huge file (say, many channels at a high rate) must not stop the batch

@@ -6,6 +6,7 @@ waiting for the model stay bounded. A worker that dies (the OOM killer) costs it
 row, not the run. The CLI starts the extraction before it loads a bundled model
 (start_analysis), so that the workers are busy while torch is imported.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,7 +20,7 @@ from .settings import Settings
 from .windows import Analysed, analyse_file
 
 BACKENDS = ("local", "dask")
-DASK_CONNECT_TIMEOUT_S = 10      # how long to try to reach a dask scheduler
+DASK_CONNECT_TIMEOUT_S = 10  # how long to try to reach a dask scheduler
 
 
 def default_jobs() -> int:
@@ -41,8 +42,7 @@ def _analyse_here(path: str, settings: Settings) -> Analysed:
         return _analyse(path, settings)
 
 
-def _analyse_in_worker(path: str, settings: Settings, cwd: str, caller_pid: int,
-                       spool: str | None = None):
+def _analyse_in_worker(path: str, settings: Settings, cwd: str, caller_pid: int, spool: str | None = None):
     """analyse_file in a worker process, which leaves Ctrl-C to the main process.
 
     A terminal's Ctrl-C reaches the whole process group; a worker dying mid-task could leave
@@ -52,6 +52,7 @@ def _analyse_in_worker(path: str, settings: Settings, cwd: str, caller_pid: int,
     """
     import signal
     import threading
+
     if os.getpid() != caller_pid:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -81,6 +82,7 @@ class _Spooled:
     def put(a: Analysed, spool: str) -> _Spooled:
         import pickle
         import tempfile
+
         fd, name = tempfile.mkstemp(dir=spool, suffix=".part")
         with os.fdopen(fd, "wb") as f:
             pickle.dump(a, f, protocol=pickle.HIGHEST_PROTOCOL)
@@ -92,9 +94,10 @@ class _Spooled:
         if not isinstance(x, _Spooled):
             return x
         import pickle
+
         try:
             with open(x.file, "rb") as f:
-                return pickle.load(f)     # written by this run's own worker, a moment ago
+                return pickle.load(f)  # written by this run's own worker, a moment ago
         finally:
             try:
                 os.unlink(x.file)
@@ -102,7 +105,7 @@ class _Spooled:
                 pass
 
 
-_booting = None     # the thread of start_workers(), joined before the workers are used
+_booting = None  # the thread of start_workers(), joined before the workers are used
 
 
 _malloc_tuned = False
@@ -123,6 +126,7 @@ def tune_malloc() -> None:
     _malloc_tuned = True
     try:
         import ctypes
+
         libc = ctypes.CDLL(None)
         mallopt = libc.mallopt
     except (OSError, AttributeError):
@@ -140,6 +144,7 @@ def _boot_worker() -> int:
     import soxr  # noqa: F401
 
     from .. import features  # noqa: F401
+
     return os.getpid()
 
 
@@ -153,13 +158,15 @@ def start_workers(jobs: int) -> None:
 
     def boot():
         from joblib import Parallel, delayed, parallel_config
+
         try:
             with parallel_config(backend="loky", inner_max_num_threads=1):
                 Parallel(n_jobs=jobs)(delayed(_boot_worker)() for _ in range(jobs))
-        except Exception:   # classify() starts its own workers anyway
+        except Exception:  # classify() starts its own workers anyway
             pass
 
     import threading
+
     _booting = threading.Thread(target=boot, name="sercli-start-workers", daemon=True)
     _booting.start()
 
@@ -169,6 +176,7 @@ def kill_workers() -> None:
     included) and drop the pool: after an interrupt, once the report is whole, nothing they
     hold matters, and none may outlive sercli (a worker keeps the caller's pipes open)."""
     import signal
+
     try:
         from joblib.externals.loky import reusable_executor
     except Exception:
@@ -187,7 +195,7 @@ def kill_workers() -> None:
                 pass
         booting = _booting
         if attempt == 0 and booting is not None and booting.is_alive():
-            booting.join(5.0)       # a pool being started now: let it finish, then kill it too
+            booting.join(5.0)  # a pool being started now: let it finish, then kill it too
         else:
             break
 
@@ -203,13 +211,15 @@ def _dask_client(scheduler: str | None):
     """A distributed.Client on an existing cluster, or a one-line SercliError."""
     scheduler = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
     if not scheduler:
-        raise SercliError("the dask backend needs a scheduler address (--scheduler "
-                          "tcp://HOST:8786 or DASK_SCHEDULER_ADDRESS)")
+        raise SercliError(
+            "the dask backend needs a scheduler address (--scheduler tcp://HOST:8786 or DASK_SCHEDULER_ADDRESS)"
+        )
     try:
         from distributed import Client
     except ImportError:
-        raise SercliError("the dask backend needs dask.distributed, which is not installed: "
-                          "pip install 'sercli[dask]'") from None
+        raise SercliError(
+            "the dask backend needs dask.distributed, which is not installed: pip install 'sercli[dask]'"
+        ) from None
     try:
         return Client(scheduler, timeout=f"{DASK_CONNECT_TIMEOUT_S}s")
     except Exception as exc:
@@ -217,63 +227,78 @@ def _dask_client(scheduler: str | None):
         raise SercliError(f"cannot reach the dask scheduler at {scheduler}: {reason}") from None
 
 
-def analysis(paths: list[str], settings: Settings, jobs: int, backend: str = "local",
-             scheduler: str | None = None, warn: Callable[[str], None] | None = None):
+def analysis(
+    paths: list[str],
+    settings: Settings,
+    jobs: int,
+    backend: str = "local",
+    scheduler: str | None = None,
+    warn: Callable[[str], None] | None = None,
+):
     """The Analysed of each path, in order, computed where `backend` and `jobs` say; returns
     (iterator, dask client or None)."""
     if backend != "dask" and jobs == 1:
         return (_analyse_here(p, settings) for p in paths), None
     from joblib import Parallel, delayed, parallel_config
+
     client = None
     if backend == "dask":
         client = _dask_client(scheduler)
         if warn and sum(client.nthreads().values()) < 2:
-            warn(f"warning: the dask cluster at {client.scheduler.address} has "
-                 f"{sum(client.nthreads().values())} worker thread(s); joblib then runs the "
-                 "work in this process")
+            warn(
+                f"warning: the dask cluster at {client.scheduler.address} has "
+                f"{sum(client.nthreads().values())} worker thread(s); joblib then runs the "
+                "work in this process"
+            )
         config, n_jobs = dict(backend="dask"), -1
     else:
         _workers_booted()
         config, n_jobs = dict(backend="loky", inner_max_num_threads=1), jobs
     cwd = os.getcwd()
     spool = None
-    if backend != "dask":       # local workers hand their results over in files (_Spooled)
+    if backend != "dask":  # local workers hand their results over in files (_Spooled)
         import atexit
         import shutil
         import tempfile
+
         spool = tempfile.mkdtemp(prefix="sercli-")
         atexit.register(shutil.rmtree, spool, True)
 
     def run(chunk: list[str]):
         with parallel_config(**config):
-            return Parallel(n_jobs=n_jobs, return_as="generator", batch_size=4,
-                            pre_dispatch="4*n_jobs")(
-                delayed(_analyse_in_worker)(p, settings, cwd, os.getpid(), spool) for p in chunk)
+            return Parallel(n_jobs=n_jobs, return_as="generator", batch_size=4, pre_dispatch="4*n_jobs")(
+                delayed(_analyse_in_worker)(p, settings, cwd, os.getpid(), spool) for p in chunk
+            )
 
-    if backend == "dask":       # dask reschedules the tasks of a worker it loses
+    if backend == "dask":  # dask reschedules the tasks of a worker it loses
         return _two_chunks_ahead(run, _chunked(paths, CHUNK_FILES, CHUNK_BYTES)), client
 
     def run_surviving(chunk: list[str]):
         return _surviving(run(chunk), chunk, run, lambda: _Isolated(settings, cwd, spool))
+
     results = _two_chunks_ahead(run_surviving, _chunked(paths, CHUNK_FILES, CHUNK_BYTES))
 
     def spooled():
         import shutil
+
         try:
             yield from results
         finally:
             shutil.rmtree(spool, ignore_errors=True)
+
     return spooled(), client
 
 
 def _worker_died(exc: BaseException) -> bool:
     """A worker process ended mid-task (killed by the OOM killer or a signal, or crashed)."""
     from concurrent.futures.process import BrokenProcessPool
+
     return isinstance(exc, BrokenProcessPool)
 
 
 def _death_note(exc: BaseException) -> str:
     import re
+
     m = re.search(r"exit codes of the workers are \{([^}]*)\}", str(exc))
     return f" (exit code {m.group(1)})" if m else ""
 
@@ -322,19 +347,22 @@ class _Isolated:
 
     def analyse(self, path: str, note: str = "") -> Analysed:
         from joblib.externals.loky import ProcessPoolExecutor
+
         settings, cwd, spool = self.args
         if self.pool is None:
             self.pool = ProcessPoolExecutor(max_workers=1)
         try:
-            return _Spooled.take(self.pool.submit(_analyse_in_worker, path, settings, cwd,
-                                                  os.getpid(), spool).result())
+            return _Spooled.take(self.pool.submit(_analyse_in_worker, path, settings, cwd, os.getpid(), spool).result())
         except Exception as exc:
             if not _worker_died(exc):
                 raise
             self.close()
-            return Analysed(path, error=f"{display_path(path)}: the worker process analysing it "
-                                        f"died{_death_note(exc) or note} (killed, e.g. for lack of "
-                                        "memory, or crashed)")
+            return Analysed(
+                path,
+                error=f"{display_path(path)}: the worker process analysing it "
+                f"died{_death_note(exc) or note} (killed, e.g. for lack of "
+                "memory, or crashed)",
+            )
 
     def close(self) -> None:
         if self.pool is not None:
@@ -392,23 +420,30 @@ def _two_chunks_ahead(run, chunks: Iterable[list]) -> Iterator[Analysed]:
         finally:
             for gen in (current, following):
                 _close(gen)
+
     return results()
 
 
 def _close(gen) -> None:
     """Stop a joblib generator early, without its warning that finished tasks go unused."""
     import warnings
+
     if gen is None or not hasattr(gen, "close"):
         return
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*(tasks have been successfully executed|"
-                                r"still being processed by the workers)", category=UserWarning)
+        warnings.filterwarnings(
+            "ignore",
+            message=r".*(tasks have been successfully executed|"
+            r"still being processed by the workers)",
+            category=UserWarning,
+        )
         gen.close()
 
 
 @dataclass
 class StartedAnalysis:
     """Decoding and features already running in local workers (start_analysis)."""
+
     paths: list[str]
     jobs: int
     settings: Settings
@@ -422,9 +457,15 @@ class StartedAnalysis:
         _close(self.results)
 
 
-def start_analysis(paths: Iterable[str], needs: tuple[str, ...], *, jobs: int | None = None,
-                   window_s: float = DEFAULT_WINDOW_S, overlap: float = WINDOW_OVERLAP,
-                   debug: bool = False) -> StartedAnalysis | None:
+def start_analysis(
+    paths: Iterable[str],
+    needs: tuple[str, ...],
+    *,
+    jobs: int | None = None,
+    window_s: float = DEFAULT_WINDOW_S,
+    overlap: float = WINDOW_OVERLAP,
+    debug: bool = False,
+) -> StartedAnalysis | None:
     """Start decoding and feature extraction in local workers before the model is loaded, so
     that they work while this process imports torch (about a second; see
     models.needs_before_loading); pass the result to classify(started=...). None when there

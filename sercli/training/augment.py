@@ -1,5 +1,6 @@
 """Feature-domain augmentation of log-mel training clips (F mel bands, T frames of 10 ms, in dB)
 and mixup of batches. What is applied, and how strongly, is the recipe's Augmentation keys."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,10 +37,10 @@ def augment_logmel(m: np.ndarray, rng: np.random.Generator, aug: Augmentation) -
         for _ in range(2):
             w = int(rng.integers(0, 9))
             f0 = int(rng.integers(0, max(1, F_ - w)))
-            m[f0:f0 + w] = fill
+            m[f0 : f0 + w] = fill
             w = int(rng.integers(0, min(25, max(1, T // 8)) + 1))
             t0 = int(rng.integers(0, max(1, T - w)))
-            m[:, t0:t0 + w] = fill
+            m[:, t0 : t0 + w] = fill
     return m
 
 
@@ -58,8 +59,9 @@ def room_and_noise(m: np.ndarray, rng: np.random.Generator, aug: Augmentation) -
     p = 10.0 ** (m.astype(np.float64) / 10.0)
     if do_reverb:
         from scipy.signal import lfilter
+
         a = 10.0 ** (-6.0 * (HOP_LENGTH / SAMPLE_RATE) / rng.uniform(*reverb))
-        tail = lfilter([0.0, 1.0 - a], [1.0, -a], p, axis=1)     # decaying echo of earlier frames
+        tail = lfilter([0.0, 1.0 - a], [1.0, -a], p, axis=1)  # decaying echo of earlier frames
         p = p + tail * 10.0 ** (-rng.uniform(0.0, 10.0) / 10.0)
     if do_noise:
         F_ = m.shape[0]
@@ -80,7 +82,7 @@ def crop(m: np.ndarray, frames: int, rng: np.random.Generator) -> np.ndarray:
     if m.shape[1] <= frames:
         return m
     s = int(rng.integers(0, m.shape[1] - frames + 1))
-    return m[:, s:s + frames]
+    return m[:, s : s + frames]
 
 
 def mix_batch(x, lengths, summary, rng: np.random.Generator, alpha: float):
@@ -88,6 +90,7 @@ def mix_batch(x, lengths, summary, rng: np.random.Generator, alpha: float):
     Returns the blended x, lengths (the longer of each pair), summary (or None), lam and the
     partner index of each row (the loss is blended with the same lam)."""
     import torch
+
     lam, other = float(rng.beta(alpha, alpha)), torch.from_numpy(rng.permutation(len(lengths)))
     x = lam * x + (1 - lam) * x[other]
     summary = lam * summary + (1 - lam) * summary[other] if summary is not None else None

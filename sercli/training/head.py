@@ -4,6 +4,7 @@ Encoder outputs come from sercli.encoded (computed once, cached); each epoch the
 seconds. The epoch kept is the one with the best val UAR (val speakers only), and the softmax
 temperature is fitted on val, so the test speakers are scored once, at the end.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,9 +21,19 @@ from .recipe import HeadRecipe
 from .torch_loop import set_seed
 
 
-def train_head(data: dict[str, tuple[list[Clip], np.ndarray]], labels: list[str], recipe: HeadRecipe,
-               seed: int, epochs: int, threads: int | None, *, n_state: int, encoder_file: str,
-               encoder_sha256: str, log=print):
+def train_head(
+    data: dict[str, tuple[list[Clip], np.ndarray]],
+    labels: list[str],
+    recipe: HeadRecipe,
+    seed: int,
+    epochs: int,
+    threads: int | None,
+    *,
+    n_state: int,
+    encoder_file: str,
+    encoder_sha256: str,
+    log=print,
+):
     """Train a WhisperHead on data[split] = (clips, (n, n_input) pooled vectors of the recipe's
     blocks). The epoch kept is the one with the best val UAR; the temperature is fitted on val.
     Returns (HeadModel, {"history", "best_epoch", "scores": split -> logits})."""
@@ -32,15 +43,23 @@ def train_head(data: dict[str, tuple[list[Clip], np.ndarray]], labels: list[str]
     from ..models import HeadModel
     from ..models.nets import HeadDims, WhisperHead
     from ..normalize import prior_stats
+
     set_seed(seed, threads)
     rng = np.random.default_rng(seed)
     lab = {name: i for i, name in enumerate(labels)}
     tr_clips, V_tr = data["train"]
     y_tr = np.array([lab[c.label] for c in tr_clips])
     group = recipe.normalize == "group"
-    dims = HeadDims(encoder=recipe.encoder, layers=list(recipe.layers), n_state=n_state,
-                    n_labels=len(labels), hidden=recipe.hidden, dropout=recipe.dropout,
-                    group_norm=group, group_prior=recipe.group_prior)
+    dims = HeadDims(
+        encoder=recipe.encoder,
+        layers=list(recipe.layers),
+        n_state=n_state,
+        n_labels=len(labels),
+        hidden=recipe.hidden,
+        dropout=recipe.dropout,
+        group_norm=group,
+        group_prior=recipe.group_prior,
+    )
     net = WhisperHead(dims)
     model = HeadModel(net, encoder_file, encoder_sha256)
     if group:
@@ -76,14 +95,14 @@ def train_head(data: dict[str, tuple[list[Clip], np.ndarray]], labels: list[str]
     X_tr = ref
     for epoch in range(1, epochs + 1):
         t0 = time.time()
-        if group:     # a share of clips normalised alone, so that single clips work too
+        if group:  # a share of clips normalised alone, so that single clips work too
             alone = rng.random(len(y_tr)) < recipe.alone_fraction
             X_tr = np.where(alone[:, None], Z_alone, Z_group)
         net.train()
         perm = rng.permutation(len(y_tr))
         total, correct = 0.0, 0
         for s in range(0, len(perm), recipe.batch_size):
-            idx = perm[s:s + recipe.batch_size]
+            idx = perm[s : s + recipe.batch_size]
             x = torch.from_numpy(X_tr[idx])
             if recipe.input_noise:
                 x = x + recipe.input_noise * net.feat_std * torch.randn_like(x)
@@ -96,16 +115,22 @@ def train_head(data: dict[str, tuple[list[Clip], np.ndarray]], labels: list[str]
             opt.step()
             sched.step()
             total += loss.item() * len(idx)
-        row = {"epoch": epoch, "train_loss": round(total / len(perm), 4),
-               "train_accuracy": round(correct / len(perm), 4), "seconds": round(time.time() - t0, 2)}
+        row = {
+            "epoch": epoch,
+            "train_loss": round(total / len(perm), 4),
+            "train_accuracy": round(correct / len(perm), 4),
+            "seconds": round(time.time() - t0, 2),
+        }
         if has_val:
             m = evaluate(y_val, [labels[i] for i in scores("val").argmax(1)], labels)
             row.update(val_accuracy=round(m["accuracy"], 4), val_uar=round(m["uar"], 4))
             if m["uar"] > best[0]:
                 best = (m["uar"], {k: v.clone() for k, v in net.state_dict().items()}, epoch)
         history.append(row)
-        log(f"epoch {epoch}/{epochs}: loss {row['train_loss']:.4f}"
-            + (f"  val UAR {row['val_uar']:.3f}" if has_val else ""))
+        log(
+            f"epoch {epoch}/{epochs}: loss {row['train_loss']:.4f}"
+            + (f"  val UAR {row['val_uar']:.3f}" if has_val else "")
+        )
     if best[1] is not None:
         net.load_state_dict(best[1])
     net.eval()
@@ -114,23 +139,27 @@ def train_head(data: dict[str, tuple[list[Clip], np.ndarray]], labels: list[str]
     return model, {"history": history, "best_epoch": best[2], "scores": scores}
 
 
-def encode_splits(splits: dict[str, list[Clip]], recipe: HeadRecipe,
-                  job: Job) -> tuple[dict[str, tuple[list[Clip], np.ndarray]], int, list[str]]:
+def encode_splits(
+    splits: dict[str, list[Clip]], recipe: HeadRecipe, job: Job
+) -> tuple[dict[str, tuple[list[Clip], np.ndarray]], int, list[str]]:
     """Encode every split's clips (cached) and pool the recipe's blocks per clip: split ->
     (clips encoded, (n, 2 * n_blocks * n_state) pooled vectors), n_state and the files that failed."""
     from ..encoded import encode_clips
     from ..models import encoder_path, pooled_stats
+
     if job.cache_dir is not None:
         cache = os.path.join(os.fspath(job.cache_dir), "encoded")
     else:
         from ..dataset import default_cache_dir
+
         cache = str(default_cache_dir().parent / "encoded")
     # the blocks up to the highest one asked for are computed anyway: caching them all lets
     # recipes that read other blocks share one cache
     layers = tuple(range(1, max(recipe.layers) + 1))
     order = splits["train"] + splits["val"] + splits["test"]
-    kept, hs, failed = encode_clips(order, encoder_path(recipe.encoder), layers, jobs=job.jobs, cache_dir=cache,
-                                    progress=job.progress)
+    kept, hs, failed = encode_clips(
+        order, encoder_path(recipe.encoder), layers, jobs=job.jobs, cache_dir=cache, progress=job.progress
+    )
     for f in failed:
         log(f"skipped: {f}")
     sel = [layers.index(x) for x in recipe.layers]
@@ -139,24 +168,38 @@ def encode_splits(splits: dict[str, list[Clip]], recipe: HeadRecipe,
     data = {}
     for k, v in splits.items():
         got = [c for c in v if c.path in pos]
-        data[k] = (got, np.stack([pooled_stats(hs[pos[c.path]][sel]) for c in got]) if got
-                   else np.zeros((0, n_in), np.float32))
+        data[k] = (
+            got,
+            np.stack([pooled_stats(hs[pos[c.path]][sel]) for c in got]) if got else np.zeros((0, n_in), np.float32),
+        )
     return data, hs[0].shape[2], failed
 
 
 class HeadTrainer:
     """Trainer of model kind whisper-head: encode (cached), train the head, calibrate on val."""
+
     suffix = ".pt"
 
     def fit(self, recipe: HeadRecipe, splits: dict[str, list[Clip]], job: Job) -> Fitted:
         from ..encoded import ENCODED_SETTINGS, FRAME_POOL
         from ..models import ENCODERS
         from .card import encoder_card
+
         fname, sha, _ = ENCODERS[recipe.encoder]
         data, n_state, failed = encode_splits(splits, recipe, job)
         t_feat = time.time() - job.t_start
-        model, extra = train_head(data, list(recipe.labels), recipe, job.seed, job.epochs, job.threads,
-                                  n_state=n_state, encoder_file=fname, encoder_sha256=sha, log=log)
+        model, extra = train_head(
+            data,
+            list(recipe.labels),
+            recipe,
+            job.seed,
+            job.epochs,
+            job.threads,
+            n_state=n_state,
+            encoder_file=fname,
+            encoder_sha256=sha,
+            log=log,
+        )
         scores = extra["scores"]
         probas = {}
         for part in ("val", "test"):
@@ -164,12 +207,28 @@ class HeadTrainer:
                 z = scores(part) / model.dims.temperature
                 z = np.exp(z - z.max(1, keepdims=True))
                 probas[part] = z / z.sum(1, keepdims=True)
-        features = {"encoder": recipe.encoder, "layers": list(recipe.layers), **ENCODED_SETTINGS,
-                    "frames_per_second": 50 // FRAME_POOL}
-        return Fitted(model=model, save=lambda path, config: save_torch(path, model.net, config),
-                      parts={k: v[0] for k, v in data.items()}, probas=probas, features=features,
-                      failed=failed, t_feat=t_feat, history=extra["history"],
-                      group_normalised=model.dims.group_norm, calibrated=True,
-                      config={"encoder_sha256": model.encoder_sha256},
-                      card={"encoder": encoder_card(model.dims.encoder), "temperature": model.dims.temperature,
-                            "layer_weights": None, "best_epoch": extra["best_epoch"]})
+        features = {
+            "encoder": recipe.encoder,
+            "layers": list(recipe.layers),
+            **ENCODED_SETTINGS,
+            "frames_per_second": 50 // FRAME_POOL,
+        }
+        return Fitted(
+            model=model,
+            save=lambda path, config: save_torch(path, model.net, config),
+            parts={k: v[0] for k, v in data.items()},
+            probas=probas,
+            features=features,
+            failed=failed,
+            t_feat=t_feat,
+            history=extra["history"],
+            group_normalised=model.dims.group_norm,
+            calibrated=True,
+            config={"encoder_sha256": model.encoder_sha256},
+            card={
+                "encoder": encoder_card(model.dims.encoder),
+                "temperature": model.dims.temperature,
+                "layer_weights": None,
+                "best_epoch": extra["best_epoch"],
+            },
+        )

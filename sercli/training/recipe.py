@@ -8,6 +8,7 @@ given as `sercli train --set KEY=VALUE` come last. The model kind (`model = ...`
 recipe type, and so which keys a recipe may hold: a key of another kind, a misspelt key or a
 value of the wrong kind is a one-line RecipeError before any data is read.
 """
+
 from __future__ import annotations
 
 import copy
@@ -29,6 +30,7 @@ from ..normalize import GROUP_PRIOR
 class Rule:
     """A key's constraint: `phrase` completes "KEY must be ..." in the error; `convert` gives
     the typed value (a TOML list becomes a tuple, so that a recipe is immutable)."""
+
     phrase: str
     ok: Callable[[Any], bool]
     convert: Callable[[Any], Any] = lambda v: v
@@ -43,18 +45,25 @@ def _is_number(v: Any) -> bool:
 
 
 def whole(low: int | None = None) -> Rule:
-    return Rule("a whole number" + ("" if low is None else f" >= {low}"),
-                lambda v: _is_int(v) and (low is None or v >= low))
+    return Rule(
+        "a whole number" + ("" if low is None else f" >= {low}"), lambda v: _is_int(v) and (low is None or v >= low)
+    )
 
 
 def number(low: float = 0, *, strict: bool = False, note: str = "") -> Rule:
-    return Rule(f"a number {'>' if strict else '>='} {low:g}{note}",
-                lambda v: _is_number(v) and (v > low if strict else v >= low), float)
+    return Rule(
+        f"a number {'>' if strict else '>='} {low:g}{note}",
+        lambda v: _is_number(v) and (v > low if strict else v >= low),
+        float,
+    )
 
 
 def fraction(*, below_one: bool = False) -> Rule:
-    return Rule(f"a number from 0 to {'below 1' if below_one else '1'}",
-                lambda v: _is_number(v) and 0 <= v and (v < 1 if below_one else v <= 1), float)
+    return Rule(
+        f"a number from 0 to {'below 1' if below_one else '1'}",
+        lambda v: _is_number(v) and 0 <= v and (v < 1 if below_one else v <= 1),
+        float,
+    )
 
 
 def choice(*options: str) -> Rule:
@@ -64,23 +73,40 @@ def choice(*options: str) -> Rule:
 
 def span(*, positive_low: bool) -> Rule:
     """[low, high], two numbers with low <= high (and 0 < low where asked)."""
+
     def ok(v: Any) -> bool:
-        return (isinstance(v, list) and len(v) == 2 and all(_is_number(x) for x in v) and v[0] <= v[1]
-                and (v[0] > 0 or not positive_low))
-    return Rule(f"[low, high]{' with 0 < low' if positive_low else ''} and low <= high", ok,
-                lambda v: (float(v[0]), float(v[1])))
+        return (
+            isinstance(v, list)
+            and len(v) == 2
+            and all(_is_number(x) for x in v)
+            and v[0] <= v[1]
+            and (v[0] > 0 or not positive_low)
+        )
+
+    return Rule(
+        f"[low, high]{' with 0 < low' if positive_low else ''} and low <= high",
+        ok,
+        lambda v: (float(v[0]), float(v[1])),
+    )
 
 
 BOOL = Rule("true or false", lambda v: isinstance(v, bool))
 TEXT = Rule("a string", lambda v: isinstance(v, str))
 NAME = Rule("a non-empty string", lambda v: isinstance(v, str) and v != "")
-NAMES = Rule("two or more distinct names",
-             lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v) and len(set(v)) == len(v) >= 2,
-             tuple)
-WHOLES = Rule("a list of whole numbers >= 1", lambda v: isinstance(v, list) and v != []
-              and all(_is_int(x) and x >= 1 for x in v), tuple)
-PROTOCOL = Rule('"speaker", "paper" or "loco:<corpus>"', lambda v: isinstance(v, str) and (
-    v in ("speaker", "paper") or (v.startswith("loco:") and len(v) > len("loco:"))))
+NAMES = Rule(
+    "two or more distinct names",
+    lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v) and len(set(v)) == len(v) >= 2,
+    tuple,
+)
+WHOLES = Rule(
+    "a list of whole numbers >= 1",
+    lambda v: isinstance(v, list) and v != [] and all(_is_int(x) and x >= 1 for x in v),
+    tuple,
+)
+PROTOCOL = Rule(
+    '"speaker", "paper" or "loco:<corpus>"',
+    lambda v: isinstance(v, str) and (v in ("speaker", "paper") or (v.startswith("loco:") and len(v) > len("loco:"))),
+)
 GAMMA = Rule('"scale", "auto" or a number > 0', lambda v: v in ("scale", "auto") or (_is_number(v) and v > 0))
 
 
@@ -95,12 +121,17 @@ def key(default: Any, rule: Rule | None, doc: str = "") -> Any:
 @dataclass(frozen=True, kw_only=True)
 class Recipe:
     """The keys every recipe has. A subclass per model kind adds that kind's keys."""
+
     kind: ClassVar[str] = ""
     name: str = key("", NAME, "the recipe's name: the weights are NAME.pt or NAME.npz")
     description: str = key("", TEXT, "prose for the model card")
     model: str = key("", TEXT, "the model kind, which picks the recipe type")
-    protocol: str = key("speaker", PROTOCOL, "speaker (canonical speakers.csv split), paper (the seed "
-                        "paper's random 70/15/15) or loco:<corpus> (leave that corpus out)")
+    protocol: str = key(
+        "speaker",
+        PROTOCOL,
+        "speaker (canonical speakers.csv split), paper (the seed "
+        "paper's random 70/15/15) or loco:<corpus> (leave that corpus out)",
+    )
     labels: tuple[str, ...] = key((), NAMES, "the classes, in output order")
     epochs: int = key(1, whole(1), "training epochs (sercli train --epochs overrides)")
     seed: int = key(0, whole(), "random seed (sercli train --seed overrides)")
@@ -124,6 +155,7 @@ class Recipe:
 @dataclass(frozen=True, kw_only=True)
 class SVMRecipe(Recipe):
     """An SVM on utterance summary vectors (or the seed paper's inputs); numpy at inference."""
+
     kind: ClassVar[str] = "svm"
     features: str = key("summary", choice("summary", "paper"), "summary vectors or the paper's mean log-mel + MFCC")
     kernel: str = key("rbf", choice("rbf", "linear"))
@@ -137,6 +169,7 @@ class SVMRecipe(Recipe):
 @dataclass(frozen=True, kw_only=True)
 class TorchRecipe(Recipe):
     """Keys of every net trained by sercli.training.torch_loop."""
+
     batch_size: int = key(64, whole(1))
     lr: float = key(2e-3, number(0, strict=True), "peak learning rate of the one-cycle schedule")
     weight_decay: float = key(1e-4, number(0))
@@ -147,12 +180,14 @@ class TorchRecipe(Recipe):
 @dataclass(frozen=True, kw_only=True)
 class SeedCNNRecipe(TorchRecipe):
     """The seed paper's dual-branch 1-D CNN on its time-averaged inputs."""
+
     kind: ClassVar[str] = "seed-cnn"
 
 
 @dataclass(frozen=True, kw_only=True)
 class SeedRNNRecipe(TorchRecipe):
     """The seed paper's dual RNN."""
+
     kind: ClassVar[str] = "seed-rnn"
     hidden: int = key(64, whole(1))
     layers: int = key(2, whole(1))
@@ -163,6 +198,7 @@ class SeedRNNRecipe(TorchRecipe):
 @dataclass(frozen=True, kw_only=True)
 class Augmentation:
     """Feature-domain augmentation of a CNN's training log-mels (sercli.training.augment)."""
+
     speed_perturb: float = key(0.0, fraction(below_one=True), "time stretch by up to +-this share")
     pitch_shift_bins: int = key(0, whole(0), "shift by up to +-this many mel bands")
     specaugment: bool = key(False, BOOL, "two band and two time masks")
@@ -175,6 +211,7 @@ class Augmentation:
 @dataclass(frozen=True, kw_only=True)
 class CNNRecipe(Augmentation, TorchRecipe):
     """sercli's 2-D CNN on log-mel frames (sercli.nets.EmotionCNN)."""
+
     kind: ClassVar[str] = "cnn"
     channels: tuple[int, ...] = key((32, 64, 128, 128), WHOLES, "channels of each convolution block")
     convs_per_block: int = key(1, whole(1))
@@ -189,13 +226,17 @@ class CNNRecipe(Augmentation, TorchRecipe):
     single_clip_prob: float = key(0.0, fraction(), "share of clips normalised alone under normalize = group")
     crop_frames: int = key(300, whole(1), "random crop of each training clip, in frames")
     mixup: float = key(0.0, number(0, note=" (the Beta alpha)"), "0: no mixup")
-    corpus_adversary: float = key(0.0, number(0, note=" (the weight of the corpus adversary's loss)"),
-                                  "0: none; else a gradient-reversed corpus classifier")
+    corpus_adversary: float = key(
+        0.0,
+        number(0, note=" (the weight of the corpus adversary's loss)"),
+        "0: none; else a gradient-reversed corpus classifier",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
 class HeadRecipe(Recipe):
     """An MLP head over cached Whisper encoder blocks (sercli.training.head)."""
+
     kind: ClassVar[str] = "whisper-head"
     encoder: str = key("whisper-base", None, "a bundled encoder (sercli.models.ENCODERS)")
     layers: tuple[int, ...] = key((3, 4, 5, 6), None, "the encoder blocks read, 1-based")
@@ -213,21 +254,28 @@ class HeadRecipe(Recipe):
     @classmethod
     def check_raw(cls, name: str, raw: Mapping[str, Any]) -> dict[str, Any]:
         from ..models import ENCODERS
+
         encoder = raw.get("encoder", cls.__dataclass_fields__["encoder"].default)
         if encoder not in ENCODERS:
             raise RecipeError(f"recipe {name}: encoder must be one of {', '.join(ENCODERS)}, got {encoder!r}")
         n_layer = ENCODERS[encoder][2]
         layers = raw.get("layers", list(cls.__dataclass_fields__["layers"].default))
-        if (not isinstance(layers, list) or not layers or len(set(layers)) != len(layers)
-                or not all(_is_int(x) and 1 <= x <= n_layer for x in layers)):
-            raise RecipeError(f"recipe {name}: layers must be a list of distinct encoder blocks from 1 to "
-                              f"{n_layer}, got {layers!r}")
+        if (
+            not isinstance(layers, list)
+            or not layers
+            or len(set(layers)) != len(layers)
+            or not all(_is_int(x) and 1 <= x <= n_layer for x in layers)
+        ):
+            raise RecipeError(
+                f"recipe {name}: layers must be a list of distinct encoder blocks from 1 to {n_layer}, got {layers!r}"
+            )
         return {"encoder": encoder, "layers": tuple(layers)}
 
 
 #: model kind (the recipe's `model`) -> its recipe type
-RECIPE_TYPES: dict[str, type[Recipe]] = {t.kind: t for t in (CNNRecipe, SVMRecipe, SeedCNNRecipe, SeedRNNRecipe,
-                                                              HeadRecipe)}
+RECIPE_TYPES: dict[str, type[Recipe]] = {
+    t.kind: t for t in (CNNRecipe, SVMRecipe, SeedCNNRecipe, SeedRNNRecipe, HeadRecipe)
+}
 
 
 def build_recipe(raw: Mapping[str, Any]) -> Recipe:
@@ -273,7 +321,7 @@ def bundled_folder():
 
 def bundled_names() -> list[str]:
     """Names of the bundled (supported) recipes."""
-    return sorted(p.name[:-len(".toml")] for p in bundled_folder().iterdir() if p.name.endswith(".toml"))
+    return sorted(p.name[: -len(".toml")] for p in bundled_folder().iterdir() if p.name.endswith(".toml"))
 
 
 def _locate(name_or_path: str, near: Path | None) -> tuple[str, str, bytes, Path | None] | None:
@@ -300,8 +348,7 @@ def is_recipe(name_or_path: str, folder: Path | None = None) -> bool:
 def _read(name_or_path: str, near: Path | None = None, seen: tuple[str, ...] = ()) -> dict[str, Any]:
     found = _locate(name_or_path, near)
     if found is None:
-        raise RecipeError(f"{name_or_path}: no such recipe (bundled: {', '.join(bundled_names())}; "
-                          "or a .toml file)")
+        raise RecipeError(f"{name_or_path}: no such recipe (bundled: {', '.join(bundled_names())}; or a .toml file)")
     ident, stem, text, folder = found
     if ident in seen:
         raise RecipeError(f"{name_or_path}: recipes extend each other in a loop")
@@ -318,8 +365,7 @@ def _read(name_or_path: str, near: Path | None = None, seen: tuple[str, ...] = (
     return raw
 
 
-def load_recipe(name_or_path: str, overrides: Mapping[str, Any] | None = None, *,
-                folder: Path | None = None) -> Recipe:
+def load_recipe(name_or_path: str, overrides: Mapping[str, Any] | None = None, *, folder: Path | None = None) -> Recipe:
     """A recipe by .toml path or name (a NAME.toml in `folder`, such as a checkout's lab
     train/recipes, or else a bundled one), `extends` resolved, then `overrides` set (as
     `sercli train --set`); checked."""

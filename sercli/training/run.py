@@ -3,6 +3,7 @@
 Test speakers of the canonical split never touch training or model selection: the best epoch
 is picked on the val speakers, and the test speakers are scored once, at the end.
 """
+
 from __future__ import annotations
 
 import os
@@ -37,42 +38,66 @@ def weights_name(recipe: Recipe) -> str:
     return recipe.name + TRAINERS[type(recipe)].suffix
 
 
-def check_data(recipe: Recipe, data: str | os.PathLike, clips: list[Clip],
-               splits: dict[str, list[Clip]]) -> None:
+def check_data(recipe: Recipe, data: str | os.PathLike, clips: list[Clip], splits: dict[str, list[Clip]]) -> None:
     """One-line errors (and warnings) about the data, before any feature is extracted."""
     labels = list(recipe.labels)
     loose = unsplittable([c for c in clips if c.label in labels])
     if loose and recipe.protocol == "speaker":
-        log(f"warning: {loose} clips have no speaker (one folder per label): they are split by file, "
+        log(
+            f"warning: {loose} clips have no speaker (one folder per label): they are split by file, "
             "so val and test hold voices that training heard; a CSV manifest with a speaker column "
-            "gives a speaker-independent split")
+            "gives a speaker-independent split"
+        )
     if not splits["train"]:
         raise CorpusError(f"{data}: no training clips with labels {', '.join(labels)}")
     present = {c.label for c in splits["train"]}
     missing = [lab for lab in labels if lab not in present]
     if missing:
-        raise CorpusError(f"{data}: no training clips of {', '.join(missing)}, which recipe {recipe.name} "
-                          f"predicts; give --recipe a file with extends = \"{recipe.name}\" and the labels "
-                          "your data has (labels = [...])")
-    for part, what in (("val", "nothing is selected or calibrated on val (a CNN keeps its last epoch)"),
-                       ("test", "the card has no test metrics")):
+        raise CorpusError(
+            f"{data}: no training clips of {', '.join(missing)}, which recipe {recipe.name} "
+            f'predicts; give --recipe a file with extends = "{recipe.name}" and the labels '
+            "your data has (labels = [...])"
+        )
+    for part, what in (
+        ("val", "nothing is selected or calibrated on val (a CNN keeps its last epoch)"),
+        ("test", "the card has no test metrics"),
+    ):
         if not splits[part]:
             log(f"warning: no {part} clips in {data} under protocol {recipe.protocol}: {what}")
     corpora = sorted({c.corpus for c in splits["train"]})
     if getattr(recipe, "corpus_adversary", 0.0) and len(corpora) < 2:
-        raise CorpusError(f"recipe {recipe.name}: corpus_adversary needs model cnn and "
-                          f"training clips from two or more corpora (found {', '.join(corpora)})")
+        raise CorpusError(
+            f"recipe {recipe.name}: corpus_adversary needs model cnn and "
+            f"training clips from two or more corpora (found {', '.join(corpora)})"
+        )
 
 
-def run(data: str | os.PathLike, *, recipe: Recipe, out: str | os.PathLike, epochs: int | None = None,
-        jobs: int = -1, seed: int | None = None, threads: int | None = None,
-        cache_dir: str | None = None, command: str = "", progress: bool = True) -> dict:
+def run(
+    data: str | os.PathLike,
+    *,
+    recipe: Recipe,
+    out: str | os.PathLike,
+    epochs: int | None = None,
+    jobs: int = -1,
+    seed: int | None = None,
+    threads: int | None = None,
+    cache_dir: str | None = None,
+    command: str = "",
+    progress: bool = True,
+) -> dict:
     """Train `recipe` on the corpora under `data`; write weights, card and plots to `out`.
     `epochs` and `seed` override the recipe's; returns the model card."""
     t_start = time.time()
-    job = Job(data=data, seed=recipe.seed if seed is None else int(seed),
-              epochs=recipe.epochs if epochs is None else int(epochs), threads=threads, jobs=jobs,
-              cache_dir=cache_dir, progress=progress, t_start=t_start)
+    job = Job(
+        data=data,
+        seed=recipe.seed if seed is None else int(seed),
+        epochs=recipe.epochs if epochs is None else int(epochs),
+        threads=threads,
+        jobs=jobs,
+        cache_dir=cache_dir,
+        progress=progress,
+        t_start=t_start,
+    )
     labels = list(recipe.labels)
     sc = scan(data)
     log(f"found {len(sc.clips)} labelled clips in {data} ({len(sc.unmatched)} unmatched files)")
@@ -86,32 +111,55 @@ def run(data: str | os.PathLike, *, recipe: Recipe, out: str | os.PathLike, epoc
         if not clips:
             continue
         proba = fitted.probas[name]
-        metrics[name] = evaluate([c.label for c in clips], [labels[i] for i in proba.argmax(1)],
-                                 labels, [c.corpus for c in clips])
+        metrics[name] = evaluate(
+            [c.label for c in clips], [labels[i] for i in proba.argmax(1)], labels, [c.corpus for c in clips]
+        )
         if fitted.calibrated:
             from ..calibration import calibration
+
             metrics[name]["calibration"] = calibration(proba, [labels.index(c.label) for c in clips])
-        log(f"{name}: accuracy {metrics[name]['accuracy']:.3f}  UAR {metrics[name]['uar']:.3f}  "
-            f"macro-F1 {metrics[name]['macro_f1']:.3f}  (n={metrics[name]['n']})")
+        log(
+            f"{name}: accuracy {metrics[name]['accuracy']:.3f}  UAR {metrics[name]['uar']:.3f}  "
+            f"macro-F1 {metrics[name]['macro_f1']:.3f}  (n={metrics[name]['n']})"
+        )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     name = recipe.name
     weights = out / weights_name(recipe)
     fitted.save(weights, {"kind": recipe.model, "labels": labels, "recipe": name, **fitted.config})
     from ..models import sha256_file
+
     digest = sha256_file(weights)
     protocol = protocol_description(recipe.protocol, job.seed)
     if fitted.group_normalised:
-        protocol += ("; inputs z-scored per speaker (val / test metrics normalise over each "
-                     "speaker's clips of the split, as --normalize-by speaker does)")
+        protocol += (
+            "; inputs z-scored per speaker (val / test metrics normalise over each "
+            "speaker's clips of the split, as --normalize-by speaker does)"
+        )
     card = {
-        "name": name, "kind": recipe.model, "description": recipe.description,
-        "weights": weights.name, "sha256": digest, "labels": labels, "sample_rate": FEATURE_SETTINGS["sr"],
-        "features": fitted.features, "recipe": recipe.as_dict(), "protocol": protocol,
-        "data": data_summary(fitted.parts), "skipped_files": fitted.failed, "unmatched_files": len(sc.unmatched),
-        "metrics": metrics, "history": fitted.history, "seed": job.seed, "epochs": job.epochs,
-        "threads": threads, "command": command, "sercli_version": __version__,
-        "library_versions": library_versions(), "licence": LICENCE, "intended_use": INTENDED_USE,
+        "name": name,
+        "kind": recipe.model,
+        "description": recipe.description,
+        "weights": weights.name,
+        "sha256": digest,
+        "labels": labels,
+        "sample_rate": FEATURE_SETTINGS["sr"],
+        "features": fitted.features,
+        "recipe": recipe.as_dict(),
+        "protocol": protocol,
+        "data": data_summary(fitted.parts),
+        "skipped_files": fitted.failed,
+        "unmatched_files": len(sc.unmatched),
+        "metrics": metrics,
+        "history": fitted.history,
+        "seed": job.seed,
+        "epochs": job.epochs,
+        "threads": threads,
+        "command": command,
+        "sercli_version": __version__,
+        "library_versions": library_versions(),
+        "licence": LICENCE,
+        "intended_use": INTENDED_USE,
         "caveats": CAVEATS,
         "seconds": {"features": round(fitted.t_feat, 1), "total": round(time.time() - t_start, 1)},
         **fitted.card,

@@ -4,6 +4,7 @@ speaker: the canonical speakers.csv split (speakers it lacks split whole by a ha
 seed paper's random stratified 70/15/15 of its balanced classes; loco:<corpus>: leave that corpus
 out. Test speakers never touch training or model selection.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -13,8 +14,9 @@ from ..dataset import FeatureSet
 from ..errors import CorpusError
 
 
-def make_splits(clips: list[Clip], labels: Sequence[str], protocol: str = "speaker",
-                seed: int = 0) -> dict[str, list[Clip]]:
+def make_splits(
+    clips: list[Clip], labels: Sequence[str], protocol: str = "speaker", seed: int = 0
+) -> dict[str, list[Clip]]:
     """{"train", "val", "test"} -> the clips with one of `labels`, split by `protocol`."""
     labels = tuple(labels)
     clips = [c for c in clips if c.label in labels]
@@ -53,16 +55,26 @@ def protocol_description(protocol: str, seed: int) -> str:
     if protocol == "paper":
         return f"seed paper: 5 classes balanced by downsampling, random stratified 70/15/15, seed {seed}"
     if protocol.startswith("loco:"):
-        return (f"leave one corpus out: test = every clip of {protocol.split(':', 1)[1]}; train / val = "
-                "the canonical train / val speakers of the other corpora; model selection on val")
-    return ("speaker-independent: canonical speakers.csv split; model selection on val speakers; "
-            "test speakers scored once at the end")
+        return (
+            f"leave one corpus out: test = every clip of {protocol.split(':', 1)[1]}; train / val = "
+            "the canonical train / val speakers of the other corpora; model selection on val"
+        )
+    return (
+        "speaker-independent: canonical speakers.csv split; model selection on val speakers; "
+        "test speakers scored once at the end"
+    )
 
 
 def subset(fs: FeatureSet, idx: list[int]) -> FeatureSet:
     """The clips `idx` of a feature set (log-mels, paper vectors and summaries alike)."""
-    return FeatureSet([fs.clips[i] for i in idx], [fs.logmel[i] for i in idx], fs.paper_mel[idx],
-                      fs.paper_mfcc[idx], fs.summary[idx], [])
+    return FeatureSet(
+        [fs.clips[i] for i in idx],
+        [fs.logmel[i] for i in idx],
+        fs.paper_mel[idx],
+        fs.paper_mfcc[idx],
+        fs.summary[idx],
+        [],
+    )
 
 
 def speaker_groups(clips: Sequence[Clip]) -> list[str]:

@@ -1,4 +1,5 @@
 """Training an SVM (recipe model = "svm"): scikit-learn fits it, numpy runs it (NumpySVM)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,6 +30,7 @@ def train_svm(data: dict[str, FeatureSet], labels: list[str], recipe: SVMRecipe,
     """Fit on data["train"]; the softmax temperature is fitted on data["val"] when it has clips."""
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
+
     tr, va = data["train"], data["val"]
     X = svm_inputs(tr, recipe.features)
     y = np.array([labels.index(c.label) for c in tr.clips])
@@ -37,12 +39,18 @@ def train_svm(data: dict[str, FeatureSet], labels: list[str], recipe: SVMRecipe,
         # z-score each training speaker's clips with that speaker's statistics; the prior
         # (mean of speaker means, pooled within-speaker std) is kept for small groups at inference
         from ..normalize import normalize_groups, prior_stats
+
         k = recipe.group_prior
         g_mean, g_std = prior_stats(X, speaker_groups(tr.clips))
         X = normalize_groups(X, speaker_groups(tr.clips), g_mean, g_std, k)
     scaler = StandardScaler().fit(X)
-    svc = SVC(C=recipe.C, gamma=recipe.gamma, kernel=recipe.kernel,
-              class_weight="balanced" if recipe.balanced else None, random_state=seed)
+    svc = SVC(
+        C=recipe.C,
+        gamma=recipe.gamma,
+        kernel=recipe.kernel,
+        class_weight="balanced" if recipe.balanced else None,
+        random_state=seed,
+    )
     svc.fit(scaler.transform(X), y)
     svm = NumpySVM.from_sklearn(scaler, svc, features=recipe.features)
     if group:
@@ -60,9 +68,16 @@ class SVMTrainer:
         labels = list(recipe.labels)
         split_fs, failed, t_feat = summary_features(splits, labels, job)
         svm = train_svm(split_fs, labels, recipe, job.seed)
-        probas = {k: svm.predict_proba(svm_split_inputs(svm, split_fs[k]))
-                  for k in ("val", "test") if split_fs[k].clips}
-        return Fitted(model=svm, save=lambda path, config: save_svm(path, svm, config),
-                      parts={k: v.clips for k, v in split_fs.items()}, probas=probas,
-                      features=FEATURE_SETTINGS, failed=failed, t_feat=t_feat,
-                      group_normalised=svm.normalize == "group")
+        probas = {
+            k: svm.predict_proba(svm_split_inputs(svm, split_fs[k])) for k in ("val", "test") if split_fs[k].clips
+        }
+        return Fitted(
+            model=svm,
+            save=lambda path, config: save_svm(path, svm, config),
+            parts={k: v.clips for k, v in split_fs.items()},
+            probas=probas,
+            features=FEATURE_SETTINGS,
+            failed=failed,
+            t_feat=t_feat,
+            group_normalised=svm.normalize == "group",
+        )
