@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import load_audio
+from .audio import load_audio, resample
+from .constants import SAMPLE_RATE
 from .corpora import Clip
 from .errors import AudioError
 
@@ -59,19 +60,20 @@ def encode_signal(y: np.ndarray, encoder_file: str, layers: tuple[int, ...]) -> 
         return pool_frames(torch.stack([h[0] for h in hs])).to(torch.float16).numpy()
 
 
-def _key(path: str, encoder_sha: str, layers) -> str:
-    h = hashlib.sha256(repr((sorted(ENCODED_SETTINGS.items()), encoder_sha, tuple(layers))).encode())
+def _key(path: str, encoder_sha: str, layers, speed: float = 1.0) -> str:
+    what = (sorted(ENCODED_SETTINGS.items()), encoder_sha, tuple(layers))
+    h = hashlib.sha256(repr(what if speed == 1.0 else (*what, ("speed", speed))).encode())
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
 
 
-def _one(path: str, encoder_file: str, encoder_sha: str, layers, cache_dir: str | None):
+def _one(path: str, encoder_file: str, encoder_sha: str, layers, cache_dir: str | None, speed: float = 1.0):
     try:
         target = None
         if cache_dir:
-            key = _key(path, encoder_sha, layers)
+            key = _key(path, encoder_sha, layers, speed)
             target = Path(cache_dir) / key[:2] / f"{key}.npy"
             if target.exists():
                 return np.load(target, allow_pickle=False)
@@ -79,6 +81,8 @@ def _one(path: str, encoder_file: str, encoder_sha: str, layers, cache_dir: str 
 
         with one_blas_thread():
             y, _ = load_audio(path)
+            if speed != 1.0:  # speed perturbation (tempo and pitch together), for training copies
+                y = resample(y, orig_sr=round(SAMPLE_RATE * speed), target_sr=SAMPLE_RATE)
         h = encode_signal(y, encoder_file, tuple(layers))
         if target is not None:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -98,8 +102,10 @@ def encode_clips(
     jobs: int = -1,
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
+    speed: float = 1.0,
 ) -> tuple[list[Clip], list[np.ndarray], list[str]]:
-    """(kept clips, per-clip (len(layers), frames, n_state) float16 arrays, failures), in order."""
+    """(kept clips, per-clip (len(layers), frames, n_state) float16 arrays, failures), in order.
+    speed != 1 encodes each clip played that much faster (a training augmentation)."""
     from joblib import delayed
 
     from .models import sha256_file
@@ -109,7 +115,7 @@ def encode_clips(
     sha = sha256_file(encoder_file)
     cache = str(cache_dir) if cache_dir is not None else None
     return per_clip(
-        (delayed(_one)(c.path, encoder_file, sha, tuple(layers), cache) for c in clips),
+        (delayed(_one)(c.path, encoder_file, sha, tuple(layers), cache, speed) for c in clips),
         clips,
         jobs=jobs,
         batch_size=8,

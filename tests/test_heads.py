@@ -1,17 +1,21 @@
 """The whisper-head model kind: training writes a calibrated, loadable head; classify and
 evaluate run it; the encoder can run in the main process (--device); bad head files are refused."""
 
+import hashlib
 import json
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 from click.testing import CliRunner
 
 from sercli.calibration import calibration
 from sercli.cli import cli
+from sercli.corpora import Clip
+from sercli.encoded import ENCODED_SETTINGS, _key, encode_clips
 from sercli.errors import ModelError
-from sercli.models import load_file, load_model
+from sercli.models import encoder_path, load_file, load_model, sha256_file
 from sercli.runtime.classify import classify
 
 
@@ -154,3 +158,27 @@ def test_info_names_the_encoder_and_its_licence():
     r = CliRunner().invoke(cli, ["info", "--model", "whisper-tiny", "--format", "json"], catch_exceptions=False)
     card = json.loads(r.stdout)
     assert card["encoder"]["sha256"] == card["encoder"]["sha256"].lower() and len(card["encoder"]["sha256"]) == 64
+
+
+def test_speed_copies_are_shorter_and_cached_apart_from_the_plain_outputs(tmp_path):
+    t = np.arange(32000) / 16000
+    y = (0.3 * np.sin(2 * np.pi * 220 * t * (1 + 0.2 * t))).astype(np.float32)
+    sf.write(tmp_path / "a.wav", y, 16000)
+    clip = Clip(str(tmp_path / "a.wav"), "x", "s1", "happy")
+    enc, cache = encoder_path("whisper-tiny.en"), tmp_path / "cache"
+    out = {
+        sp: encode_clips([clip], enc, (1, 2), jobs=1, cache_dir=cache, progress=False, speed=sp)[1][0]
+        for sp in (1.0, 1.25)
+    }
+    assert out[1.0].shape[:2] == (2, 50) and out[1.25].shape[:2] == (2, 40)  # 2 s and 1.6 s at 25 frames/s
+    assert len(list(cache.rglob("*.npy"))) == 2
+    # the plain key is the one written before speed copies existed, so old caches stay valid
+    h = hashlib.sha256(repr((sorted(ENCODED_SETTINGS.items()), sha256_file(enc), (1, 2))).encode())
+    h.update((tmp_path / "a.wav").read_bytes())
+    assert (
+        _key(clip.path, sha256_file(enc), (1, 2), 1.0)
+        == h.hexdigest()
+        != _key(clip.path, sha256_file(enc), (1, 2), 1.25)
+    )
+    again = encode_clips([clip], enc, (1, 2), jobs=1, cache_dir=cache, progress=False)[1][0]
+    assert np.array_equal(again, out[1.0])
