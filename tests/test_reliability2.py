@@ -853,3 +853,30 @@ def test_10_ctrl_c_in_any_command_exits_130(tmp_path, hooks):
     os.kill(p.pid, signal.SIGINT)
     rc, _, err = _finish(p, timeout=60)
     assert rc == 130 and err == "interrupted (SIGINT)\n", err
+
+
+def _leak_limit_in_worker(path, settings, cwd, caller_pid):
+    from joblib.externals.loky import process_executor
+
+    from sercli.runtime import workers
+
+    workers._analyse_in_worker(path, settings, cwd, caller_pid)
+    return process_executor._MAX_MEMORY_LEAK_SIZE
+
+
+def test_workers_allow_the_encoder_to_load_without_being_replaced_as_leaking(tmp_path):
+    """loky replaces a worker (with a raw UserWarning on stderr) once it has grown 300 MB past its
+    size after the first task; torch and a Whisper encoder loading on a later task did that
+    (`sercli classify` of bench/models.py's 699 clips with whisper-tiny, every run). A worker
+    running sercli's task allows WORKER_GROWTH_LIMIT."""
+    from joblib import Parallel, delayed
+
+    from sercli.runtime.settings import Settings
+    from sercli.runtime.workers import WORKER_GROWTH_LIMIT
+
+    d = write_many_clips(tmp_path / "clips", 2)
+    settings = Settings(needs=("summary",))
+    got = Parallel(n_jobs=2, backend="loky")(
+        delayed(_leak_limit_in_worker)(str(p), settings, str(tmp_path), os.getpid()) for p in sorted(d.iterdir())
+    )
+    assert got == [WORKER_GROWTH_LIMIT] * 2

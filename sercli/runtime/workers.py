@@ -57,6 +57,7 @@ def _analyse_in_worker(path: str, settings: Settings, cwd: str, caller_pid: int,
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, signal.SIG_IGN)
         tune_malloc()
+        _loosen_leak_check()
     a = _analyse(path, settings, cwd)
     return a if spool is None else _Spooled.put(a, spool)
 
@@ -140,12 +141,34 @@ def tune_malloc() -> None:
 def _boot_worker() -> int:
     """Runs once in each new worker: the imports analyse_file needs."""
     tune_malloc()
+    _loosen_leak_check()
     import soundfile  # noqa: F401
     import soxr  # noqa: F401
 
     from .. import features  # noqa: F401
 
     return os.getpid()
+
+
+#: growth of a worker's memory after its first task that loky takes for a leak (its default: 300 MB)
+WORKER_GROWTH_LIMIT = 2 << 30
+_leak_check_loosened = False
+
+
+def _loosen_leak_check() -> None:
+    """loky measures a worker's memory after its first task (this boot) and replaces the worker,
+    with a UserWarning on stderr, once it has grown by 300 MB: loading torch and a Whisper encoder
+    on the first clip does that, so every worker was killed and booted again once per run."""
+    global _leak_check_loosened
+    if _leak_check_loosened:
+        return
+    _leak_check_loosened = True
+    try:
+        from joblib.externals.loky import process_executor
+    except ImportError:
+        return
+    if getattr(process_executor, "_MAX_MEMORY_LEAK_SIZE", None) is not None:
+        process_executor._MAX_MEMORY_LEAK_SIZE = max(process_executor._MAX_MEMORY_LEAK_SIZE, WORKER_GROWTH_LIMIT)
 
 
 def start_workers(jobs: int) -> None:
