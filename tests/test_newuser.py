@@ -298,8 +298,8 @@ def test_models_lists_every_bundled_model_from_the_cards_without_torch():
         assert rows[name]["test_uar"] == round(card["metrics"]["test"]["uar"], 3)
         assert rows[name]["clips_per_s"] == (speeds.get(name) or {}).get("clips_per_s")
         assert rows[name]["use"]
-    assert rows["cnn"]["clips_per_s"] == 276.3  # bench/results.md
-    assert rows["svm"]["clips_per_s"] is None  # never measured: no number
+    every = (REPO / "bench" / "results-models.md").read_text(encoding="utf-8")
+    assert f"| `cnn` | each clip alone | 0.622 | **{rows['cnn']['clips_per_s']}** |" in every
     r = run(["models"])
     assert r.exit_code == 0 and all(name in r.stdout for name in REGISTRY)
 
@@ -336,6 +336,21 @@ def test_speed_file_is_what_the_bench_script_copies():
     assert json.loads((REPO / "weights" / "speed.json").read_text()) == mod.document(), (
         "weights/speed.json is out of date: run python -m bench.speeds"
     )
+
+
+def test_speeds_prefer_the_all_models_run_and_fill_in_from_single_model_runs(tmp_path):
+    from bench import speeds as mod
+
+    machine = "| CPU | X |\n| cores (os.cpu_count) | 2 |\n"
+    (tmp_path / "results-models.md").write_text(
+        machine + "| `cnn` | each clip alone | 0.622 | **100.5** | 7 s | 1 MB | 2.0x |\n", encoding="utf-8"
+    )
+    line = "| (1) `sercli classify` end to end, model `{}` (k), --jobs default | **{} clips/s** (1 s) | | |\n"
+    (tmp_path / "results.md").write_text(machine + line.format("cnn", 276.3), encoding="utf-8")
+    (tmp_path / "results-svm.md").write_text(machine + line.format("svm", 50.0), encoding="utf-8")
+    got = mod.measured(tmp_path)
+    assert got["cnn"] == {"clips_per_s": 100.5, "results": "bench/results-models.md", "machine": "X, 2 cores"}
+    assert got["svm"]["clips_per_s"] == 50.0 and set(got) == {"cnn", "svm"}
 
 
 @pytest.mark.parametrize("command", ["classify", "evaluate", "plot", "train", "info", "models"])

@@ -287,3 +287,23 @@ def test_python_names_in_docs_exist():
             for attr in parts[cut:]:
                 assert hasattr(obj, attr), f"{page.name}: {dotted}"
                 obj = getattr(obj, attr)
+
+
+def test_models_table_numbers_are_the_cards_and_the_benchmarks():
+    """README's models table: each test UAR is its model card's, each clips/s is weights/speed.json's
+    (bench/speeds.py, from the benchmark), and the peer's figure is the one bench/models.py wrote."""
+    import json
+
+    from sercli.models.catalog import bundled
+
+    cards = {e.name: e for e in bundled()}
+    speeds = json.loads((REPO / "weights" / "speed.json").read_text())["models"]
+    text = README.read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `([^`]+)`[^|]*\|[^|]*\| ([0-9.]+) \| ([0-9.]+) \|$", text, re.M)
+    assert {r[0] for r in rows} == set(cards)
+    for name, uar, clips_per_s in rows:
+        assert float(uar) == cards[name].test_uar, name
+        assert float(clips_per_s) == speeds[name]["clips_per_s"], name
+    bench = (REPO / "bench" / "results-models.md").read_text(encoding="utf-8")
+    peer = re.search(r"^\| peer's way[^\n]*?\*\*([0-9.]+)\*\*", bench, re.M).group(1)
+    assert f"ran at {peer} clips/s there" in " ".join(text.split())

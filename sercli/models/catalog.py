@@ -67,7 +67,7 @@ def _test_set(protocol) -> str | None:
 #: what a bundled model is for, where its card's description does not say it shortly
 USES = {
     "cnn": "the fast model; one clip at a time, no pretrained encoder",
-    "whisper-base": "larger encoder (about 3x whisper-tiny's cost); one clip at a time",
+    "whisper-base": "larger encoder (about twice whisper-tiny's time); one clip at a time",
 }
 
 
