@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 
 import numpy as np
@@ -56,13 +57,13 @@ def main(argv=None) -> None:
     layers = list(recipe.layers)
     t = time.time()
     plain = pooled(splits["train"] + splits["val"] + splits["test"], recipe.encoder, layers, cache, args.jobs)
-    print(f"plain encoder outputs: {len(plain)} clips, {time.time() - t:.0f} s", flush=True, file=os.sys.stderr)
+    print(f"plain encoder outputs: {len(plain)} clips, {time.time() - t:.0f} s", flush=True, file=sys.stderr)
     speeds = [float(s) for s in args.speeds.split(",") if s]
     copies = {}
     for sp in speeds:
         t = time.time()
         copies[sp] = pooled(splits["train"], recipe.encoder, layers, cache, args.jobs, speed=sp)
-        print(f"speed {sp}: {len(copies[sp])} clips, {time.time() - t:.0f} s", flush=True, file=os.sys.stderr)
+        print(f"speed {sp}: {len(copies[sp])} clips, {time.time() - t:.0f} s", flush=True, file=sys.stderr)
     fname, sha, _ = ENCODERS[recipe.encoder]
 
     def data_with(extra: list[float]) -> dict:
@@ -75,7 +76,9 @@ def main(argv=None) -> None:
         d["train"] = (tr, np.concatenate(X))
         return d
 
-    print(f"recipe `{args.recipe}` ({recipe.encoder}, blocks {layers}, {recipe.epochs} epochs); speed copies {speeds}\n")
+    print(
+        f"recipe `{args.recipe}` ({recipe.encoder}, blocks {layers}, {recipe.epochs} epochs); speed copies {speeds}\n"
+    )
     print("| training set | seed | val UAR | test UAR | test acc | test UAR per corpus | epoch kept |")
     print("|---|---|---|---|---|---|---|")
     for name, extra in (("plain", []), ("plain + " + " + ".join(f"speed {s}" for s in speeds), speeds)):
