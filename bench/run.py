@@ -657,7 +657,9 @@ def main(argv=None) -> int:
             tmp_ctx.cleanup()
 
     info.append(("benchmark wall time", fmt_s(time.perf_counter() - t_start)))
-    info.append(("command", "python -m bench.run " + " ".join(sys.argv[1:] if argv is None else argv)))
+    # recorded with ~ for the home folder: no machine's own paths in committed results
+    args_text = " ".join(sys.argv[1:] if argv is None else argv).replace(str(Path.home()), "~")
+    info.append(("command", "python -m bench.run " + args_text))
     lines = ["# sercli benchmark", "", "| machine | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in info]
     lines += ["", "| measure | value | target | result |", "|---|---|---|---|"]
