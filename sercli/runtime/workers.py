@@ -56,8 +56,7 @@ def _analyse_in_worker(path: str, settings: Settings, cwd: str, caller_pid: int,
     if os.getpid() != caller_pid:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, signal.SIG_IGN)
-        tune_malloc()
-        _loosen_leak_check()
+        _setup_worker()
     a = _analyse(path, settings, cwd)
     return a if spool is None else _Spooled.put(a, spool)
 
@@ -140,8 +139,7 @@ def tune_malloc() -> None:
 
 def _boot_worker() -> int:
     """Runs once in each new worker: the imports analyse_file needs."""
-    tune_malloc()
-    _loosen_leak_check()
+    _setup_worker()
     import soundfile  # noqa: F401
     import soxr  # noqa: F401
 
@@ -152,17 +150,16 @@ def _boot_worker() -> int:
 
 #: growth of a worker's memory after its first task that loky takes for a leak (its default: 300 MB)
 WORKER_GROWTH_LIMIT = 2 << 30
-_leak_check_loosened = False
 
 
-def _loosen_leak_check() -> None:
-    """loky measures a worker's memory after its first task (this boot) and replaces the worker,
-    with a UserWarning on stderr, once it has grown by 300 MB: loading torch and a Whisper encoder
-    on the first clip does that, so every worker was killed and booted again once per run."""
-    global _leak_check_loosened
-    if _leak_check_loosened:
-        return
-    _leak_check_loosened = True
+def _setup_worker() -> None:
+    """In a worker process, before its task: keep freed buffers (tune_malloc), and let the worker
+    grow by WORKER_GROWTH_LIMIT before loky takes it for leaking. loky measures a worker after its
+    first task (often _boot_worker, or a file that fails before any model loads) and replaces it,
+    with a UserWarning on stderr, once it has grown by 300 MB: torch and a Whisper encoder loading
+    on a later task did that, so every worker was killed and booted again once per run. Both steps
+    are idempotent, so every task may call this."""
+    tune_malloc()
     try:
         from joblib.externals.loky import process_executor
     except ImportError:
