@@ -21,9 +21,20 @@ import sys
 import time
 from pathlib import Path
 
-import soundfile as sf
-
-from bench.run import BENCH, CORPORA, SAMPLE, fmt_s, log, machine, mb, measure, pick_clips, sercli_cmd
+from bench.run import (
+    BENCH,
+    CORPORA,
+    SAMPLE,
+    fmt_s,
+    log,
+    machine,
+    mb,
+    measure,
+    pick_clips,
+    read_clips,
+    recorded_command,
+    sercli_cmd,
+)
 
 
 def main(argv=None) -> int:
@@ -45,10 +56,7 @@ def main(argv=None) -> int:
     clips = pick_clips(dirs, a.per_group)
     if not clips:
         ap.error(f"no audio files in {', '.join(map(str, dirs))}")
-    dur = 0.0
-    for p in clips:
-        dur += sf.info(str(p)).duration
-        p.read_bytes()  # warm the page cache for every model alike
+    _, dur = read_clips(clips)
     n = len(clips)
     t_start = time.perf_counter()
     info = machine()
@@ -75,8 +83,7 @@ def main(argv=None) -> int:
                 run(e.name, sercli_cmd() + cmd, str(list_file))
     finally:
         list_file.unlink(missing_ok=True)
-    # recorded with ~ for the home folder: no machine's own paths in committed results
-    cmd = "python -m bench.models " + " ".join(sys.argv[1:] if argv is None else argv).replace(str(Path.home()), "~")
+    cmd = recorded_command("bench.models", argv)
     out = ["# sercli benchmark: every bundled model", "", "| machine | |", "|---|---|"]
     out += [f"| {k} | {v} |" for k, v in info]
     out += [

@@ -179,6 +179,25 @@ def pick_clips(dirs: list[Path], per_group: int, seed: int = 0) -> list[Path]:
     return out
 
 
+def read_clips(clips: list[Path]) -> tuple[dict[int, int], float]:
+    """(clips per sample rate, total seconds); reads every file once, so that the page cache is
+    warm for every method measured after."""
+    rates: dict[int, int] = {}
+    dur = 0.0
+    for p in clips:
+        i = sf.info(str(p))
+        rates[i.samplerate] = rates.get(i.samplerate, 0) + 1
+        dur += i.duration
+        p.read_bytes()
+    return rates, dur
+
+
+def recorded_command(module: str, argv: list[str] | None) -> str:
+    """The command line as results record it: the home folder as ~, so that committed results
+    name no machine's own paths."""
+    return f"python -m {module} " + " ".join(sys.argv[1:] if argv is None else argv).replace(str(Path.home()), "~")
+
+
 def make_many(root: Path, n: int, seconds: float, unique: int = 100) -> Path:
     """n clips of `seconds` (half 16 kHz, half 48 kHz) as hard links to `unique` distinct files."""
     rng = np.random.default_rng(0)
@@ -407,13 +426,7 @@ def main(argv=None) -> int:
         clips = pick_clips(dirs, per_group)
         if not clips:
             ap.error(f"no audio files in {', '.join(map(str, dirs))}")
-        rates: dict[int, int] = {}
-        dur = 0.0
-        for p in clips:
-            i = sf.info(str(p))
-            rates[i.samplerate] = rates.get(i.samplerate, 0) + 1
-            dur += i.duration
-            p.read_bytes()  # warm the page cache for every method alike
+        rates, dur = read_clips(clips)
         n = len(clips)
         mix = ", ".join(f"{c} at {r / 1000:g} kHz" for r, c in sorted(rates.items()))
         list_file = tmp / "clips.txt"
@@ -657,9 +670,7 @@ def main(argv=None) -> int:
             tmp_ctx.cleanup()
 
     info.append(("benchmark wall time", fmt_s(time.perf_counter() - t_start)))
-    # recorded with ~ for the home folder: no machine's own paths in committed results
-    args_text = " ".join(sys.argv[1:] if argv is None else argv).replace(str(Path.home()), "~")
-    info.append(("command", "python -m bench.run " + args_text))
+    info.append(("command", recorded_command("bench.run", argv)))
     lines = ["# sercli benchmark", "", "| machine | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in info]
     lines += ["", "| measure | value | target | result |", "|---|---|---|---|"]

@@ -42,10 +42,11 @@ def measured(bench: Path = REPO / "bench") -> dict:
         text = every.read_text(encoding="utf-8")
         for model, speed in MODELS_ROW.findall(text):
             out[model] = {"clips_per_s": float(speed), "results": f"bench/{every.name}", "machine": _machine(text)}
+    from_every = set(out)
     for f in sorted(bench.glob("results*.md")):
         text = f.read_text(encoding="utf-8")
         m = LINE.search(text)
-        if not m or m.group(1) in out and out[m.group(1)]["results"] == f"bench/{every.name}":
+        if not m or m.group(1) in from_every:
             continue
         model, speed = m.group(1), float(m.group(2))
         suffix = f.stem[len("results-") :] if f.stem.startswith("results-") else None
