@@ -20,22 +20,20 @@ import time
 import numpy as np
 
 from sercli.corpora import SIX_CLASSES, scan
-from sercli.encoded import encode_clips
 from sercli.metrics import evaluate
-from sercli.models import ENCODERS, encoder_path, pooled_stats
-from sercli.training.head import train_head
+from sercli.models import ENCODERS
+from sercli.training.head import pooled_vectors, train_head
 from sercli.training.recipe import load_recipe
 from sercli.training.splits import make_splits
 
 
 def pooled(clips, encoder: str, layers: list[int], cache: str, jobs: int, speed: float = 1.0) -> dict:
-    computed = tuple(range(1, max(layers) + 1))
-    kept, hs, failed = encode_clips(
-        clips, encoder_path(encoder), computed, jobs=jobs, cache_dir=cache, progress=False, speed=speed
+    """path -> pooled vector of the blocks `layers` (sercli's own encode-and-pool step)."""
+    _, vectors, _, failed = pooled_vectors(
+        clips, encoder, layers, jobs=jobs, cache_dir=cache, progress=False, speed=speed
     )
     assert not failed, failed[:3]
-    sel = [computed.index(b) for b in layers]
-    return {c.path: pooled_stats(h[sel]) for c, h in zip(kept, hs)}
+    return vectors
 
 
 def main(argv=None) -> None:

@@ -139,40 +139,54 @@ def train_head(
     return model, {"history": history, "best_epoch": best[2], "scores": scores}
 
 
+def pooled_vectors(
+    clips: list[Clip],
+    encoder: str,
+    layers,
+    *,
+    jobs: int,
+    cache_dir: str,
+    progress: bool,
+    speed: float = 1.0,
+) -> tuple[list[Clip], dict[str, np.ndarray], int, list[str]]:
+    """Encode clips (cached, sercli.encoded) and pool the encoder blocks `layers` per clip: (clips
+    encoded, path -> (2 * len(layers) * n_state,) float32 vector, n_state, the files that failed)."""
+    from ..encoded import encode_clips
+    from ..models import encoder_path, pooled_stats
+
+    # the blocks up to the highest one asked for are computed anyway: caching them all lets
+    # recipes that read other blocks share one cache
+    computed = tuple(range(1, max(layers) + 1))
+    kept, hs, failed = encode_clips(
+        clips, encoder_path(encoder), computed, jobs=jobs, cache_dir=cache_dir, progress=progress, speed=speed
+    )
+    sel = [computed.index(x) for x in layers]
+    return kept, {c.path: pooled_stats(h[sel]) for c, h in zip(kept, hs)}, hs[0].shape[2], failed
+
+
 def encode_splits(
     splits: dict[str, list[Clip]], recipe: HeadRecipe, job: Job
 ) -> tuple[dict[str, tuple[list[Clip], np.ndarray]], int, list[str]]:
     """Encode every split's clips (cached) and pool the recipe's blocks per clip: split ->
     (clips encoded, (n, 2 * n_blocks * n_state) pooled vectors), n_state and the files that failed."""
-    from ..encoded import encode_clips
-    from ..models import encoder_path, pooled_stats
-
     if job.cache_dir is not None:
         cache = os.path.join(os.fspath(job.cache_dir), "encoded")
     else:
         from ..dataset import default_cache_dir
 
         cache = str(default_cache_dir().parent / "encoded")
-    # the blocks up to the highest one asked for are computed anyway: caching them all lets
-    # recipes that read other blocks share one cache
-    layers = tuple(range(1, max(recipe.layers) + 1))
     order = splits["train"] + splits["val"] + splits["test"]
-    kept, hs, failed = encode_clips(
-        order, encoder_path(recipe.encoder), layers, jobs=job.jobs, cache_dir=cache, progress=job.progress
+    _, vectors, n_state, failed = pooled_vectors(
+        order, recipe.encoder, recipe.layers, jobs=job.jobs, cache_dir=cache, progress=job.progress
     )
     for f in failed:
         log(f"skipped: {f}")
-    sel = [layers.index(x) for x in recipe.layers]
-    pos = {c.path: i for i, c in enumerate(kept)}
-    n_in = 2 * len(sel) * hs[0].shape[2]
+    n_in = 2 * len(recipe.layers) * n_state
     data = {}
     for k, v in splits.items():
-        got = [c for c in v if c.path in pos]
-        data[k] = (
-            got,
-            np.stack([pooled_stats(hs[pos[c.path]][sel]) for c in got]) if got else np.zeros((0, n_in), np.float32),
-        )
-    return data, hs[0].shape[2], failed
+        got = [c for c in v if c.path in vectors]
+        data[k] = (got, np.stack([vectors[c.path] for c in got]) if got else np.zeros((0, n_in), np.float32))
+    return data, n_state, failed
 
 
 class HeadTrainer:
