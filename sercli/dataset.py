@@ -51,7 +51,7 @@ def clip_features(y: np.ndarray, needs: tuple[str, ...] = ALL_FEATURES) -> dict[
 
     The one feature path for training, evaluation and classify. Returns (as asked for)
     logmel (CNN_MELS, T), paper_mel (128,), paper_mfcc (20,), summary (SUMMARY_DIM,); float32;
-    and for a key "encoder:FILE:LAYERS" the mean and std over time of those Whisper blocks'
+    and for a key "encoder:FILE:LAYERS[:PRECISION]" the mean and std over time of those Whisper blocks'
     hidden states, (2 * len(layers) * n_state,) (sercli.models.head.pooled_stats).
     """
     y = remove_dc(y)
@@ -61,8 +61,8 @@ def clip_features(y: np.ndarray, needs: tuple[str, ...] = ALL_FEATURES) -> dict[
             from .encoded import encode_signal
             from .models import parse_encoded_key, pooled_stats, weights_dir
 
-            fname, layers = parse_encoded_key(key)
-            out[key] = pooled_stats(encode_signal(y, str(weights_dir() / fname), layers))
+            fname, layers, precision = parse_encoded_key(key)
+            out[key] = pooled_stats(encode_signal(y, str(weights_dir() / fname), layers, precision=precision))
     if "whisper_mel" in needs:  # the encoder runs in the main process (--device)
         from .features import whisper_log_mel
 

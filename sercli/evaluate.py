@@ -78,10 +78,16 @@ def extract_for_model(m, clips: list[Clip], *, jobs: int, cache_dir, progress: b
     kept = {c.path: {} for c in clips}
     failed: list[str] = []
     for key in keys:
-        fname, layers = parse_encoded_key(key)
+        fname, layers, precision = parse_encoded_key(key)
         full = tuple(range(1, max(layers) + 1))  # the cache holds every block up to the top one
         got, hs, bad = encode_clips(
-            clips, weights_dir() / fname, full, jobs=jobs, cache_dir=enc_cache, progress=progress
+            clips,
+            weights_dir() / fname,
+            full,
+            jobs=jobs,
+            cache_dir=enc_cache,
+            progress=progress,
+            precision=precision,
         )
         failed += bad
         have = {c.path: h for c, h in zip(got, hs)}

@@ -155,6 +155,7 @@ def test_info_names_the_encoder_and_its_licence():
     assert r.exit_code == 0
     flat = " ".join(r.output.split())
     assert "encoder: whisper-tiny.en" in flat and "MIT" in flat and "calibration: temperature" in flat
+    assert "encoder precision: bf16, trained and run at it" in flat
     r = CliRunner().invoke(cli, ["info", "--model", "whisper-tiny", "--format", "json"], catch_exceptions=False)
     card = json.loads(r.stdout)
     assert card["encoder"]["sha256"] == card["encoder"]["sha256"].lower() and len(card["encoder"]["sha256"]) == 64
@@ -182,3 +183,55 @@ def test_speed_copies_are_shorter_and_cached_apart_from_the_plain_outputs(tmp_pa
     )
     again = encode_clips([clip], enc, (1, 2), jobs=1, cache_dir=cache, progress=False)[1][0]
     assert np.array_equal(again, out[1.0])
+
+
+def _chirp_clip(tmp_path):
+    t = np.arange(32000) / 16000
+    y = (0.3 * np.sin(2 * np.pi * 220 * t * (1 + 0.2 * t))).astype(np.float32)
+    sf.write(tmp_path / "a.wav", y, 16000)
+    return Clip(str(tmp_path / "a.wav"), "x", "s1", "happy")
+
+
+def test_bf16_encoder_outputs_are_close_to_float32_and_cached_apart(tmp_path, monkeypatch):
+    import sercli.encoded as encoded
+
+    clip, enc, cache = _chirp_clip(tmp_path), encoder_path("whisper-tiny.en"), tmp_path / "cache"
+
+    def run(precision):
+        return encode_clips([clip], enc, (1, 2), jobs=1, cache_dir=cache, progress=False, precision=precision)[1][0]
+
+    fp32 = run("fp32").astype(np.float32)
+    if encoded.native_bf16():
+        bf16 = run("bf16").astype(np.float32)
+        assert len(list(cache.rglob("*.npy"))) == 2
+        assert not np.array_equal(bf16, fp32)  # the arithmetic did change
+        # bf16 keeps 8 bits of mantissa: a few per cent of the largest value at most
+        assert np.abs(bf16 - fp32).max() < 0.1 * np.abs(fp32).max()
+    # a CPU without native bf16 runs a bf16 head's encoder in float32: the same vectors, the same key
+    encoded.native_bf16.cache_clear()
+    monkeypatch.setattr(encoded, "native_bf16", lambda: False)
+    assert encoded.run_precision("bf16") == "fp32" and encoded.run_precision("int8") == "int8"
+    y = np.asarray(sf.read(clip.path, dtype="float32")[0])
+    assert np.array_equal(
+        encoded.encode_signal(y, str(enc), (1, 2), precision="bf16"), encoded.encode_signal(y, str(enc), (1, 2))
+    )
+    before = set(cache.rglob("*.npy"))
+    assert np.array_equal(run("bf16"), fp32.astype(np.float16))
+    assert set(cache.rglob("*.npy")) == before
+    with pytest.raises(ValueError, match="precision"):
+        encoded.run_precision("fp16")
+
+
+def test_precision_is_in_the_feature_key_and_the_recipe():
+    from sercli.models import encoded_key, parse_encoded_key
+    from sercli.training.recipe import RecipeError, build_recipe
+
+    assert encoded_key("e.pt", [2, 3]) == "encoder:e.pt:2,3"  # float32 keys as before precisions
+    assert parse_encoded_key("encoder:e.pt:2,3") == ("e.pt", (2, 3), "fp32")
+    assert parse_encoded_key(encoded_key("e.pt", [4], "bf16")) == ("e.pt", (4,), "bf16")
+    tiny = load_model("whisper-tiny")
+    assert tiny.impl.dims.precision == "bf16" and tiny.needs == ("encoder:whisper-tiny.en-encoder.pt:2,3,4:bf16",)
+    base = {"name": "x", "model": "whisper-head", "labels": ["a", "b"], "encoder": "whisper-tiny.en", "layers": [2]}
+    assert build_recipe({**base, "precision": "int8"}).precision == "int8"
+    with pytest.raises(RecipeError, match="precision"):
+        build_recipe({**base, "precision": "fp16"})

@@ -15,6 +15,7 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from sercli.cli import cli
+from sercli.corpora import Clip
 
 from .conftest import as_from_a_terminal, speechlike, write_many_clips
 
@@ -871,8 +872,8 @@ def test_workers_allow_the_encoder_to_load_without_being_replaced_as_leaking(tmp
     running sercli's task allows WORKER_GROWTH_LIMIT."""
     from joblib import Parallel, delayed
 
+    from sercli.parallel import WORKER_GROWTH_LIMIT
     from sercli.runtime.settings import Settings
-    from sercli.runtime.workers import WORKER_GROWTH_LIMIT
 
     d = write_many_clips(tmp_path / "clips", 2)
     settings = Settings(needs=("summary",))
@@ -880,3 +881,58 @@ def test_workers_allow_the_encoder_to_load_without_being_replaced_as_leaking(tmp
         delayed(_leak_limit_in_worker)(str(p), settings, str(tmp_path), os.getpid()) for p in sorted(d.iterdir())
     )
     assert got == [WORKER_GROWTH_LIMIT] * 2
+
+
+def _leak_limit_after_encoding(path):
+    from joblib.externals.loky import process_executor
+
+    from sercli.encoded import _one
+    from sercli.models import encoder_path
+
+    process_executor._MAX_MEMORY_LEAK_SIZE = int(3e8)  # loky's default: as in a fresh worker
+    h = _one(path, str(encoder_path("whisper-tiny.en")), "-", (1,), None)
+    assert not isinstance(h, str), h
+    return process_executor._MAX_MEMORY_LEAK_SIZE
+
+
+def test_encoder_pass_workers_are_not_replaced_as_leaking(tmp_path):
+    """The encoder pass of `sercli train` and `evaluate` (sercli.encoded) loads torch and the
+    encoder in its workers as classify's do: each task allows WORKER_GROWTH_LIMIT too (a
+    whisper recipe's training printed loky's raw UserWarning before)."""
+    from joblib import Parallel, delayed
+
+    from sercli.parallel import WORKER_GROWTH_LIMIT
+
+    d = write_many_clips(tmp_path / "clips", 2)
+    got = Parallel(n_jobs=2, backend="loky")(delayed(_leak_limit_after_encoding)(str(p)) for p in sorted(d.iterdir()))
+    assert got == [WORKER_GROWTH_LIMIT] * 2
+
+
+def _onednn_cache_in_worker():
+    return (os.environ.get("ONEDNN_PRIMITIVE_CACHE_CAPACITY"),)
+
+
+@pytest.mark.parametrize("precision, preset, want", [("bf16", None, "8"), ("bf16", "64", "64"), ("fp32", None, None)])
+def test_bf16_encoder_workers_start_with_a_small_onednn_cache(precision, preset, want, monkeypatch):
+    """bf16 encoders make oneDNN primitives for every clip length; with its default cache of 1024
+    a whisper-tiny run peaked 240 MB higher (bench/results-models.md). Workers of a bf16 encoder
+    inherit a cache of 8 from the process that starts them; a value in the user's environment is
+    kept; other runs keep oneDNN's default (the CNNs' convolutions, in the main process, need it)."""
+    from joblib import delayed
+    from joblib.externals.loky import get_reusable_executor
+
+    from sercli.models import encoded_key
+    from sercli.parallel import bf16_encoder_in, per_clip, prepare_worker_environment
+
+    if preset is None:
+        monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
+    else:
+        monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", preset)
+    needs = ("summary", encoded_key("whisper-tiny.en-encoder.pt", [2, 3], precision))
+    prepare_worker_environment(bf16=bf16_encoder_in(needs))
+    get_reusable_executor().shutdown(wait=True)  # fresh workers, which read the environment
+    clips = [Clip(f"c{i}.wav", "x", "s", "happy") for i in range(2)]
+    _, got, failed = per_clip(
+        (delayed(_onednn_cache_in_worker)() for _ in clips), clips, jobs=2, batch_size=1, desc="", progress=False
+    )
+    assert not failed and got == [(want,)] * 2

@@ -120,6 +120,15 @@ def show_card(m: Model, fmt: str) -> None:
             f"encoder: {enc['name']} ({enc['source']}; {enc['file']}, sha256 {enc['sha256'][:12]}…; "
             f"from {enc['package']}); licence: {enc['licence']}"
         )
+        precision = (card.get("features") or {}).get("precision", "fp32")
+        if precision != "fp32":
+            from ..encoded import run_precision
+
+            here = run_precision(precision)
+            con.print(
+                f"encoder precision: {precision}, trained and run at it"
+                + ("" if here == precision else f"; {here} on this CPU, which has no native {precision}")
+            )
     if card.get("temperature") is not None:
         cal = (card.get("metrics") or {}).get("test", {}).get("calibration")
         con.print(

@@ -18,6 +18,7 @@ pooling, scored below this on val: docs/encoder.md.)
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -26,16 +27,26 @@ from .base import Model
 from .registry import ENCODERS, encoder_path, weights_dir
 
 
-def encoded_key(encoder_file: str, layers) -> str:
-    """The feature key naming the pooled outputs of `layers` (1-based) of an encoder file."""
-    return f"encoder:{encoder_file}:{','.join(str(int(x)) for x in layers)}"
+class EncodedFeature(NamedTuple):
+    """What a feature key "encoder:FILE:LAYERS[:PRECISION]" names."""
+
+    encoder_file: str
+    layers: tuple[int, ...]
+    precision: str  # sercli.encoded.PRECISIONS
 
 
-def parse_encoded_key(key: str) -> tuple[str, tuple[int, ...]] | None:
+def encoded_key(encoder_file: str, layers, precision: str = "fp32") -> str:
+    """The feature key naming the pooled outputs of `layers` (1-based) of an encoder file run at
+    `precision` (float32 keys carry no suffix, as before precisions existed)."""
+    key = f"encoder:{encoder_file}:{','.join(str(int(x)) for x in layers)}"
+    return key if precision == "fp32" else f"{key}:{precision}"
+
+
+def parse_encoded_key(key: str) -> EncodedFeature | None:
     if not key.startswith("encoder:"):
         return None
-    _, f, layers = key.split(":")
-    return f, tuple(int(x) for x in layers.split(","))
+    _, f, layers, *precision = key.split(":")
+    return EncodedFeature(f, tuple(int(x) for x in layers.split(",")), precision[0] if precision else "fp32")
 
 
 def pooled_stats(h: np.ndarray) -> np.ndarray:
@@ -56,6 +67,7 @@ class HeadModel:
         self.encoder_file, self.encoder_sha256 = encoder_file, encoder_sha256
         self.device = None  # None: the encoder runs in the feature workers, on their CPU
         self._encoder = None
+        self._bf16 = False  # the encoder here runs under bf16 autocast (dims.precision, if native)
 
     @property
     def feature_key(self) -> str:
@@ -63,17 +75,24 @@ class HeadModel:
         pooled encoder outputs, or only the log-mel when the encoder runs here (use_device)."""
         if self.device is not None:
             return "whisper_mel"
-        return encoded_key(self.encoder_file, self.dims.layers)
+        return encoded_key(self.encoder_file, self.dims.layers, self.dims.precision)
 
     def use_device(self, device: str) -> None:
         """Run the encoder in this process on `device` ("cuda", or "cpu" to test the path),
         clips batched by length; the workers then compute only the log-mel."""
         import torch
 
-        from ..whisper import load_encoder
+        from ..encoded import load_at, run_precision
 
+        if self.dims.precision == "int8" and device != "cpu":
+            return  # torch's int8 linear layers run on the CPU only: the encoder stays in the workers
         self.device = torch.device(device)
-        self._encoder = load_encoder(weights_dir() / self.encoder_file)[0].to(self.device)
+        if device == "cpu":
+            self._bf16 = run_precision(self.dims.precision) == "bf16"
+        else:
+            self._bf16 = self.dims.precision == "bf16" and torch.cuda.is_bf16_supported()
+        at = run_precision(self.dims.precision) if device == "cpu" else "fp32"
+        self._encoder = load_at(str(weights_dir() / self.encoder_file), at).to(self.device)
 
     def vectors(self, feats: list[dict]) -> list[np.ndarray]:
         """Each clip's pooled vector, from its worker's features (encoder outputs, or log-mel)."""
@@ -92,7 +111,7 @@ class HeadModel:
         layers = tuple(self.dims.layers)
         out: list = [None] * len(mels)
         order = sorted(range(len(mels)), key=lambda i: mels[i].shape[1])
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._bf16):
             for s in range(0, len(order), self.BATCH):
                 idx = order[s : s + self.BATCH]
                 stems = [self._encoder.stem(torch.from_numpy(mels[i])[None].to(self.device))[0] for i in idx]
@@ -101,7 +120,7 @@ class HeadModel:
                 keep = (torch.arange(x.shape[1])[None, :] < n[:, None]).to(self.device)
                 hs = self._encoder.run_blocks(x, layers, keep[:, None, None, :])
                 for j, i in enumerate(idx):
-                    h = torch.stack([hh[j, : int(n[j])] for hh in hs])
+                    h = torch.stack([hh[j, : int(n[j])] for hh in hs]).float()
                     out[i] = pooled_stats(pool_frames(h).to(torch.float16).cpu().numpy())
         return out
 
@@ -142,7 +161,7 @@ class WhisperHeadModel(Model):
         features = card.get("features")
         if not isinstance(features, dict) or features.get("encoder") not in ENCODERS:
             return None
-        return (encoded_key(ENCODERS[features["encoder"]][0], features["layers"]),)
+        return (encoded_key(ENCODERS[features["encoder"]][0], features["layers"], features.get("precision", "fp32")),)
 
     @classmethod
     def from_torch(

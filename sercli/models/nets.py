@@ -268,6 +268,8 @@ class HeadDims:
     # True: trained on vectors z-scored per speaker; group_mean / group_std hold the prior
     group_norm: bool = False
     group_prior: float = 1.0
+    # the encoder's arithmetic the head was trained on, and is run at (sercli.encoded.PRECISIONS)
+    precision: str = "fp32"
 
     @property
     def n_input(self) -> int:

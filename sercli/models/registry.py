@@ -16,10 +16,10 @@ from .files import sha256_file
 #: name -> (file in weights/, pinned sha256). Updated only by retraining the bundled weights.
 REGISTRY: dict[str, tuple[str, str]] = {
     # the default: frozen Whisper tiny.en encoder + MLP head over pooled block statistics
-    "whisper-tiny": ("whisper-tiny.pt", "5d5ac5bc979b88543a522c36825188bcb21c0ed0f6052742388665c5fe606c06"),
+    "whisper-tiny": ("whisper-tiny.pt", "e782b535b6e5ea21289c930cbf367f5fdb21ba1e50de8776493e3d56651a854c"),
     # ... trained on vectors z-scored per speaker, for --normalize-by speaker|folder
-    "whisper-tiny-spk": ("whisper-tiny-spk.pt", "4f17a8a71c03f45a2a9ffe40a0ed10ceaec0960952a20066b70cadf12a4e03a8"),
-    # the same on the larger Whisper base encoder: about twice the time; lower val UAR than
+    "whisper-tiny-spk": ("whisper-tiny-spk.pt", "a4bfc23f35799d78cf4f68b796259df5e265573d6848ea9f9478aec2a360a7c2"),
+    # the same on the larger Whisper base encoder: about 2.7 times the time; lower val UAR than
     # whisper-tiny, higher test UAR (README)
     "whisper-base": ("whisper-base.pt", "04ea69757a29fc39114f379e789c49236e4c6739b159ef2889d160f6f9ad1112"),
     "whisper-base-spk": ("whisper-base-spk.pt", "0bb84be4037f038e4a92e1967f981b30204cab9d68c97cfb67a2ef1b457eac43"),

@@ -148,33 +148,27 @@ def _boot_worker() -> int:
     return os.getpid()
 
 
-#: growth of a worker's memory after its first task that loky takes for a leak (its default: 300 MB)
-WORKER_GROWTH_LIMIT = 2 << 30
-
-
 def _setup_worker() -> None:
     """In a worker process, before its task: keep freed buffers (tune_malloc), and let the worker
-    grow by WORKER_GROWTH_LIMIT before loky takes it for leaking. loky measures a worker after its
-    first task (often _boot_worker, or a file that fails before any model loads) and replaces it,
-    with a UserWarning on stderr, once it has grown by 300 MB: torch and a Whisper encoder loading
-    on a later task did that, so every worker was killed and booted again once per run. Both steps
-    are idempotent, so every task may call this."""
+    grow before loky takes it for leaking (sercli.parallel.allow_worker_growth). loky measures a
+    worker after its first task (often _boot_worker, or a file that fails before any model loads).
+    Both steps are idempotent, so every task may call this."""
+    from ..parallel import allow_worker_growth
+
     tune_malloc()
-    try:
-        from joblib.externals.loky import process_executor
-    except ImportError:
-        return
-    if getattr(process_executor, "_MAX_MEMORY_LEAK_SIZE", None) is not None:
-        process_executor._MAX_MEMORY_LEAK_SIZE = max(process_executor._MAX_MEMORY_LEAK_SIZE, WORKER_GROWTH_LIMIT)
+    allow_worker_growth()
 
 
-def start_workers(jobs: int) -> None:
+def start_workers(jobs: int, needs=()) -> None:
     """Start `jobs` local worker processes in the background, so that they boot while this
     process loads the model (importing torch takes about a second); classify() with the same
     number of jobs then reuses them. Does nothing for fewer than 2 jobs."""
     global _booting
     if jobs < 2 or _booting is not None:
         return
+    from ..parallel import bf16_encoder_in, prepare_worker_environment
+
+    prepare_worker_environment(bf16=bf16_encoder_in(needs))
 
     def boot():
         from joblib import Parallel, delayed, parallel_config
@@ -272,6 +266,9 @@ def analysis(
             )
         config, n_jobs = dict(backend="dask"), -1
     else:
+        from ..parallel import bf16_encoder_in, prepare_worker_environment
+
+        prepare_worker_environment(bf16=bf16_encoder_in(settings.needs))  # workers not yet started
         _workers_booted()
         config, n_jobs = dict(backend="loky", inner_max_num_threads=1), jobs
     cwd = os.getcwd()

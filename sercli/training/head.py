@@ -59,6 +59,7 @@ def train_head(
         dropout=recipe.dropout,
         group_norm=group,
         group_prior=recipe.group_prior,
+        precision=recipe.precision,
     )
     net = WhisperHead(dims)
     model = HeadModel(net, encoder_file, encoder_sha256)
@@ -148,6 +149,7 @@ def pooled_vectors(
     cache_dir: str,
     progress: bool,
     speed: float = 1.0,
+    precision: str = "fp32",
 ) -> tuple[list[Clip], dict[str, np.ndarray], int, list[str]]:
     """Encode clips (cached, sercli.encoded) and pool the encoder blocks `layers` per clip: (clips
     encoded, path -> (2 * len(layers) * n_state,) float32 vector, n_state, the files that failed)."""
@@ -158,7 +160,14 @@ def pooled_vectors(
     # recipes that read other blocks share one cache
     computed = tuple(range(1, max(layers) + 1))
     kept, hs, failed = encode_clips(
-        clips, encoder_path(encoder), computed, jobs=jobs, cache_dir=cache_dir, progress=progress, speed=speed
+        clips,
+        encoder_path(encoder),
+        computed,
+        jobs=jobs,
+        cache_dir=cache_dir,
+        progress=progress,
+        speed=speed,
+        precision=precision,
     )
     sel = [computed.index(x) for x in layers]
     return kept, {c.path: pooled_stats(h[sel]) for c, h in zip(kept, hs)}, hs[0].shape[2], failed
@@ -177,7 +186,13 @@ def encode_splits(
         cache = str(default_cache_dir().parent / "encoded")
     order = splits["train"] + splits["val"] + splits["test"]
     _, vectors, n_state, failed = pooled_vectors(
-        order, recipe.encoder, recipe.layers, jobs=job.jobs, cache_dir=cache, progress=job.progress
+        order,
+        recipe.encoder,
+        recipe.layers,
+        jobs=job.jobs,
+        cache_dir=cache,
+        progress=job.progress,
+        precision=recipe.precision,
     )
     for f in failed:
         log(f"skipped: {f}")
@@ -195,7 +210,7 @@ class HeadTrainer:
     suffix = ".pt"
 
     def fit(self, recipe: HeadRecipe, splits: dict[str, list[Clip]], job: Job) -> Fitted:
-        from ..encoded import ENCODED_SETTINGS, FRAME_POOL
+        from ..encoded import ENCODED_SETTINGS, FRAME_POOL, run_precision
         from ..models import ENCODERS
         from .card import encoder_card
 
@@ -224,6 +239,7 @@ class HeadTrainer:
         features = {
             "encoder": recipe.encoder,
             "layers": list(recipe.layers),
+            **({"precision": recipe.precision} if recipe.precision != "fp32" else {}),
             **ENCODED_SETTINGS,
             "frames_per_second": 50 // FRAME_POOL,
         }
@@ -243,6 +259,8 @@ class HeadTrainer:
                 "encoder": encoder_card(model.dims.encoder),
                 "temperature": model.dims.temperature,
                 "layer_weights": None,
+                # bf16 falls back to fp32 on a CPU without native bf16 (sercli.encoded.run_precision)
+                **({"precision_run": run_precision(recipe.precision)} if recipe.precision != "fp32" else {}),
                 "best_epoch": extra["best_epoch"],
             },
         )

@@ -250,6 +250,9 @@ class HeadRecipe(Recipe):
     alone_fraction: float = key(0.25, fraction(below_one=True), "share of clips normalised alone under group")
     group_prior: float = key(1.0, number(0))
     input_noise: float = key(0.0, fraction(below_one=True), "Gaussian noise, in feature standard deviations")
+    precision: str = key(
+        "fp32", choice("fp32", "bf16", "int8"), "the encoder's arithmetic, in training and at classify time"
+    )
 
     @classmethod
     def check_raw(cls, name: str, raw: Mapping[str, Any]) -> dict[str, Any]:
