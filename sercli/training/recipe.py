@@ -396,8 +396,14 @@ def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
     return dict(parse_override(t) for t in items)
 
 
+#: keys added to a model kind's recipes after cards were written, with the value those cards trained at
+ADDED_KEYS: dict[str, dict[str, Any]] = {"whisper-head": {"precision": "fp32"}}
+
+
 def training_keys(recipe: Mapping[str, Any]) -> dict[str, Any]:
     """What decides a recipe's training, from a recipe as a card records it (Recipe.as_dict):
     every key but its name and description, which are prose (a rerun under another name, or a
-    recipe inheriting a description, trains the same)."""
-    return {k: v for k, v in recipe.items() if k not in ("name", "description")}
+    recipe inheriting a description, trains the same). A card older than a key (ADDED_KEYS)
+    trained at the value it has now by default."""
+    added = ADDED_KEYS.get(str(recipe.get("model")), {})
+    return {**added, **{k: v for k, v in recipe.items() if k not in ("name", "description")}}
