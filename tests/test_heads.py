@@ -232,6 +232,10 @@ def test_precision_is_in_the_feature_key_and_the_recipe():
     tiny = load_model("whisper-tiny")
     assert tiny.impl.dims.precision == "bf16" and tiny.needs == ("encoder:whisper-tiny.en-encoder.pt:2,3,4:bf16",)
     base = {"name": "x", "model": "whisper-head", "labels": ["a", "b"], "encoder": "whisper-tiny.en", "layers": [2]}
-    assert build_recipe({**base, "precision": "int8"}).precision == "int8"
+    assert build_recipe({**base, "precision": "int8"}).run_precision == "int8"
+    # trained on float32 outputs, run (and its val and test speakers scored) in bf16
+    mixed = build_recipe({**base, "precision": "fp32", "classify_precision": "bf16"})
+    assert (mixed.precision, mixed.run_precision) == ("fp32", "bf16")
+    assert load_model("whisper-base").needs == ("encoder:whisper-base-encoder.pt:3,4,5,6:bf16",)
     with pytest.raises(RecipeError, match="precision"):
         build_recipe({**base, "precision": "fp16"})

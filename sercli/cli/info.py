@@ -125,8 +125,10 @@ def show_card(m: Model, fmt: str) -> None:
             from ..encoded import run_precision
 
             here = run_precision(precision)
+            trained = card.get("precision_trained", precision)
+            how = "trained and run at it" if trained == precision else f"run at it, trained on {trained} outputs"
             con.print(
-                f"encoder precision: {precision}, trained and run at it"
+                f"encoder precision: {precision}, {how}"
                 + ("" if here == precision else f"; {here} on this CPU, which has no native {precision}")
             )
     if card.get("temperature") is not None:

@@ -19,10 +19,10 @@ REGISTRY: dict[str, tuple[str, str]] = {
     "whisper-tiny": ("whisper-tiny.pt", "e782b535b6e5ea21289c930cbf367f5fdb21ba1e50de8776493e3d56651a854c"),
     # ... trained on vectors z-scored per speaker, for --normalize-by speaker|folder
     "whisper-tiny-spk": ("whisper-tiny-spk.pt", "a4bfc23f35799d78cf4f68b796259df5e265573d6848ea9f9478aec2a360a7c2"),
-    # the same on the larger Whisper base encoder: about 2.7 times the time; lower val UAR than
-    # whisper-tiny, higher test UAR (README)
-    "whisper-base": ("whisper-base.pt", "04ea69757a29fc39114f379e789c49236e4c6739b159ef2889d160f6f9ad1112"),
-    "whisper-base-spk": ("whisper-base-spk.pt", "0bb84be4037f038e4a92e1967f981b30204cab9d68c97cfb67a2ef1b457eac43"),
+    # the same on the larger Whisper base encoder: about 1.7 times the time; lower val UAR than
+    # whisper-tiny; the -spk one higher test UAR (README)
+    "whisper-base": ("whisper-base.pt", "1f2fdfdf912f23e53729f1dee8f485be86743393dedd58606e72455d46d23683"),
+    "whisper-base-spk": ("whisper-base-spk.pt", "fafb62dbe218e5872a4e245e8bda4797bdfe5add72147768be605d5b67f32275"),
     # the fast model: 2-D CNN on log-mel, no pretrained encoder
     "cnn": ("cnn.pt", "9234e15c69dbc0f3072a391f67a2f6f24f7288ad82c99a82f948a6586d785372"),
     # for --normalize-by speaker|folder on batches of about 20 or more clips per speaker (README)

@@ -59,7 +59,7 @@ def train_head(
         dropout=recipe.dropout,
         group_norm=group,
         group_prior=recipe.group_prior,
-        precision=recipe.precision,
+        precision=recipe.run_precision,
     )
     net = WhisperHead(dims)
     model = HeadModel(net, encoder_file, encoder_sha256)
@@ -184,16 +184,27 @@ def encode_splits(
         from ..dataset import default_cache_dir
 
         cache = str(default_cache_dir().parent / "encoded")
-    order = splits["train"] + splits["val"] + splits["test"]
-    _, vectors, n_state, failed = pooled_vectors(
-        order,
-        recipe.encoder,
-        recipe.layers,
-        jobs=job.jobs,
-        cache_dir=cache,
-        progress=job.progress,
-        precision=recipe.precision,
-    )
+    # the head learns from vectors at `precision`; val and test (selection, temperature, the
+    # card's numbers) are at the precision it runs at, when the recipe runs it at another
+    passes = {recipe.precision: ["train", "val", "test"]}
+    if recipe.run_precision != recipe.precision:
+        passes = {recipe.precision: ["train"], recipe.run_precision: ["val", "test"]}
+    vectors, failed, n_state = {}, [], 0
+    for precision, parts in passes.items():
+        clips = [c for part in parts for c in splits[part]]
+        if not clips:
+            continue
+        _, got, n_state, bad = pooled_vectors(
+            clips,
+            recipe.encoder,
+            recipe.layers,
+            jobs=job.jobs,
+            cache_dir=cache,
+            progress=job.progress,
+            precision=precision,
+        )
+        vectors.update(got)
+        failed += bad
     for f in failed:
         log(f"skipped: {f}")
     n_in = 2 * len(recipe.layers) * n_state
@@ -239,7 +250,7 @@ class HeadTrainer:
         features = {
             "encoder": recipe.encoder,
             "layers": list(recipe.layers),
-            **({"precision": recipe.precision} if recipe.precision != "fp32" else {}),
+            **({"precision": recipe.run_precision} if recipe.run_precision != "fp32" else {}),
             **ENCODED_SETTINGS,
             "frames_per_second": 50 // FRAME_POOL,
         }
@@ -260,7 +271,8 @@ class HeadTrainer:
                 "temperature": model.dims.temperature,
                 "layer_weights": None,
                 # bf16 falls back to fp32 on a CPU without native bf16 (sercli.encoded.run_precision)
-                **({"precision_run": run_precision(recipe.precision)} if recipe.precision != "fp32" else {}),
+                **({"precision_run": run_precision(recipe.run_precision)} if recipe.run_precision != "fp32" else {}),
+                **({"precision_trained": recipe.precision} if recipe.run_precision != recipe.precision else {}),
                 "best_epoch": extra["best_epoch"],
             },
         )

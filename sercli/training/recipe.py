@@ -253,6 +253,16 @@ class HeadRecipe(Recipe):
     precision: str = key(
         "fp32", choice("fp32", "bf16", "int8"), "the encoder's arithmetic, in training and at classify time"
     )
+    classify_precision: str = key(
+        "same",
+        choice("same", "fp32", "bf16", "int8"),
+        "the encoder's arithmetic at classify time if not `precision`; val and test are encoded at it",
+    )
+
+    @property
+    def run_precision(self) -> str:
+        """The precision the head runs its encoder at (and its val and test speakers are scored at)."""
+        return self.precision if self.classify_precision == "same" else self.classify_precision
 
     @classmethod
     def check_raw(cls, name: str, raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -397,7 +407,7 @@ def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
 
 
 #: keys added to a model kind's recipes after cards were written, with the value those cards trained at
-ADDED_KEYS: dict[str, dict[str, Any]] = {"whisper-head": {"precision": "fp32"}}
+ADDED_KEYS: dict[str, dict[str, Any]] = {"whisper-head": {"precision": "fp32", "classify_precision": "same"}}
 
 
 def training_keys(recipe: Mapping[str, Any]) -> dict[str, Any]:
