@@ -29,7 +29,8 @@ ENCODED_SETTINGS = dict(mel="whisper-v1", dc="removed", pool=FRAME_POOL, dtype="
 #: how the encoder's arithmetic runs: float32; bfloat16 (autocast: matrix products in bf16, about
 #: 1.6 times as fast on one thread where the CPU has native bf16, AVX512-BF16 or AMX); or int8
 #: dynamic quantisation of its linear layers (lab only: about 2.5 times as fast, but it costs
-#: more val UAR, docs/encoder.md). A head is trained and run at one precision (HeadDims.precision).
+#: more val UAR, docs/encoder.md). A head runs at HeadDims.precision, the precision its val
+#: speakers were scored at (the recipe's classify_precision, by default its training precision).
 PRECISIONS = ("fp32", "bf16", "int8")
 
 
