@@ -2,31 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 from .corpora import Clip
-
-#: oneDNN primitives each worker keeps when it runs a bf16 encoder (oneDNN's default: 1024).
-#: Every clip length makes new bf16 matrix-product primitives, each with its own buffers: with
-#: the default, whisper-tiny's run over bench's 699 clips peaked at 1601 MB in all, with 8 at
-#: 1359 MB, for 6 % of its speed.
-ONEDNN_PRIMITIVE_CACHE = "8"
-
-
-def bf16_encoder_in(needs) -> bool:
-    """Whether feature keys `needs` include a Whisper encoder run in bf16 (models.encoded_key)."""
-    return any(k.startswith("encoder:") and k.endswith(":bf16") for k in needs)
-
-
-def prepare_worker_environment(*, bf16: bool) -> None:
-    """Before worker processes start: what they inherit from this process's environment (oneDNN
-    reads it once, at its first use in a process). Only for bf16 encoders: this process inherits
-    it too, and the CNNs, whose convolutions run here, rebuilt their primitives for every clip
-    length with so small a cache (cnn 135 against 196 clips/s). A value the user set is kept."""
-    if bf16:
-        os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", ONEDNN_PRIMITIVE_CACHE)
-
 
 #: growth of a worker's memory after its first task that loky takes for a leak (its default: 300 MB)
 WORKER_GROWTH_LIMIT = 2 << 30

@@ -52,12 +52,11 @@ def start_and_load(plan: Plan, guard: SignalGuard) -> tuple[Model, StartedAnalys
         if plan.backend == "local":
             # a bundled model's features are known before torch is imported: the workers start
             # on them while this process loads the model (about a second)
-            known = needs_before_loading(plan.model)
-            hint = known if plan.normalize_by == "none" and not plan.gpu else None
+            hint = needs_before_loading(plan.model) if plan.normalize_by == "none" and not plan.gpu else None
             if hint is not None:
                 started = start_analysis(plan.files, hint, jobs=plan.jobs, window_s=plan.window, debug=plan.debug)
-            if started is None:  # they boot while the model loads
-                start_workers(min(plan.jobs or default_jobs(), len(plan.files)), known or ())
+            if started is None:
+                start_workers(min(plan.jobs or default_jobs(), len(plan.files)))  # they boot while the model loads
         m = resolve_model(plan.model, warn=plan.warn)
         if plan.gpu:
             m.use_device("cuda")

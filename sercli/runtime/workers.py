@@ -159,16 +159,13 @@ def _setup_worker() -> None:
     allow_worker_growth()
 
 
-def start_workers(jobs: int, needs=()) -> None:
+def start_workers(jobs: int) -> None:
     """Start `jobs` local worker processes in the background, so that they boot while this
     process loads the model (importing torch takes about a second); classify() with the same
     number of jobs then reuses them. Does nothing for fewer than 2 jobs."""
     global _booting
     if jobs < 2 or _booting is not None:
         return
-    from ..parallel import bf16_encoder_in, prepare_worker_environment
-
-    prepare_worker_environment(bf16=bf16_encoder_in(needs))
 
     def boot():
         from joblib import Parallel, delayed, parallel_config
@@ -266,9 +263,6 @@ def analysis(
             )
         config, n_jobs = dict(backend="dask"), -1
     else:
-        from ..parallel import bf16_encoder_in, prepare_worker_environment
-
-        prepare_worker_environment(bf16=bf16_encoder_in(settings.needs))  # workers not yet started
         _workers_booted()
         config, n_jobs = dict(backend="loky", inner_max_num_threads=1), jobs
     cwd = os.getcwd()
