@@ -113,6 +113,9 @@ def check_lab(module: str, args: list[str]) -> None:
     script = REPO.joinpath(*module.split(".")).with_suffix(".py")
     assert script.is_file(), f"python -m {module}: no {script.relative_to(REPO)}"
     source = script.read_text(encoding="utf-8")
+    # options a script takes from a shared lab module (`from train.head_lab import ...`) count too
+    for shared in re.findall(r"^from (train\.\w+) import", source, flags=re.M):
+        source += REPO.joinpath(*shared.split(".")).with_suffix(".py").read_text(encoding="utf-8")
     for a in args:
         if a.startswith("--"):
             opt = a.split("=")[0]

@@ -12,19 +12,14 @@ temperature) on the val speakers only, as `sercli train`; every number is printe
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 import time
 
 import numpy as np
 
-from sercli.corpora import SIX_CLASSES, scan
-from sercli.metrics import evaluate
-from sercli.models import ENCODERS
-from sercli.training.head import pooled_vectors, train_head
-from sercli.training.recipe import load_recipe
-from sercli.training.splits import make_splits
+from sercli.corpora import SIX_CLASSES
+from sercli.training.head import pooled_vectors
+from train.head_lab import fit_seed, head_splits, lab_parser, score_cells, scores, stacked
 
 
 def pooled(clips, encoder: str, layers: list[int], cache: str, jobs: int, speed: float = 1.0) -> dict:
@@ -37,21 +32,11 @@ def pooled(clips, encoder: str, layers: list[int], cache: str, jobs: int, speed:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--cache", required=True, help="the --cache given to sercli train")
-    ap.add_argument("--recipe", default="whisper-tiny")
+    ap = lab_parser(__doc__.split("\n")[0], seeds=3, jobs=2, threads=2)
     ap.add_argument("--speeds", default="0.9,1.1", help="comma-separated speed factors of the copies")
-    ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
-    recipe = load_recipe(args.recipe)
-    labels = list(recipe.labels)
+    recipe, labels, splits, cache = head_splits(args)
     assert labels == list(SIX_CLASSES)
-    clips = [c for c in scan(args.data).clips if c.label in labels]
-    splits = make_splits(clips, labels, recipe.protocol)
-    cache = os.path.join(args.cache, "encoded")
     layers = list(recipe.layers)
     t = time.time()
     plain = pooled(splits["train"] + splits["val"] + splits["test"], recipe.encoder, layers, cache, args.jobs)
@@ -62,10 +47,9 @@ def main(argv=None) -> None:
         t = time.time()
         copies[sp] = pooled(splits["train"], recipe.encoder, layers, cache, args.jobs, speed=sp)
         print(f"speed {sp}: {len(copies[sp])} clips, {time.time() - t:.0f} s", flush=True, file=sys.stderr)
-    fname, sha, _ = ENCODERS[recipe.encoder]
 
     def data_with(extra: list[float]) -> dict:
-        d = {k: (cs, np.stack([plain[c.path] for c in cs])) for k, cs in splits.items()}
+        d = stacked(splits, plain)
         tr = list(splits["train"])
         X = [d["train"][1]]
         for sp in extra:
@@ -82,28 +66,9 @@ def main(argv=None) -> None:
     for name, extra in (("plain", []), ("plain + " + " + ".join(f"speed {s}" for s in speeds), speeds)):
         data = data_with(extra)
         for seed in range(args.seeds):
-            model, info = train_head(
-                data,
-                labels,
-                recipe,
-                seed,
-                recipe.epochs,
-                args.threads,
-                n_state=data["train"][1].shape[1] // (2 * len(layers)),
-                encoder_file=fname,
-                encoder_sha256=sha,
-                log=lambda *a: None,
-            )
-            m = {}
-            for part in ("val", "test"):
-                cs = data[part][0]
-                pred = [labels[i] for i in info["scores"](part).argmax(1)]
-                m[part] = evaluate([c.label for c in cs], pred, labels, [c.corpus for c in cs])
-            pc = ", ".join(f"{k} {v['uar']:.3f}" for k, v in sorted(m["test"]["per_corpus"].items()))
+            model, info = fit_seed(data, labels, recipe, seed, args.threads)
             print(
-                f"| {name} | {seed} | {m['val']['uar']:.3f} | {m['test']['uar']:.3f} | "
-                f"{m['test']['accuracy']:.3f} | {pc} | {info['best_epoch']} |",
-                flush=True,
+                f"| {name} | {seed} | {score_cells(scores(model, data, labels))} | {info['best_epoch']} |", flush=True
             )
 
 
