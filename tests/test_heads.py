@@ -131,6 +131,14 @@ def test_head_reading_blocks_the_encoder_lacks_is_refused(trained_head, tmp_path
         load_file(bad)
 
 
+def test_head_of_an_unknown_encoder_precision_is_refused(trained_head, tmp_path):
+    bad = _rewrite(trained_head / "whisper-tiny.pt", tmp_path / "bad.pt", lambda b: b["dims"].update(precision="fp16"))
+    with pytest.raises(ModelError, match="encoder precision 'fp16' is not one of fp32, bf16, int8"):
+        load_file(bad)
+    r = CliRunner().invoke(cli, ["classify", "--model", str(bad), str(tmp_path)])
+    assert r.exit_code != 0 and "fp16" in r.output and "Traceback" not in r.output
+
+
 def test_bad_head_recipe_is_a_one_line_error(tiny_corpus, tmp_path):
     (tmp_path / "bad.toml").write_text('extends = "whisper-tiny"\nlayers = [2, 7]\n')
     r = CliRunner().invoke(

@@ -176,6 +176,10 @@ class WhisperHeadModel(Model):
         enc = encoder_path(dims.encoder, cfg.get("encoder_sha256"))
         if max(dims.layers) > ENCODERS[dims.encoder][2] or min(dims.layers) < 1:
             raise ModelError(f"{path}: layers {dims.layers} outside the encoder's blocks")
+        from ..encoded import PRECISIONS
+
+        if dims.precision not in PRECISIONS:
+            raise ModelError(f"{path}: encoder precision {dims.precision!r} is not one of {', '.join(PRECISIONS)}")
         labels = tuple(cfg["labels"])
         if len(labels) != dims.n_labels:
             raise ModelError(f"{path}: {len(labels)} labels for {dims.n_labels} outputs")
