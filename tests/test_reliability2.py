@@ -945,3 +945,22 @@ def test_bf16_encoder_workers_keep_a_small_onednn_cache(precision, preset, monke
     )
     assert not failed and got == [(want,)] * 2
     assert os.environ.get("ONEDNN_PRIMITIVE_CACHE_CAPACITY") == preset  # this process is left as it was
+
+
+def test_a_reader_that_stops_early_gets_one_line_and_no_traceback(many, tiny_cnn):
+    """`sercli classify ... | head -1`: the broken pipe is one line, exit 1. The loky callback
+    thread, still dispatching as the pool shut down, used to print an "exception calling
+    callback" traceback after it (4 runs of 4 before the fix). The bundled encoder model, as
+    users run it: its clips take long enough that batches are still pending when the pipe breaks
+    (with the fast test CNN the run had ended, and the test passed without the fix)."""
+    p = _start(["classify", str(many), "-m", "whisper-tiny", "-j", "2", "--format", "jsonl", "-q"])
+    json.loads(p.stdout.readline())  # one row, as `head -1` reads it
+    p.stdout.close()
+    try:
+        err = p.stderr.read()
+        p.wait(timeout=120)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    assert p.returncode == 1, err
+    assert err == "Error: stdout: cannot write the report: broken pipe\n", err

@@ -72,10 +72,16 @@ def exit_on_sigint(signum, frame) -> NoReturn:
 
 
 def close_quietly(gen: Generator | None) -> None:
-    """Stop the classify generator now: its joblib workers are cancelled, without joblib's
-    'tasks have been cancelled' warning on stderr."""
+    """Stop the classify generator now (an interrupt, or a report that cannot be written): its
+    joblib workers are cancelled, without joblib's 'tasks have been cancelled' warning on stderr."""
     import gc
+    import logging
     import warnings
+
+    # joblib's callback thread may still try to dispatch to the pool being shut down; what loky
+    # logs then (an "exception calling callback" ShutdownExecutorError traceback) is noise here:
+    # the run is ending, and its one line (interrupted, broken pipe) has been said
+    logging.getLogger("concurrent.futures").disabled = True
 
     # joblib warns when its generator is collected early, which may happen later than close()
     # (a reference cycle): filter that one message for the rest of this process.
@@ -100,14 +106,9 @@ def stop_workers(results: Generator | None, status: int) -> None:
     Ctrl-C reaches the workers too; joblib's orderly shutdown can then wait forever on a worker
     that died mid-task. The report is already complete, so a hard exit loses nothing.
     """
-    import logging
     import threading
 
     from ..runtime.workers import kill_workers
-
-    # joblib's callback thread may still try to dispatch to the pool being shut down; what it
-    # logs then (a ShutdownExecutorError traceback) is noise after an interrupt
-    logging.getLogger("concurrent.futures").disabled = True
 
     def hard_exit() -> None:
         kill_workers()
