@@ -247,3 +247,20 @@ def test_precision_is_in_the_feature_key_and_the_recipe():
     assert load_model("whisper-base").needs == ("encoder:whisper-base-encoder.pt:3,4,5,6:bf16",)
     with pytest.raises(RecipeError, match="precision"):
         build_recipe({**base, "precision": "fp16"})
+
+
+def test_fine_tuning_lab_pools_a_padded_batch_as_classify_pools_each_clip():
+    """train.finetune_base / finetune_tiny train blocks on padded batches at 50 frames per
+    second: their pooled vectors must be classify's (pool_frames to 25 per second, then
+    pooled_stats), clip by clip, odd lengths and padding included."""
+    from sercli.encoded import pool_frames
+    from sercli.models.head import pooled_stats
+    from train.finetune_base import Tuned
+
+    g = torch.Generator().manual_seed(0)
+    n = torch.tensor([7, 10, 1, 9])
+    h = torch.randn(len(n), int(n.max()), 5, generator=g)
+    got = Tuned.pooled(h, n).numpy()
+    for j, k in enumerate(n.tolist()):
+        want = pooled_stats(pool_frames(h[j, :k][None]).numpy())
+        assert np.abs(got[j] - want).max() < 1e-5, j

@@ -6,8 +6,10 @@ with and without them, several seeds.
 
 Each training clip is encoded again played at each --speeds factor (tempo and pitch together, as
 Kaldi's speed perturbation; cached beside the plain encoder outputs); the copies join the training
-set with their clip's label and speaker. Val and test clips are never perturbed. Selection (epoch,
-temperature) on the val speakers only, as `sercli train`; every number is printed by this script.
+set with their clip's label and speaker. Val and test clips are never perturbed. Clips are encoded
+as `sercli train` encodes them for the recipe (its precision for training clips and their copies,
+its classify precision for val and test). Selection (epoch, temperature) on the val speakers only,
+as `sercli train`; every number is printed by this script.
 """
 
 from __future__ import annotations
@@ -19,13 +21,20 @@ import numpy as np
 
 from sercli.corpora import SIX_CLASSES
 from sercli.training.head import pooled_vectors
-from train.head_lab import fit_seed, head_splits, lab_parser, score_cells, scores, stacked
+from train.head_lab import fit_seed, head_splits, lab_parser, recipe_data, score_cells, scores
 
 
-def pooled(clips, encoder: str, layers: list[int], cache: str, jobs: int, speed: float = 1.0) -> dict:
-    """path -> pooled vector of the blocks `layers` (sercli's own encode-and-pool step)."""
+def speed_copies(clips, recipe, cache: str, jobs: int, speed: float) -> dict:
+    """path -> pooled vector of a clip played `speed` times as fast, at the recipe's precision."""
     _, vectors, _, failed = pooled_vectors(
-        clips, encoder, layers, jobs=jobs, cache_dir=cache, progress=False, speed=speed
+        clips,
+        recipe.encoder,
+        recipe.layers,
+        jobs=jobs,
+        cache_dir=cache,
+        progress=False,
+        speed=speed,
+        precision=recipe.precision,
     )
     assert not failed, failed[:3]
     return vectors
@@ -39,22 +48,23 @@ def main(argv=None) -> None:
     assert labels == list(SIX_CLASSES)
     layers = list(recipe.layers)
     t = time.time()
-    plain = pooled(splits["train"] + splits["val"] + splits["test"], recipe.encoder, layers, cache, args.jobs)
-    print(f"plain encoder outputs: {len(plain)} clips, {time.time() - t:.0f} s", flush=True, file=sys.stderr)
+    plain = recipe_data(args, recipe, splits)
+    n = sum(len(cs) for cs, _ in plain.values())
+    print(f"plain encoder outputs: {n} clips, {time.time() - t:.0f} s", flush=True, file=sys.stderr)
     speeds = [float(s) for s in args.speeds.split(",") if s]
     copies = {}
     for sp in speeds:
         t = time.time()
-        copies[sp] = pooled(splits["train"], recipe.encoder, layers, cache, args.jobs, speed=sp)
+        copies[sp] = speed_copies(splits["train"], recipe, cache, args.jobs, sp)
         print(f"speed {sp}: {len(copies[sp])} clips, {time.time() - t:.0f} s", flush=True, file=sys.stderr)
 
     def data_with(extra: list[float]) -> dict:
-        d = stacked(splits, plain)
-        tr = list(splits["train"])
-        X = [d["train"][1]]
+        d = dict(plain)
+        clips = list(d["train"][0])
+        tr, X = list(clips), [d["train"][1]]
         for sp in extra:
-            X.append(np.stack([copies[sp][c.path] for c in splits["train"]]))
-            tr += splits["train"]
+            X.append(np.stack([copies[sp][c.path] for c in clips]))
+            tr += clips
         d["train"] = (tr, np.concatenate(X))
         return d
 
