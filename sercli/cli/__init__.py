@@ -12,7 +12,7 @@ import click
 
 from .. import __version__
 from . import classify, evaluate, info, plot, train
-from .runguard import exit_on_sigint
+from .runguard import exit_on_sigint, quiet_resource_tracker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,6 +28,7 @@ def cli() -> None:
       sercli classify recordings/     # label every recording in a folder
       sercli COMMAND --help           # options and examples
     """
+    quiet_resource_tracker()
 
 
 cli.add_command(classify.classify)
