@@ -23,12 +23,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from sercli.corpora import SIX_CLASSES, scan
-from sercli.metrics import evaluate
 from sercli.models import encoder_path, load_model
 from sercli.training.splits import make_splits
+from train.finetune_lab import fine_tune, score_split
 
 FROZEN = 4  # blocks 1..FROZEN frozen and cached; the rest of base's 6 are tuned
 HEAD_BLOCKS = (3, 4, 5, 6)
@@ -153,60 +152,32 @@ def main(argv=None) -> None:
         return torch.from_numpy(x), n, torch.from_numpy(data[k][1][idx])
 
     def score(k):
-        model.eval()
-        fs = data[k][0]
-        out = np.zeros((len(fs), len(labels)), np.float32)
-        order = np.argsort([len(f) for f in fs])
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=eval_bf16):
-            for s in range(0, len(order), 64):
-                idx = order[s : s + 64]
-                out[idx] = model(*batch(k, idx)).float().numpy()
-        cs = splits[k]
-        return evaluate([c.label for c in cs], [labels[i] for i in out.argmax(1)], labels, [c.corpus for c in cs])
+        lengths = [len(f) for f in data[k][0]]
+        return score_split(model, lambda idx: model(*batch(k, idx)), lengths, splits[k], labels, eval_bf16)
 
     print(f"tune blocks {FROZEN + 1}-6, lr {args.lr}, head lr {args.head_lr}, {args.epochs} epochs", flush=True)
     print("frozen start: val UAR", round(score("val")["uar"], 4), flush=True)
-    opt = torch.optim.AdamW(
-        [{"params": blocks.parameters(), "lr": args.lr}, {"params": model.head.parameters(), "lr": args.head_lr}],
-        weight_decay=1e-2,
+
+    def train_logits(idx):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.train_bf16):
+            return model(*batch("train", idx))
+
+    kept = fine_tune(
+        model,
+        [(blocks.parameters(), args.lr), (model.head.parameters(), args.head_lr)],
+        y["train"],
+        np.array([len(f) for f in data["train"][0]]),
+        train_logits,
+        score,
+        epochs=args.epochs,
+        batch=args.batch,
+        jitter=20,
+        rng=rng,
     )
-    n_tr, bs = len(y["train"]), args.batch
-    steps = args.epochs * int(np.ceil(n_tr / bs))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[args.lr, args.head_lr], total_steps=steps, pct_start=0.1)
-    counts = np.bincount(y["train"], minlength=len(labels))
-    w = torch.tensor(n_tr / (len(labels) * counts), dtype=torch.float32)
-    lengths = np.array([len(f) for f in data["train"][0]])
-    best = (-1.0, None, 0)
-    for ep in range(1, args.epochs + 1):
-        t = time.time()
-        model.train()
-        # batches of similar length (little padding), in random order
-        order = np.argsort(lengths + rng.uniform(0, 20, n_tr))
-        batches = [order[s : s + bs] for s in range(0, n_tr, bs)]
-        for b_i, bi in enumerate(rng.permutation(len(batches))):
-            idx = batches[bi]
-            x, n, st = batch("train", idx)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.train_bf16):
-                logits = model(x, n, st)
-            loss = F.cross_entropy(logits.float(), torch.from_numpy(y["train"][idx]), weight=w, label_smoothing=0.1)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            if ep == 1 and b_i == 9:
-                print(f"  10 steps: {time.time() - t:.1f} s", flush=True)
-        m = score("val")
-        print(f"epoch {ep}: val UAR {m['uar']:.4f} ({time.time() - t:.0f} s)", flush=True)
-        if m["uar"] > best[0]:
-            best = (m["uar"], copy.deepcopy(model.state_dict()), ep)
-    model.load_state_dict(best[1])
-    mt = score("test")
-    per = ", ".join(f"{k} {v['uar']:.3f}" for k, v in mt["per_corpus"].items())
-    print(f"best epoch {best[2]}: val UAR {best[0]:.4f}, test UAR {mt['uar']:.4f} ({per})", flush=True)
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         torch.save(
-            {"blocks": blocks.state_dict(), "head": model.head.state_dict(), "epoch": best[2]},
+            {"blocks": blocks.state_dict(), "head": model.head.state_dict(), "epoch": kept},
             os.path.join(args.out, "tuned.pt"),
         )
 

@@ -14,19 +14,17 @@ pays: nothing here is bundled.
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from sercli.corpora import SIX_CLASSES, scan
-from sercli.metrics import evaluate
 from sercli.models import encoder_path, load_model
 from sercli.training.splits import make_splits
 from train.finetune_base import Tuned
+from train.finetune_lab import fine_tune, score_split
 
 HEAD_BLOCKS = (2, 3, 4)  # what the bundled whisper-tiny head reads
 
@@ -99,57 +97,31 @@ def main(argv=None) -> None:
         hs = enc.run_blocks(x, HEAD_BLOCKS, keep[:, None, None, :])
         return head(torch.cat([Tuned.pooled(h.float(), n) for h in hs], 1))
 
+    model = torch.nn.ModuleDict({"encoder": enc, "head": head})
+
     def score(k):
-        enc.eval()
-        head.eval()
-        out = np.zeros((len(mels[k]), len(labels)), np.float32)
-        order = np.argsort([m.shape[1] for m in mels[k]])
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=eval_bf16):
-            for s in range(0, len(order), 64):
-                idx = order[s : s + 64]
-                out[idx] = forward([mels[k][i] for i in idx]).float().numpy()
-        cs = splits[k]
-        return evaluate([c.label for c in cs], [labels[i] for i in out.argmax(1)], labels, [c.corpus for c in cs])
+        lengths = [m.shape[1] for m in mels[k]]
+        return score_split(model, lambda idx: forward([mels[k][i] for i in idx]), lengths, splits[k], labels, eval_bf16)
 
     aug = "no masks" if args.no_augment else "SpecAugment masks"
     print(f"tune blocks 1-4 from the log-mel, {aug}, lr {args.lr}, head lr {args.head_lr}, {args.epochs} epochs")
     print("frozen start: val UAR", round(score("val")["uar"], 4), flush=True)
-    opt = torch.optim.AdamW(
-        [{"params": enc.blocks.parameters(), "lr": args.lr}, {"params": head.parameters(), "lr": args.head_lr}],
-        weight_decay=1e-2,
+
+    def train_logits(idx):
+        return forward([mels["train"][i] if args.no_augment else spec_augment(mels["train"][i], rng) for i in idx])
+
+    fine_tune(
+        model,
+        [(enc.blocks.parameters(), args.lr), (head.parameters(), args.head_lr)],
+        y["train"],
+        np.array([m.shape[1] for m in mels["train"]]),
+        train_logits,
+        score,
+        epochs=args.epochs,
+        batch=args.batch,
+        jitter=40,
+        rng=rng,
     )
-    n_tr, bs = len(y["train"]), args.batch
-    steps = args.epochs * int(np.ceil(n_tr / bs))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[args.lr, args.head_lr], total_steps=steps, pct_start=0.1)
-    counts = np.bincount(y["train"], minlength=len(labels))
-    w = torch.tensor(n_tr / (len(labels) * counts), dtype=torch.float32)
-    lengths = np.array([m.shape[1] for m in mels["train"]])
-    best = (-1.0, None, 0)
-    for ep in range(1, args.epochs + 1):
-        t = time.time()
-        enc.train()
-        head.train()
-        order = np.argsort(lengths + rng.uniform(0, 40, n_tr))  # batches of similar length
-        batches = [order[s : s + bs] for s in range(0, n_tr, bs)]
-        for b_i, bi in enumerate(rng.permutation(len(batches))):
-            idx = batches[bi]
-            ms = [mels["train"][i] if args.no_augment else spec_augment(mels["train"][i], rng) for i in idx]
-            loss = F.cross_entropy(forward(ms), torch.from_numpy(y["train"][idx]), weight=w, label_smoothing=0.1)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            if ep == 1 and b_i == 9:
-                print(f"  10 steps: {time.time() - t:.1f} s", flush=True)
-        m = score("val")
-        print(f"epoch {ep}: val UAR {m['uar']:.4f} ({time.time() - t:.0f} s)", flush=True)
-        if m["uar"] > best[0]:
-            best = (m["uar"], (copy.deepcopy(enc.state_dict()), copy.deepcopy(head.state_dict())), ep)
-    enc.load_state_dict(best[1][0])
-    head.load_state_dict(best[1][1])
-    mt = score("test")
-    per = ", ".join(f"{k} {v['uar']:.3f}" for k, v in mt["per_corpus"].items())
-    print(f"best epoch {best[2]}: val UAR {best[0]:.4f}, test UAR {mt['uar']:.4f} ({per})", flush=True)
 
 
 if __name__ == "__main__":
